@@ -1,0 +1,240 @@
+"""Answerers: question + retrieved hits -> Answer with [n] citations.
+
+One protocol (:class:`Answerer`); the default, :class:`ExtractiveAnswerer`,
+is offline and instant and faithful by construction: it quotes the sentences
+of the retrieved chunks that best answer the question, each with its own
+citation, and declines when the best evidence is weak.  A claim made by a
+reader comment is always attributed to the commenter, never to the article.
+
+LLM answerers (transformers, OpenAI-compatible) live in ``generation.py``.
+It does not verify citations (citations.py does) or retrieve (retrieval.py).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .index import Index
+from .retrieval import Retrieval, Retriever, terms
+from .types import Answer, Citation, Hit, marker
+
+DECLINE = "I could not find this in the documents."
+
+#: (role, text) pairs, oldest first; role is "user" or "assistant"
+History = Sequence[tuple[str, str]]
+
+_PRONOUN = re.compile(
+    r"\b(she|he|they|it|her|his|their|them|him|this|that|these|those|there)\b", re.I
+)
+
+
+class Answerer(Protocol):
+    name: str
+
+    def answer(self, question: str, retrieval: Retrieval, *, history: History = ()) -> Answer:
+        """Answer ``question`` from ``retrieval.hits`` only."""
+        ...
+
+
+def make_citation(index: Index, n: int, hit: Hit, start: int, end: int) -> Citation:
+    doc = index.documents[hit.chunk.doc_id]
+    return Citation(
+        n=n,
+        doc_id=doc.doc_id,
+        title=doc.title,
+        section=hit.chunk.section,
+        commenter=hit.chunk.commenter,
+        start=start,
+        end=end,
+        quote=doc.text[start:end],
+    )
+
+
+def attributed(sentence: str, citation: Citation) -> str:
+    """A quoted sentence, attributed to its commenter when it comes from a comment.
+
+    >>> c = Citation(1, "d", "T", "comment", "Lou", 0, 1, "x")
+    >>> attributed("It is bad.", c)
+    'A reader comment by Lou says: “It is bad.” [1]'
+    """
+    if citation.section == "comment":
+        who = f"by {citation.commenter} " if citation.commenter else ""
+        return f"A reader comment {who}says: “{sentence}” {marker(citation.n)}"
+    return f"{sentence} {marker(citation.n)}"
+
+
+def history_query(question: str, history: History) -> str:
+    """The retrieval query for a follow-up: the question plus, when it leans on
+    the conversation (a pronoun, or very short), the previous user question.
+
+    >>> history_query("When did she lose her appeal?", [("user", "Who is Sharon Shoesmith?")])
+    'Who is Sharon Shoesmith? When did she lose her appeal?'
+    """
+    previous = [text for role, text in history if role == "user"]
+    if previous and (_PRONOUN.search(question) or len(question.split()) <= 4):
+        return f"{previous[-1]} {question}"
+    return question
+
+
+@dataclass(frozen=True)
+class Candidate:
+    hit: Hit
+    start: int
+    end: int
+    text: str
+    score: float
+    cosine: float
+    lexical: float
+
+
+class ExtractiveAnswerer:
+    """Selects answer sentences from the retrieved chunks.
+
+    Each sentence is scored by cosine similarity to the question (precomputed
+    sentence vectors), IDF-weighted overlap with the question's terms, and the
+    rank of its chunk.  The best sentence is kept; up to two more are kept
+    when nearly as good.  Below ``threshold`` it declines.
+    """
+
+    name = "extractive"
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        *,
+        threshold: float = 0.42,
+        max_sentences: int = 3,
+        weights: tuple[float, float, float] = (0.5, 0.35, 0.15),
+    ) -> None:
+        if max_sentences < 1:
+            raise ValueError(f"max_sentences must be at least 1, got {max_sentences}")
+        self.retriever = retriever
+        self.index = retriever.index
+        self.threshold = threshold
+        self.max_sentences = max_sentences
+        self.weights = weights
+
+    def candidates(self, question: str, retrieval: Retrieval) -> list[Candidate]:
+        qvec = retrieval.query_vector
+        if qvec is None:
+            qvec = self.index.embedder.embed([question])[0]
+        entities, predicates = split_question(question)
+        idf = self.retriever.idf
+
+        def coverage(wanted: set[str], have: set[str]) -> float | None:
+            # a term no chunk contains cannot tell sentences apart: it weighs nothing
+            total = sum(idf.get(t, 0.0) for t in wanted)
+            if total <= 0:
+                return None
+            return sum(idf.get(t, 0.0) for t in wanted & have) / total
+
+        top = retrieval.hits[0].score if retrieval.hits else 1.0
+        w_cos, w_lex, w_prior = self.weights
+        seen: set[tuple[str, int, int]] = set()
+        out: list[Candidate] = []
+        for hit in retrieval.hits:
+            doc = self.index.documents[hit.chunk.doc_id]
+            prior = hit.score / top if top > 0 else 0.0
+            context = set(terms(hit.chunk.embedding_text()))
+            for a, b in hit.chunk.sentences:
+                key = (doc.doc_id, a, b)
+                if key in seen:
+                    continue
+                seen.add(key)
+                text = doc.text[a:b]
+                vec = self.index.sentence_vector(*key)
+                cosine = float(vec @ qvec) if vec is not None else 0.0
+                lexical = _lexical(coverage, entities, predicates, set(terms(text)), context)
+                score = w_cos * cosine + w_lex * lexical + w_prior * prior
+                if len(text.split()) < 5:  # headings and fragments rarely answer anything
+                    score *= 0.6
+                if text.rstrip().endswith("?"):
+                    score *= 0.85
+                out.append(Candidate(hit, a, b, text, score, cosine, lexical))
+        out.sort(key=lambda c: (-c.score, c.hit.rank, c.start))
+        return out
+
+    def answer(self, question: str, retrieval: Retrieval, *, history: History = ()) -> Answer:
+        t0 = time.perf_counter()
+        cands = self.candidates(question, retrieval)
+        if not cands or cands[0].score < self.threshold:
+            return Answer(
+                question=question,
+                text=DECLINE,
+                citations=(),
+                abstained=True,
+                hits=tuple(retrieval.hits),
+                answerer=self.name,
+                latency_ms={"answer": (time.perf_counter() - t0) * 1000},
+            )
+        best = cands[0]
+        chosen = [best]
+        for cand in cands[1:]:
+            if len(chosen) >= self.max_sentences:
+                break
+            if cand.score < max(self.threshold, 0.9 * best.score):
+                break
+            if any(_near_duplicate(cand, c) for c in chosen):
+                continue
+            chosen.append(cand)
+        citations = [
+            make_citation(self.index, n, c.hit, c.start, c.end) for n, c in enumerate(chosen, 1)
+        ]
+        text = " ".join(attributed(c.text, cit) for c, cit in zip(chosen, citations, strict=True))
+        return Answer(
+            question=question,
+            text=text,
+            citations=tuple(citations),
+            abstained=False,
+            hits=tuple(retrieval.hits),
+            answerer=self.name,
+            latency_ms={"answer": (time.perf_counter() - t0) * 1000},
+        )
+
+
+_CAPITALISED = re.compile(r"\b[A-Z][\w’'-]*")
+
+
+def split_question(question: str) -> tuple[set[str], set[str]]:
+    """(entity terms, predicate terms) of a question.
+
+    Entities (capitalised words) are often replaced by a description in the
+    answer sentence ("Ed Balls" -> "the children's secretary"), so they are
+    matched against the whole chunk; predicates ("appoint") must be in the
+    sentence itself.
+
+    >>> [sorted(s) for s in split_question("Who did Ed Balls appoint to run Haringey's services?")]
+    [['ball', 'ed', 'haringey'], ['appoint', 'run', 'servic']]
+    """
+    entities = set(terms(" ".join(_CAPITALISED.findall(question))))
+    return entities, set(terms(question)) - entities
+
+
+def _lexical(
+    coverage: Callable[[set[str], set[str]], float | None],
+    entities: set[str],
+    predicates: set[str],
+    sentence: set[str],
+    context: set[str],
+) -> float:
+    pred = coverage(predicates, sentence)
+    ent_s, ent_c = coverage(entities, sentence), coverage(entities, context)
+    ent = None if ent_s is None or ent_c is None else 0.5 * ent_s + 0.5 * ent_c
+    if pred is None:
+        return ent or 0.0
+    if ent is None:
+        return pred
+    return 0.6 * pred + 0.4 * ent
+
+
+def _near_duplicate(a: Candidate, b: Candidate) -> bool:
+    """Same span, or the same words repeated elsewhere (quotes echoed in comments)."""
+    if a.hit.chunk.doc_id == b.hit.chunk.doc_id and a.start < b.end and b.start < a.end:
+        return True
+    wa, wb = set(a.text.lower().split()), set(b.text.lower().split())
+    return len(wa & wb) / max(1, min(len(wa), len(wb))) > 0.8
+

@@ -1,0 +1,136 @@
+"""Citations: [n] markers <-> sources, and checks that cited passages support each sentence.
+
+``verify(answer_text, sources, embedder)`` splits an answer into sentences,
+maps each ``[n]`` to its source (1-based, bounds-checked: ``[0]`` or ``[9]``
+with three sources is dropped, never wrapped around), and scores how well the
+cited passages support the sentence: cosine similarity of embeddings plus
+the share of the sentence's content terms found in the passages.
+
+It does not generate text and it does not retrieve.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+from .chunking import split_sentences
+from .embedding import Embedder
+from .retrieval import terms
+from .types import MARKER_PATTERN, SentenceSupport
+
+MARKER = re.compile(MARKER_PATTERN)
+#: a sentence is supported when its score reaches this (0..1)
+SUPPORT_THRESHOLD = 0.5
+
+T = TypeVar("T")
+
+
+def source_for(n: int, sources: Sequence[T]) -> T | None:
+    """Source ``n`` (1-based) or None when out of range.
+
+    Python would read ``sources[0 - 1]`` as the LAST source, so a model's
+    ``[0]`` would silently cite the wrong passage: that is why the bounds
+    check lives here, in the one place numbers become positions.
+
+    >>> source_for(1, ["a", "b"]), source_for(0, ["a", "b"]), source_for(3, ["a", "b"])
+    ('a', None, None)
+    """
+    if 1 <= n <= len(sources):
+        return sources[n - 1]
+    return None
+
+
+def markers(text: str) -> list[int]:
+    """Marker numbers in order of appearance.
+
+    >>> markers("A [1]. B [2][10] and [x].")
+    [1, 2, 10]
+    """
+    return [int(m) for m in MARKER.findall(text)]
+
+
+def strip_markers(text: str) -> str:
+    """
+    >>> strip_markers("Peter Lewis [1].")
+    'Peter Lewis.'
+    """
+    return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", text)).strip()
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    start: int
+    end: int
+    text: str
+    cited: tuple[int, ...]
+
+
+def answer_sentences(text: str) -> list[AnswerSentence]:
+    """Sentences of an answer with the markers each carries; a marker right
+    after a full stop (``… end. [2]``) belongs to the sentence before it."""
+    spans = split_sentences(text)
+    merged: list[tuple[int, int]] = []
+    for a, b in spans:
+        if merged and MARKER.fullmatch(text[a:b].strip()) or (
+            merged and re.fullmatch(rf"(\s*{MARKER_PATTERN})+\s*", text[a:b])
+        ):
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return [AnswerSentence(a, b, text[a:b], tuple(markers(text[a:b]))) for a, b in merged]
+
+
+def support_score(sentence: str, passages: Sequence[str], embedder: Embedder) -> float:
+    """How well ``passages`` support ``sentence``, 0..1: mean of the best
+    cosine similarity and the share of the sentence's terms in the passages.
+
+    >>> from citechat.embedding import HashingEmbedder
+    >>> e = HashingEmbedder(64)
+    >>> support_score("Peter Lewis was appointed.", ["Peter Lewis was appointed director."], e) > 0.8
+    True
+    """
+    claim = strip_markers(sentence)
+    if not passages or not claim:
+        return 0.0
+    vecs = embedder.embed([claim, *passages])
+    cosine = float(np.max(vecs[1:] @ vecs[0]))
+    claim_terms = set(terms(claim))
+    if claim_terms:
+        found = set().union(*(terms(p) for p in passages))
+        coverage = len(claim_terms & found) / len(claim_terms)
+    else:
+        coverage = 0.0
+    return max(0.0, min(1.0, 0.5 * max(cosine, 0.0) + 0.5 * coverage))
+
+
+def verify(
+    text: str,
+    quotes: Sequence[str],
+    embedder: Embedder,
+    *,
+    threshold: float = SUPPORT_THRESHOLD,
+) -> tuple[SentenceSupport, ...]:
+    """Per-sentence support of ``text`` by the sources its markers name.
+
+    ``quotes[n - 1]`` is the passage of source n.  A marker with no such source
+    is ignored; a sentence left with no valid marker is unsupported (score 0).
+    """
+    out = []
+    for sent in answer_sentences(text):
+        valid = tuple(n for n in sent.cited if source_for(n, quotes) is not None)
+        passages = [q for n in valid if (q := source_for(n, quotes)) is not None]
+        score = support_score(sent.text, passages, embedder) if passages else 0.0
+        out.append(
+            SentenceSupport(
+                text=sent.text,
+                citations=valid,
+                supported=bool(passages) and score >= threshold,
+                score=round(score, 4),
+            )
+        )
+    return tuple(out)

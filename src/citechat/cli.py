@@ -1,0 +1,185 @@
+"""The ``citechat`` command: index | ask | serve | eval.  Thin: parse, call the library, print.
+
+Defaults come from CITECHAT_* variables (see config.py).  Errors a user can fix
+print one line without a traceback (``--debug`` shows it) and exit with the
+code of their :class:`~citechat.errors.CitechatError` class.
+Heavy libraries are imported inside the commands so ``citechat --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Settings
+from .errors import CitechatError, UsageError
+
+log = logging.getLogger("citechat")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="citechat",
+        description="Ask questions of a folder of documents; every claim cites its passage.",
+    )
+    p.add_argument("--version", action="version", version=f"citechat {__version__}")
+    p.add_argument("--corpus", type=Path, help="folder or .jsonl of documents "
+                   "(env CITECHAT_CORPUS; default ./corpus)")
+    p.add_argument("--index", type=Path, help="index folder (env CITECHAT_INDEX; default ./index)")
+    p.add_argument("--embedder", help="sentence-transformers model name or path "
+                   "(env CITECHAT_EMBEDDER; default: bundled all-MiniLM-L6-v2)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("index", help="build or update the index (only changed documents)")
+    s.add_argument("--rebuild", action="store_true", help="ignore the old index, build anew")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    s = sub.add_parser("ask", help="answer one question with citations")
+    s.add_argument("question")
+    s.add_argument("-k", type=int, help="passages to retrieve (env CITECHAT_TOP_K; default 5)")
+    s.add_argument("--json", action="store_true", help="print the answer as JSON")
+    s.add_argument("--answerer", help="extractive | transformers:MODEL | openai:URL#MODEL")
+    s.add_argument("--history", type=Path,
+                   help="JSON file of earlier turns: [[\"user\", \"...\"], [\"assistant\", \"...\"]]")
+
+    s = sub.add_parser("serve", help="start the web chat")
+    s.add_argument("--host", help="address to bind (env CITECHAT_HOST; default 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port (env CITECHAT_PORT; default 7860)")
+    s.add_argument("--answerer", help="default answerer for the chat")
+    s.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+
+    s = sub.add_parser("eval", help="run a question set and write per-question results")
+    s.add_argument("questions", type=Path, help="JSONL of {id, question[, answers, gold_docs]}")
+    s.add_argument("--out", type=Path, required=True, help="results JSONL to write")
+    s.add_argument("--limit", type=int, help="only the first N questions")
+    s.add_argument("-k", type=int, help="passages to retrieve (default 10 for eval)")
+    s.add_argument("--answerer", help="extractive | transformers:MODEL | openai:URL#MODEL")
+    s.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING,
+                        format="citechat: %(levelname)s: %(message)s")
+    try:
+        settings = Settings.load().replace(corpus=args.corpus, index=args.index,
+                                           embedder=args.embedder)
+        handler: Callable[[argparse.Namespace, Settings], int] = _COMMANDS[args.command]
+        return handler(args, settings)
+    except CitechatError as exc:
+        if args.debug:
+            raise
+        print(f"citechat: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("citechat: interrupted", file=sys.stderr)
+        return 130
+
+
+def _progress_bar(desc: str) -> Callable[[int, int], Callable[[int], None]]:
+    def start(total: int, docs: int) -> Callable[[int], None]:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=f"{desc} ({docs} documents)", unit="text",
+                   disable=None, file=sys.stderr)
+        return lambda n: (bar.update(n), bar.refresh())[-1] or None
+
+    return start
+
+
+def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    from .pipeline import sync_index
+
+    result = sync_index(settings, rebuild=args.rebuild, progress=_progress_bar("embedding"))
+    report = result.report
+    stats = result.index.stats()
+    if args.json:
+        out: dict[str, Any] = {"action": result.action, "index": stats,
+                               "skipped": [{"path": p, "reason": r} for p, r in result.skipped]}
+        if report:
+            out["report"] = report.__dict__
+        print(json.dumps(out, indent=1))
+        return 0
+    if report is None:
+        print(f"index is up to date: {stats['documents']} documents, {stats['chunks']} chunks")
+    else:
+        print(f"index {result.action} at {settings.index}: {report.summary()}")
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} file(s): "
+              + "; ".join(f"{p} ({r})" for p, r in result.skipped))
+    return 0
+
+
+def _read_history(path: Path | None) -> list[tuple[str, str]]:
+    if path is None:
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        turns = [(str(role), str(text)) for role, text in data]
+    except (OSError, ValueError, TypeError) as exc:
+        raise UsageError(f"cannot read history file {path} ({exc}); it must be a JSON list "
+                         "of [role, text] pairs") from exc
+    return turns
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from .pipeline import Pipeline
+
+    if not args.question.strip():
+        raise UsageError("the question is empty; pass a question, e.g. citechat ask \"Who ...?\"")
+    settings = settings.replace(top_k=args.k)
+    pipe = Pipeline.load(settings, answerer=args.answerer)
+    answer = pipe.ask(args.question, history=_read_history(args.history))
+    if args.json:
+        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=1))
+        return 0
+    if answer.notice:
+        print(f"note: {answer.notice}")
+    print(answer.text)
+    flagged = [s for s in answer.sentences if not s.supported]
+    if flagged:
+        print("\nunsupported: " + " | ".join(s.text for s in flagged))
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            print(f"[{c.n}] {c.label()} — {c.doc_id} chars {c.start}-{c.end}")
+            print(f"    “{c.quote}”")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from .app import serve
+
+    settings = settings.replace(host=args.host, port=args.port)
+    serve(settings, answerer=args.answerer, share=args.share)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from .evaluation import format_summary, run_eval
+
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    summary = run_eval(settings, args.questions, args.out, limit=args.limit, k=args.k or 10,
+                       answerer=args.answerer)
+    print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "index": cmd_index,
+    "ask": cmd_ask,
+    "serve": cmd_serve,
+    "eval": cmd_eval,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

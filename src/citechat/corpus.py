@@ -1,0 +1,320 @@
+"""Read a corpus folder into :class:`~citechat.types.Document` objects.
+
+A corpus is a folder (searched recursively) of ``.txt``, ``.md``,
+``.markdown``, ``.html``, ``.htm`` and ``.pdf`` files and ``.jsonl`` files of
+``{"id", "title", "text"}`` records, or one such ``.jsonl`` file.  Each
+document keeps its text exactly as decoded, so every offset indexes
+``Document.text``, and marks the citable parts as sections: the article body
+and, one section each, the reader comments.  Page chrome (navigation, share
+prompts, "Leave a Reply" forms, related links) lies outside every section.
+
+Web pages saved as text are split by the line heuristics in
+:mod:`citechat.boilerplate`; HTML goes through trafilatura and PDF through
+pypdf.  A file that cannot be read is skipped and reported, never
+fatal.  This module does not chunk, embed, or remember what it read before:
+change detection compares :attr:`Document.content_hash` downstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from citechat import boilerplate as bp
+from citechat.errors import CorpusError
+from citechat.types import Document, Section
+
+log = logging.getLogger("citechat")
+
+MAX_BYTES = 50_000_000
+TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
+HTML_SUFFIXES = frozenset({".html", ".htm"})
+SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf"}
+OnSkip = Callable[[Path | str, str], None]
+
+
+class _Unreadable(Exception):
+    """A file to skip; the message is the one-line reason."""
+
+
+def content_hash(text: str) -> str:
+    """SHA-256 hex digest of ``text``, to tell when a document changed.
+
+    >>> content_hash("abc")[:12]
+    'ba7816bf8f01'
+    """
+    # surrogatepass: JSON may carry lone surrogates ("\\ud800") that strict
+    # UTF-8 refuses to encode.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def load_corpus(
+    path: Path, *, on_skip: OnSkip | None = None, max_bytes: int = MAX_BYTES
+) -> list[Document]:
+    """All readable documents under ``path``, sorted by ``doc_id``.
+
+    ``doc_id`` is the file's path relative to the folder ("news/bbc.txt"), or
+    a JSONL record's ``id``.  Files that cannot be read are passed to
+    ``on_skip(path, reason)`` (default: a logged warning) and left out.
+
+    >>> load_corpus(Path("no/such/folder"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    citechat.errors.CorpusError: corpus not found: no/such/folder; pass --corpus FOLDER ...
+    """
+    skip = on_skip or _log_skip
+    path = Path(path)
+    if not path.exists():
+        raise CorpusError(f"corpus not found: {path}; pass --corpus FOLDER or set CITECHAT_CORPUS")
+    if path.is_dir():
+        files = list(_walk(path, skip))
+    elif path.is_file():
+        files = [(path, path.name)]
+    else:
+        raise CorpusError(f"not a corpus: {path}; pass a folder or a .jsonl file")
+
+    docs: dict[str, Document] = {}
+    for file, doc_id in files:
+        try:
+            if file.suffix.lower() == ".jsonl":
+                found = list(_read_jsonl(file, skip, max_bytes))
+            else:
+                found = [_read(file, doc_id, max_bytes)]
+        except _Unreadable as exc:
+            skip(file, str(exc))
+            continue
+        for doc in found:
+            if doc.doc_id in docs:
+                skip(file, f"duplicate doc_id {doc.doc_id!r}; kept the first")
+            else:
+                docs[doc.doc_id] = doc
+    if not docs:
+        raise CorpusError(
+            f"no readable documents in {path}; add .txt, .md, .html, .pdf or .jsonl files"
+        )
+    return [docs[doc_id] for doc_id in sorted(docs)]
+
+
+def load_document(path: Path, doc_id: str, *, max_bytes: int = MAX_BYTES) -> Document:
+    """One ``.txt``/``.md``/``.html``/``.pdf`` file as a Document.
+
+    Raises :class:`CorpusError` naming the file and why it cannot be read.
+    """
+    try:
+        return _read(Path(path), doc_id, max_bytes)
+    except _Unreadable as exc:
+        raise CorpusError(f"cannot load {path}: {exc}") from None
+
+
+def parse_text(text: str, doc_id: str) -> Document:
+    """A web page saved as text (.txt, .md) as a Document.
+
+    The headline becomes the title; the article body and each reader comment
+    become sections; chrome between them is left out (see
+    :func:`citechat.boilerplate.split_page`).  With no headline the title is
+    the file name's stem.
+
+    >>> page = "News\\n\\nIt rained.\\n\\n2 Comments\\n  1. Wet!\\n  2. Ann 3 May 2009 #\\n    Dry."
+    >>> doc = parse_text(page, "d")
+    >>> doc.title, [(s.kind, doc.section_text(s), s.commenter) for s in doc.sections]
+    ('News', [('body', 'It rained.', None), ('comment', 'Wet!', None), ('comment', 'Dry.', 'Ann')])
+    """
+    page = bp.split_page(text)
+    return Document(
+        doc_id=doc_id,
+        text=text,
+        title=page.title or Path(doc_id).stem,
+        sections=page.sections,
+        source=page.source,
+        date=page.date,
+        author=page.author,
+        content_hash=content_hash(text),
+    )
+
+
+# --- files ------------------------------------------------------------------
+
+
+def _log_skip(path: Path | str, reason: str) -> None:
+    log.warning("skipped %s: %s", path, reason)
+
+
+def _walk(root: Path, skip: OnSkip) -> Iterator[tuple[Path, str]]:
+    """(file, doc_id) for every corpus file under ``root``, in sorted order."""
+
+    def folder_error(exc: OSError) -> None:
+        skip(Path(exc.filename or root), f"cannot read folder: {exc.strerror}")
+
+    # Symlinked folders are followed, but each real folder only once: a link
+    # back to an ancestor would otherwise loop forever.
+    seen = {os.path.realpath(root)}
+    for dirpath, dirnames, filenames in os.walk(root, onerror=folder_error, followlinks=True):
+        kept = []
+        for name in sorted(dirnames):
+            if name.startswith("."):
+                continue
+            real = os.path.realpath(os.path.join(dirpath, name))
+            if real in seen:
+                skip(Path(dirpath, name), "symlink loop or folder already read")
+                continue
+            seen.add(real)
+            kept.append(name)
+        dirnames[:] = kept  # os.walk descends only into what is left here
+        for name in sorted(filenames):
+            suffix = os.path.splitext(name)[1].lower()
+            if name.startswith(".") or (suffix not in SUFFIXES and suffix != ".jsonl"):
+                continue
+            file = Path(dirpath, name)
+            yield file, file.relative_to(root).as_posix()
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise _Unreadable("empty file")
+        if size > max_bytes:
+            raise _Unreadable(f"larger than {max_bytes / 1e6:g} MB limit")
+        return path.read_bytes()
+    except OSError as exc:
+        raise _Unreadable(f"cannot read file: {exc.strerror or exc}") from None
+
+
+def _decode(data: bytes, path: Path) -> str:
+    """Text of ``data``: UTF-8 (BOM dropped), else cp1252/latin-1 with a warning."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise _Unreadable("bad UTF-16 text") from None
+    if b"\x00" in data:
+        raise _Unreadable("binary file, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text, encoding = data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:  # cp1252 leaves five bytes undefined; latin-1 none
+        text, encoding = data.decode("latin-1"), "latin-1"
+    log.warning("%s is not UTF-8; decoded it as %s", path, encoding)
+    return text
+
+
+def _read(path: Path, doc_id: str, max_bytes: int) -> Document:
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise _Unreadable(f"unsupported file type {suffix or '(none)'}")
+    data = _read_bytes(path, max_bytes)
+    if suffix == ".pdf":
+        return _parse_pdf(data, doc_id)
+    text = _decode(data, path)
+    if not text.strip():
+        raise _Unreadable("empty file")
+    if suffix in HTML_SUFFIXES:
+        return _parse_html(text, doc_id)
+    return parse_text(text, doc_id)
+
+
+def _read_jsonl(path: Path, skip: OnSkip, max_bytes: int) -> Iterator[Document]:
+    """One Document per ``{"id", "title", "text"}`` line; bad lines are skipped."""
+    text = _decode(_read_bytes(path, max_bytes), path)
+    # Split on "\n" only: JSON strings may hold a raw U+2028 that splitlines() cuts.
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            skip(where, f"bad JSON: {exc.msg}")
+            continue
+        if not isinstance(record, dict):
+            skip(where, "not a JSON object")
+            continue
+        doc_id, body, title = record.get("id"), record.get("text"), record.get("title")
+        if isinstance(doc_id, bool) or not isinstance(doc_id, str | int) or doc_id == "":
+            skip(where, 'no "id"')
+        elif not isinstance(body, str) or not body.strip():
+            skip(where, 'no "text"')
+        else:
+            yield _whole_text_document(str(doc_id), body, title if isinstance(title, str) else "")
+
+
+def _whole_text_document(doc_id: str, text: str, title: str) -> Document:
+    """A Document whose single body section is all of ``text`` (trimmed)."""
+    return Document(
+        doc_id=doc_id,
+        text=text,
+        title=" ".join(title.split()) or doc_id,
+        sections=(Section("body", *bp.trim(text, 0, len(text))),),
+        content_hash=content_hash(text),
+    )
+
+
+def _parse_html(html: str, doc_id: str) -> Document:
+    import trafilatura  # heavy (lxml, htmldate): only when a corpus has HTML
+
+    try:
+        result = trafilatura.bare_extraction(html, include_comments=True, with_metadata=True)
+    except Exception as exc:  # lxml and friends raise many types on broken markup
+        raise _Unreadable(f"unparseable HTML: {exc}") from None
+    found: dict[str, Any] = {}
+    if result is not None:
+        found = result if isinstance(result, dict) else result.as_dict()
+    main = (found.get("text") or "").strip()
+    if not main:
+        raise _Unreadable("no text in HTML")
+    comments = (found.get("comments") or "").strip()
+    # The comment block follows the article after a blank line; it is one
+    # section, as trafilatura does not say where one comment ends.
+    text = f"{main}\n\n{comments}" if comments else main
+    title = " ".join((found.get("title") or parse_text(main, doc_id).title).split())
+    # trafilatura keeps the <h1> as the first line; the headline is the title,
+    # not body text.
+    headline, _, rest = main.partition("\n")
+    body_start = len(headline) + 1 if rest.strip() and " ".join(headline.split()) == title else 0
+    sections = [Section("body", *bp.trim(text, body_start, len(main)))]
+    if comments:
+        sections.append(Section("comment", len(main) + 2, len(text)))
+    return Document(
+        doc_id=doc_id,
+        text=text,
+        title=title,
+        sections=tuple(sections),
+        source=found.get("sitename") or None,
+        date=found.get("date") or None,
+        author=found.get("author") or None,
+        content_hash=content_hash(text),
+    )
+
+
+def _parse_pdf(data: bytes, doc_id: str) -> Document:
+    import io
+
+    import pypdf
+
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        # Many PDFs are "encrypted" with an empty password just to set
+        # permissions; those open fine.
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise _Unreadable("password-protected PDF")
+        text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
+        title = reader.metadata.title if reader.metadata and reader.metadata.title else ""
+    except _Unreadable:
+        raise
+    except Exception as exc:  # pypdf raises many types on damaged files
+        raise _Unreadable(f"unreadable PDF: {type(exc).__name__}: {exc}") from None
+    if not text.strip():
+        raise _Unreadable("no extractable text (image-only PDF?)")
+    # PDF text is hard-wrapped with running headers and footers, so page-chrome
+    # heuristics would cut articles short: the whole text is one body section.
+    first_line = text.strip().split("\n", 1)[0]
+    if not title and len(first_line.split()) <= bp.HEADLINE_MAX_WORDS:
+        title = first_line
+    return _whole_text_document(doc_id, text, str(title))

@@ -1,0 +1,204 @@
+"""Hybrid retrieval: FAISS dense + BM25 (bm25s), fused by reciprocal rank fusion.
+
+``Retriever.search(query, k)`` -> ranked :class:`Hit` list.  Modes: "hybrid"
+(default), "dense", "bm25".  An optional cross-encoder reranks the fused
+candidates when ``settings.reranker`` names one.  BM25 is built in memory when
+the retriever is created (bm25s indexes thousands of chunks in well under a
+second); it sees the same title/section header the embedder sees.
+
+It does not pick answer sentences (answering.py does).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import ConfigError, ModelError
+from .index import Index
+from .types import Hit
+
+Mode = Literal["hybrid", "dense", "bm25"]
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
+
+#: RRF constant from Cormack et al. (2009); 60 is the usual choice
+RRF_K = 60
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+#: question words and pronouns carry no topic; bm25s's English list keeps them
+_EXTRA_STOP = """who whom whose what which when where why how did does do done many much
+he she her hers him his they them their theirs it its i me my we us our you your s t
+said says would could should can may might also one"""
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN) | frozenset(_EXTRA_STOP.split())
+
+
+def terms(text: str) -> list[str]:
+    """Lowercased, stop-word-free, Snowball-stemmed word tokens.
+
+    >>> terms("Who appointed the new directors?")
+    ['appoint', 'new', 'director']
+    >>> terms("Did she lose her appeal?")
+    ['lose', 'appeal']
+    """
+    words = [w for w in _TOKEN.findall(text.lower()) if w not in _stopwords()]
+    return list(_stemmer().stemWords(words))
+
+
+@dataclass
+class Retrieval:
+    """What one search returns: hits plus what later stages can reuse."""
+
+    hits: list[Hit]
+    query_vector: np.ndarray | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def rrf_fuse(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion of several best-first id lists; ties broken by id.
+
+    >>> rrf_fuse([[1, 2, 3], [3, 1]], k=1)
+    [(1, 0.8333333333333333), (3, 0.75), (2, 0.3333333333333333)]
+    """
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+class Retriever:
+    def __init__(
+        self,
+        index: Index,
+        *,
+        mode: Mode = "hybrid",
+        reranker: str | None = None,
+        candidates: int = 50,
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"retrieval mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if candidates < 1:
+            raise ConfigError(f"candidates must be at least 1, got {candidates}")
+        self.index = index
+        self.mode = mode
+        self.candidates = candidates
+        self.reranker_name = reranker
+        self._reranker: Any = None
+        self._lock = threading.Lock()
+        self._bm25 = self._build_bm25() if mode != "dense" else None
+        self.idf = self._idf()
+
+    def _build_bm25(self) -> Any:
+        import bm25s
+
+        if not self.index.chunks:
+            return None
+        corpus = [terms(c.embedding_text()) for c in self.index.chunks]
+        # an empty chunk still needs a token, or bm25s drops the row and ids shift
+        corpus = [toks or ["\u2205"] for toks in corpus]
+        bm25 = bm25s.BM25(k1=0.9, b=0.4)
+        bm25.index(corpus, show_progress=False)
+        return bm25
+
+    def _idf(self) -> dict[str, float]:
+        """Inverse document frequency of each term over chunks (for answer scoring)."""
+        df: dict[str, int] = {}
+        for chunk in self.index.chunks:
+            for t in set(terms(chunk.text)):
+                df[t] = df.get(t, 0) + 1
+        n = max(1, len(self.index.chunks))
+        return {t: float(np.log(1 + (n - d + 0.5) / (d + 0.5))) for t, d in df.items()}
+
+    def bm25_search(self, query: str, n: int) -> list[tuple[int, float]]:
+        if self._bm25 is None:
+            return []
+        q = [t for t in terms(query) if t in self._bm25.vocab_dict]
+        if not q:
+            return []
+        rows, scores = self._bm25.retrieve([q], k=min(n, len(self.index.chunks)), show_progress=False)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
+
+    def search(self, query: str, k: int = 5) -> Retrieval:
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        timings: dict[str, float] = {}
+        n = max(self.candidates, k)
+        qvec = None
+        dense: list[tuple[int, float]] = []
+        if self.mode in ("hybrid", "dense"):
+            t0 = time.perf_counter()
+            qvec = self.index.embedder.embed([query])[0]
+            timings["embed"] = _ms(t0)
+            t0 = time.perf_counter()
+            dense = self.index.search_dense(qvec, n)
+            timings["dense"] = _ms(t0)
+        sparse: list[tuple[int, float]] = []
+        if self.mode in ("hybrid", "bm25"):
+            t0 = time.perf_counter()
+            sparse = self.bm25_search(query, n)
+            timings["bm25"] = _ms(t0)
+        t0 = time.perf_counter()
+        dense_score = dict(dense)
+        bm25_score = dict(sparse)
+        if self.mode == "hybrid":
+            fused = rrf_fuse([[r for r, _ in dense], [r for r, _ in sparse]])
+        else:
+            fused = dense or sparse
+        timings["fuse"] = _ms(t0)
+        if self.reranker_name and fused:
+            t0 = time.perf_counter()
+            fused = self._rerank(query, [r for r, _ in fused[: max(k * 4, 20)]])
+            timings["rerank"] = _ms(t0)
+        hits = [
+            Hit(
+                chunk=self.index.chunks[row],
+                score=score,
+                rank=rank,
+                dense_score=dense_score.get(row),
+                bm25_score=bm25_score.get(row),
+            )
+            for rank, (row, score) in enumerate(fused[:k], start=1)
+        ]
+        return Retrieval(hits=hits, query_vector=qvec, timings=timings)
+
+    def _rerank(self, query: str, rows: list[int]) -> list[tuple[int, float]]:
+        with self._lock:
+            if self._reranker is None:
+                try:
+                    from sentence_transformers import CrossEncoder
+
+                    self._reranker = CrossEncoder(self.reranker_name, device="cpu")
+                except Exception as exc:  # noqa: BLE001
+                    raise ModelError(
+                        f"cannot load reranker {self.reranker_name!r}: {exc.__class__.__name__}; "
+                        "check CITECHAT_RERANKER (a cross-encoder name or local path) or unset it"
+                    ) from exc
+        pairs = [(query, self.index.chunks[r].embedding_text()) for r in rows]
+        scores = self._reranker.predict(pairs, show_progress_bar=False)
+        ranked = sorted(zip(rows, scores, strict=True), key=lambda rs: (-float(rs[1]), rs[0]))
+        return [(r, float(s)) for r, s in ranked]
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0

@@ -1,0 +1,169 @@
+"""The dataclasses that flow between citechat's stages.
+
+corpus -> Document(sections) -> chunking -> Chunk -> index/retrieval -> Hit
+-> answering -> Answer(citations, sentences).  Everything is frozen: stages
+return new objects instead of mutating old ones.  JSON is produced at the edge
+(CLI ``--json``, eval files) with :func:`dataclasses.asdict` or the ``to_json``
+helpers here.
+
+Offsets (``start``, ``end``) always index ``Document.text`` exactly as read,
+so ``doc.text[start:end] == quote`` for every chunk, sentence and citation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SectionKind = Literal["body", "comment"]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A citable span of a document: the article body or one reader comment.
+
+    Boilerplate (navigation, "Leave a Reply", share prompts) lies between
+    sections and is never inside one, so it is never chunked or cited.
+    """
+
+    kind: SectionKind
+    start: int
+    end: int
+    commenter: str | None = None
+    date: str | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    text: str
+    title: str
+    sections: tuple[Section, ...]
+    source: str | None = None
+    date: str | None = None
+    author: str | None = None
+    content_hash: str = ""
+
+    def section_text(self, section: Section) -> str:
+        return self.text[section.start : section.end]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A span of one section, a few sentences long.
+
+    ``sentences`` are absolute (start, end) spans of the sentences inside the
+    chunk; the extractive answerer and the citation verifier quote them.
+    """
+
+    chunk_id: str
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    section: SectionKind
+    title: str
+    commenter: str | None = None
+    sentences: tuple[tuple[int, int], ...] = ()
+
+    def embedding_text(self) -> str:
+        """Text given to the embedder: a context header plus the span.
+
+        >>> Chunk("d#0", "d", 0, 3, "Hi.", "comment", "T", "Ann").embedding_text()
+        'T | comment by Ann\\nHi.'
+        """
+        header = self.title
+        if self.section == "comment":
+            header += f" | comment by {self.commenter or 'a reader'}"
+        return f"{header}\n{self.text}" if header else self.text
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float
+    rank: int
+    dense_score: float | None = None
+    bm25_score: float | None = None
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc_id: str
+    title: str
+    section: SectionKind
+    commenter: str | None
+    start: int
+    end: int
+    quote: str
+
+    def label(self) -> str:
+        """How the UI and CLI name the source.
+
+        >>> Citation(1, "d", "T", "comment", "Nick", 0, 1, "x").label()
+        'comment by Nick on “T”'
+        """
+        if self.section == "comment":
+            return f"comment by {self.commenter or 'a reader'} on “{self.title}”"
+        return f"“{self.title}”"
+
+
+@dataclass(frozen=True)
+class SentenceSupport:
+    """One sentence of an answer and how well its cited passages support it."""
+
+    text: str
+    citations: tuple[int, ...]
+    supported: bool
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    abstained: bool
+    hits: tuple[Hit, ...] = ()
+    sentences: tuple[SentenceSupport, ...] = ()
+    answerer: str = "extractive"
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    notice: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The public JSON shape (field names are a contract: add, never rename)."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "citations": [asdict(c) for c in self.citations],
+            "retrieved": [
+                {
+                    "rank": h.rank,
+                    "doc_id": h.chunk.doc_id,
+                    "chunk_id": h.chunk.chunk_id,
+                    "start": h.chunk.start,
+                    "end": h.chunk.end,
+                    "score": round(h.score, 6),
+                }
+                for h in self.hits
+            ],
+            "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()},
+            "sentences": [asdict(s) for s in self.sentences],
+            "answerer": self.answerer,
+            "notice": self.notice,
+        }
+
+
+#: The one citation-marker pattern: "[3]" cites source 3 (1-based).
+MARKER_PATTERN = r"\[(\d{1,4})\]"
+
+
+def marker(n: int) -> str:
+    """The marker for source ``n``.
+
+    >>> marker(2)
+    '[2]'
+    """
+    return f"[{n}]"

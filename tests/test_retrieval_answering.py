@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import pytest
+
+from citechat.answering import DECLINE, ExtractiveAnswerer, history_query
+from citechat.citations import answer_sentences, markers, source_for, strip_markers, verify
+from citechat.config import Settings
+from citechat.embedding import HashingEmbedder
+from citechat.errors import ConfigError, UsageError
+from citechat.pipeline import Pipeline
+from citechat.retrieval import Retriever, rrf_fuse, terms
+
+
+@pytest.fixture
+def pipe(fake_settings: Settings) -> Pipeline:
+    return Pipeline.load(fake_settings)
+
+
+def test_rrf_ties_break_by_id_and_sum_across_lists() -> None:
+    assert rrf_fuse([[2, 1], [1, 2]], k=60) == [(1, 2 / 62), (2, 2 / 62)] or rrf_fuse(
+        [[2, 1], [1, 2]], k=60
+    )[0][0] == 1
+    assert rrf_fuse([], k=60) == []
+    fused = rrf_fuse([[5], [7, 5]], k=1)
+    assert fused[0][0] == 5
+
+
+def test_terms_stem_and_drop_stopwords() -> None:
+    assert terms("The appointments of directors") == ["appoint", "director"]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_each_mode_finds_the_right_document(pipe: Pipeline, mode: str) -> None:
+    r = Retriever(pipe.index, mode=mode)  # type: ignore[arg-type]
+    hits = r.search("Peter Lewis director appointment", k=3).hits
+    assert hits[0].chunk.doc_id == "balls.txt"
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+
+
+def test_bm25_query_of_unknown_words_returns_nothing(pipe: Pipeline) -> None:
+    assert Retriever(pipe.index, mode="bm25").search("zzzqqq xxyyzz", k=3).hits == []
+
+
+def test_bad_mode_and_k_are_clear_errors(pipe: Pipeline) -> None:
+    with pytest.raises(ConfigError, match="mode"):
+        Retriever(pipe.index, mode="fuzzy")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="k must be"):
+        pipe.retriever.search("x", k=0)
+
+
+def test_extractive_answer_quotes_and_cites_exact_sentence(pipe: Pipeline) -> None:
+    answer = pipe.ask("Who was appointed as the new director?")
+    assert not answer.abstained
+    c = answer.citations[0]
+    doc = pipe.index.documents[c.doc_id]
+    assert doc.text[c.start : c.end] == c.quote
+    assert "Peter Lewis" in c.quote
+    assert "[1]" in answer.text
+    assert answer.sentences and all(s.supported for s in answer.sentences)
+    assert {"retrieve", "answer", "total"} <= set(answer.latency_ms)
+
+
+def test_comment_claims_are_attributed_to_the_commenter(pipe: Pipeline) -> None:
+    answer = pipe.ask("Does joint working let people shift responsibility onto the process?")
+    cited = [c for c in answer.citations if c.section == "comment"]
+    assert cited, answer.text
+    assert cited[0].commenter == "Nick Bromley"
+    assert "A reader comment by Nick Bromley says" in answer.text
+
+
+def test_declines_when_nothing_matches(pipe: Pipeline) -> None:
+    answer = pipe.ask("What is the boiling point of tungsten?")
+    assert answer.abstained and answer.text == DECLINE and answer.citations == ()
+
+
+def test_question_validation(pipe: Pipeline) -> None:
+    with pytest.raises(UsageError, match="empty"):
+        pipe.ask("   \n\t ")
+    long = "Who was appointed? " + "x" * 3000
+    answer = pipe.ask(long)
+    assert answer.notice and "2000" in answer.notice
+    assert len(answer.question) == 2000
+    assert pipe.ask("Who was appointed\x00 director?\x1b").question == "Who was appointed  director?"
+
+
+def test_history_query_uses_previous_question_for_follow_ups() -> None:
+    hist = [("user", "Who replaced Sharon Shoesmith?"), ("assistant", "Peter Lewis [1]")]
+    assert history_query("When did she lose her appeal?", hist).startswith("Who replaced")
+    assert history_query("What did Ofsted find in Haringey?", hist) == (
+        "What did Ofsted find in Haringey?"
+    )
+
+
+def test_markers_and_bounds() -> None:
+    assert markers("a [1] b [12] c [x] [0]") == [1, 12, 0]
+    assert source_for(0, ["a"]) is None and source_for(2, ["a"]) is None
+    assert strip_markers("Peter Lewis [1] .") == "Peter Lewis."
+
+
+def test_answer_sentences_attach_trailing_markers() -> None:
+    sents = answer_sentences("Peter Lewis was appointed. [1] He reports monthly [2].")
+    assert [s.cited for s in sents] == [(1,), (2,)]
+
+
+def test_verify_flags_unsupported_and_drops_out_of_range_markers() -> None:
+    emb = HashingEmbedder(256)
+    quotes = ["Peter Lewis was appointed director of children's services."]
+    result = verify(
+        "Peter Lewis was appointed director [1]. The moon is made of cheese [1]. "
+        "Snow fell [3].",
+        quotes,
+        emb,
+    )
+    assert [s.supported for s in result] == [True, False, False]
+    assert result[2].citations == ()  # [3] does not exist: dropped, not wrapped
+    assert result[0].score > result[1].score
+
+
+def test_extractive_answerer_threshold_is_validated(pipe: Pipeline) -> None:
+    with pytest.raises(ValueError, match="max_sentences"):
+        ExtractiveAnswerer(pipe.retriever, max_sentences=0)
