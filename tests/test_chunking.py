@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +38,9 @@ def test_chunks_respect_budget_overlap_and_sections() -> None:
     text = f"T\n{body}\n\n{comment}"
     b0 = 2
     c0 = text.index(comment)
-    doc = _doc(text, (Section("body", b0, b0 + len(body)), Section("comment", c0, len(text), "Ann")))
+    doc = _doc(
+        text, (Section("body", b0, b0 + len(body)), Section("comment", c0, len(text), "Ann"))
+    )
     chunks = chunk_document(doc, max_tokens=60, overlap=1)
     assert len(chunks) > 3
     for c in chunks:
@@ -44,7 +48,7 @@ def test_chunks_respect_budget_overlap_and_sections() -> None:
         assert estimate_tokens(c.embedding_text()) <= 60 or len(c.sentences) == 1
     body_chunks = [c for c in chunks if c.section == "body"]
     # neighbouring chunks share exactly one sentence
-    for a, b in zip(body_chunks, body_chunks[1:], strict=False):
+    for a, b in itertools.pairwise(body_chunks):
         assert a.sentences[-1] == b.sentences[0]
     comments = [c for c in chunks if c.section == "comment"]
     assert len(comments) == 1 and comments[0].commenter == "Ann"

@@ -76,10 +76,18 @@ def test_history_file_is_used(cli_env: Path, capsys: pytest.CaptureFixture[str])
 def test_eval_writes_exact_schema(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     q = cli_env / "q.jsonl"
     rows = [
-        {"id": "a", "question": "Who was appointed new director?", "answers": ["Peter Lewis"],
-         "gold_docs": ["balls.txt"]},
-        {"id": "b", "question": "What closed schools in London?", "gold_docs": ["weather.txt"],
-         "answers": ["Heavy snow"]},
+        {
+            "id": "a",
+            "question": "Who was appointed new director?",
+            "answers": ["Peter Lewis"],
+            "gold_docs": ["balls.txt"],
+        },
+        {
+            "id": "b",
+            "question": "What closed schools in London?",
+            "gold_docs": ["weather.txt"],
+            "answers": ["Heavy snow"],
+        },
         {"id": "c", "question": "Who won the 1966 World Cup?", "answers": [], "gold_docs": []},
     ]
     q.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -89,7 +97,7 @@ def test_eval_writes_exact_schema(cli_env: Path, capsys: pytest.CaptureFixture[s
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 2 and summary["questions"] == 2
     for rec in lines:
-        assert RESULT_KEYS <= set(rec)
+        assert set(rec) >= RESULT_KEYS
         assert set(rec["latency_ms"]) == {"retrieve", "answer", "total"}
         for c in rec["citations"]:
             assert set(c) == CITATION_KEYS

@@ -81,7 +81,9 @@ def test_load_refuses_other_embedder_or_chunking(fake_settings: Settings) -> Non
     with pytest.raises(IndexMismatchError, match="--rebuild"):
         Index.load(fake_settings.index, HashingEmbedder(128), fake_settings)
     with pytest.raises(IndexMismatchError, match="chunking"):
-        Index.load(fake_settings.index, HashingEmbedder(256), fake_settings.replace(chunk_tokens=90))
+        Index.load(
+            fake_settings.index, HashingEmbedder(256), fake_settings.replace(chunk_tokens=90)
+        )
 
 
 def test_missing_and_damaged_index_messages(fake_settings: Settings) -> None:
@@ -149,6 +151,9 @@ def test_killed_build_leaves_previous_index_loadable(fake_settings: Settings) ->
 
 
 def test_writer_lock_refuses_a_second_writer(tmp_path: Path) -> None:
-    with write_lock(tmp_path), pytest.raises(IndexLockedError, match="another"):
-        with write_lock(tmp_path, wait_s=0.3):
-            pass
+    with (
+        write_lock(tmp_path),
+        pytest.raises(IndexLockedError, match="another"),
+        write_lock(tmp_path, wait_s=0.3),
+    ):
+        pass

@@ -13,11 +13,17 @@ from citechat.pipeline import Pipeline, sync_index
 pytestmark = pytest.mark.integration
 
 QUESTIONS = [
-    ("Who did Ed Balls appoint to run Haringey's children's services?",
-     "002_a97dc062ef764fe9.txt", "Peter Lewis"),
+    (
+        "Who did Ed Balls appoint to run Haringey's children's services?",
+        "002_a97dc062ef764fe9.txt",
+        "Peter Lewis",
+    ),
     ("How many injuries did Baby P suffer before he died?", "004_e9b37e71cf1192fd.txt", "50"),
-    ("What did the serious case review find about Baby P's death?",
-     "003_ffb2ef72088eacfb.txt", "poor practice"),
+    (
+        "What did the serious case review find about Baby P's death?",
+        "003_ffb2ef72088eacfb.txt",
+        "poor practice",
+    ),
     ("What does Henry Mintzberg say about mergers?", "000_a3d648c26c1c4192.txt", "takeovers"),
     ("How many stars did Ofsted give Haringey?", "001_36be78516b3c1e7e.txt", "three stars"),
 ]
@@ -79,8 +85,9 @@ def test_incremental_update_with_real_model(tmp_path: Path, seed_settings: Setti
     first = sync_index(settings)
     assert first.report is not None and first.report.docs_added == 5
     path = corpus / "002_a97dc062ef764fe9.txt"
-    path.write_text(path.read_text(encoding="utf-8") + "\nA new closing line was added.\n",
-                    encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8") + "\nA new closing line was added.\n", encoding="utf-8"
+    )
     second = sync_index(settings)
     assert second.report is not None
     assert second.report.docs_changed == 1 and second.report.docs_kept == 4

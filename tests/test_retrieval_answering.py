@@ -17,9 +17,10 @@ def pipe(fake_settings: Settings) -> Pipeline:
 
 
 def test_rrf_ties_break_by_id_and_sum_across_lists() -> None:
-    assert rrf_fuse([[2, 1], [1, 2]], k=60) == [(1, 2 / 62), (2, 2 / 62)] or rrf_fuse(
-        [[2, 1], [1, 2]], k=60
-    )[0][0] == 1
+    assert (
+        rrf_fuse([[2, 1], [1, 2]], k=60) == [(1, 2 / 62), (2, 2 / 62)]
+        or rrf_fuse([[2, 1], [1, 2]], k=60)[0][0] == 1
+    )
     assert rrf_fuse([], k=60) == []
     fused = rrf_fuse([[5], [7, 5]], k=1)
     assert fused[0][0] == 5
@@ -80,7 +81,9 @@ def test_question_validation(pipe: Pipeline) -> None:
     answer = pipe.ask(long)
     assert answer.notice and "2000" in answer.notice
     assert len(answer.question) == 2000
-    assert pipe.ask("Who was appointed\x00 director?\x1b").question == "Who was appointed  director?"
+    assert (
+        pipe.ask("Who was appointed\x00 director?\x1b").question == "Who was appointed  director?"
+    )
 
 
 def test_history_query_uses_previous_question_for_follow_ups() -> None:
@@ -106,8 +109,7 @@ def test_verify_flags_unsupported_and_drops_out_of_range_markers() -> None:
     emb = HashingEmbedder(256)
     quotes = ["Peter Lewis was appointed director of children's services."]
     result = verify(
-        "Peter Lewis was appointed director [1]. The moon is made of cheese [1]. "
-        "Snow fell [3].",
+        "Peter Lewis was appointed director [1]. The moon is made of cheese [1]. Snow fell [3].",
         quotes,
         emb,
     )

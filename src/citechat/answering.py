@@ -89,6 +89,9 @@ class Candidate:
     score: float
     cosine: float
     lexical: float
+    prior: float = 0.0
+    #: multiplier for fragments and questions (1.0 for a plain sentence)
+    penalty: float = 1.0
 
 
 class ExtractiveAnswerer:
@@ -149,12 +152,13 @@ class ExtractiveAnswerer:
                 vec = self.index.sentence_vector(*key)
                 cosine = float(vec @ qvec) if vec is not None else 0.0
                 lexical = _lexical(coverage, entities, predicates, set(terms(text)), context)
-                score = w_cos * cosine + w_lex * lexical + w_prior * prior
+                penalty = 1.0
                 if len(text.split()) < 5:  # headings and fragments rarely answer anything
-                    score *= 0.6
+                    penalty *= 0.6
                 if text.rstrip().endswith("?"):
-                    score *= 0.85
-                out.append(Candidate(hit, a, b, text, score, cosine, lexical))
+                    penalty *= 0.85
+                score = (w_cos * cosine + w_lex * lexical + w_prior * prior) * penalty
+                out.append(Candidate(hit, a, b, text, score, cosine, lexical, prior, penalty))
         out.sort(key=lambda c: (-c.score, c.hit.rank, c.start))
         return out
 
@@ -237,4 +241,3 @@ def _near_duplicate(a: Candidate, b: Candidate) -> bool:
         return True
     wa, wb = set(a.text.lower().split()), set(b.text.lower().split())
     return len(wa & wb) / max(1, min(len(wa), len(wb))) > 0.8
-

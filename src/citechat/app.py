@@ -146,8 +146,14 @@ def create_app(pipe: Pipeline) -> Any:
             return
         bubble = render_answer(answer)
         for partial in _stream_words(bubble):
-            yield [*chat, {"role": "assistant", "content": partial}], turns, None, gr.update(), \
-                gr.update(), ""
+            yield (
+                [*chat, {"role": "assistant", "content": partial}],
+                turns,
+                None,
+                gr.update(),
+                gr.update(),
+                "",
+            )
         chat.append({"role": "assistant", "content": bubble})
         turns = [*turns, ["user", answer.question], ["assistant", answer.text]]
         choices = [(f"[{c.n}] {c.label()}", c.n) for c in answer.citations]
@@ -190,13 +196,15 @@ def create_app(pipe: Pipeline) -> Any:
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="cc-send")
                 gr.Examples(EXAMPLES, inputs=box)
                 with gr.Accordion("Settings", open=False):
-                    k = gr.Slider(1, 20, value=pipe.settings.top_k, step=1, label="Passages (top-k)")
+                    k = gr.Slider(
+                        1, 20, value=pipe.settings.top_k, step=1, label="Passages (top-k)"
+                    )
                     gr.Markdown(index_status(pipe), elem_id="cc-index-status")
             with gr.Column(scale=2):
-                sources = gr.HTML(render_sources(pipe, None), label="Sources",
-                                  elem_id="cc-sources")
-                pick = gr.Dropdown(choices=[], label="Open a source", elem_id="cc-pick",
-                                   interactive=True)
+                sources = gr.HTML(render_sources(pipe, None), label="Sources", elem_id="cc-sources")
+                pick = gr.Dropdown(
+                    choices=[], label="Open a source", elem_id="cc-pick", interactive=True
+                )
                 document = gr.HTML(render_document(pipe, None, None), elem_id="cc-document")
         outputs = [chat, turns, last, sources, pick, box]
         send.click(respond, [box, chat, turns, k], outputs, api_visibility="private")

@@ -76,7 +76,7 @@ def answer_sentences(text: str) -> list[AnswerSentence]:
     spans = split_sentences(text)
     merged: list[tuple[int, int]] = []
     for a, b in spans:
-        if merged and MARKER.fullmatch(text[a:b].strip()) or (
+        if (merged and MARKER.fullmatch(text[a:b].strip())) or (
             merged and re.fullmatch(rf"(\s*{MARKER_PATTERN})+\s*", text[a:b])
         ):
             merged[-1] = (merged[-1][0], b)
@@ -91,7 +91,8 @@ def support_score(sentence: str, passages: Sequence[str], embedder: Embedder) ->
 
     >>> from citechat.embedding import HashingEmbedder
     >>> e = HashingEmbedder(64)
-    >>> support_score("Peter Lewis was appointed.", ["Peter Lewis was appointed director."], e) > 0.8
+    >>> claim = "Peter Lewis was appointed."
+    >>> support_score(claim, ["Peter Lewis was appointed director."], e) > 0.8
     True
     """
     claim = strip_markers(sentence)

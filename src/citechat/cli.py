@@ -29,11 +29,17 @@ def _parser() -> argparse.ArgumentParser:
         description="Ask questions of a folder of documents; every claim cites its passage.",
     )
     p.add_argument("--version", action="version", version=f"citechat {__version__}")
-    p.add_argument("--corpus", type=Path, help="folder or .jsonl of documents "
-                   "(env CITECHAT_CORPUS; default ./corpus)")
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        help="folder or .jsonl of documents (env CITECHAT_CORPUS; default ./corpus)",
+    )
     p.add_argument("--index", type=Path, help="index folder (env CITECHAT_INDEX; default ./index)")
-    p.add_argument("--embedder", help="sentence-transformers model name or path "
-                   "(env CITECHAT_EMBEDDER; default: bundled all-MiniLM-L6-v2)")
+    p.add_argument(
+        "--embedder",
+        help="sentence-transformers model name or path "
+        "(env CITECHAT_EMBEDDER; default: bundled all-MiniLM-L6-v2)",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -46,8 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-k", type=int, help="passages to retrieve (env CITECHAT_TOP_K; default 5)")
     s.add_argument("--json", action="store_true", help="print the answer as JSON")
     s.add_argument("--answerer", help="extractive | transformers:MODEL | openai:URL#MODEL")
-    s.add_argument("--history", type=Path,
-                   help="JSON file of earlier turns: [[\"user\", \"...\"], [\"assistant\", \"...\"]]")
+    s.add_argument(
+        "--history",
+        type=Path,
+        help='JSON file of earlier turns: [["user", "..."], ["assistant", "..."]]',
+    )
 
     s = sub.add_parser("serve", help="start the web chat")
     s.add_argument("--host", help="address to bind (env CITECHAT_HOST; default 127.0.0.1)")
@@ -67,11 +76,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING,
-                        format="citechat: %(levelname)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.debug else logging.WARNING,
+        format="citechat: %(levelname)s: %(message)s",
+    )
     try:
-        settings = Settings.load().replace(corpus=args.corpus, index=args.index,
-                                           embedder=args.embedder)
+        settings = Settings.load().replace(
+            corpus=args.corpus, index=args.index, embedder=args.embedder
+        )
         handler: Callable[[argparse.Namespace, Settings], int] = _COMMANDS[args.command]
         return handler(args, settings)
     except CitechatError as exc:
@@ -88,8 +100,13 @@ def _progress_bar(desc: str) -> Callable[[int, int], Callable[[int], None]]:
     def start(total: int, docs: int) -> Callable[[int], None]:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, desc=f"{desc} ({docs} documents)", unit="text",
-                   disable=None, file=sys.stderr)
+        bar = tqdm(
+            total=total,
+            desc=f"{desc} ({docs} documents)",
+            unit="text",
+            disable=None,
+            file=sys.stderr,
+        )
         return lambda n: (bar.update(n), bar.refresh())[-1] or None
 
     return start
@@ -102,8 +119,11 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     report = result.report
     stats = result.index.stats()
     if args.json:
-        out: dict[str, Any] = {"action": result.action, "index": stats,
-                               "skipped": [{"path": p, "reason": r} for p, r in result.skipped]}
+        out: dict[str, Any] = {
+            "action": result.action,
+            "index": stats,
+            "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
+        }
         if report:
             out["report"] = report.__dict__
         print(json.dumps(out, indent=1))
@@ -113,8 +133,10 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(f"index {result.action} at {settings.index}: {report.summary()}")
     if result.skipped:
-        print(f"skipped {len(result.skipped)} file(s): "
-              + "; ".join(f"{p} ({r})" for p, r in result.skipped))
+        print(
+            f"skipped {len(result.skipped)} file(s): "
+            + "; ".join(f"{p} ({r})" for p, r in result.skipped)
+        )
     return 0
 
 
@@ -125,8 +147,9 @@ def _read_history(path: Path | None) -> list[tuple[str, str]]:
         data = json.loads(path.read_text(encoding="utf-8"))
         turns = [(str(role), str(text)) for role, text in data]
     except (OSError, ValueError, TypeError) as exc:
-        raise UsageError(f"cannot read history file {path} ({exc}); it must be a JSON list "
-                         "of [role, text] pairs") from exc
+        raise UsageError(
+            f"cannot read history file {path} ({exc}); it must be a JSON list of [role, text] pairs"
+        ) from exc
     return turns
 
 
@@ -134,7 +157,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from .pipeline import Pipeline
 
     if not args.question.strip():
-        raise UsageError("the question is empty; pass a question, e.g. citechat ask \"Who ...?\"")
+        raise UsageError('the question is empty; pass a question, e.g. citechat ask "Who ...?"')
     settings = settings.replace(top_k=args.k)
     pipe = Pipeline.load(settings, answerer=args.answerer)
     answer = pipe.ask(args.question, history=_read_history(args.history))
@@ -168,8 +191,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
-    summary = run_eval(settings, args.questions, args.out, limit=args.limit, k=args.k or 10,
-                       answerer=args.answerer)
+    summary = run_eval(
+        settings, args.questions, args.out, limit=args.limit, k=args.k or 10, answerer=args.answerer
+    )
     print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
     return 0
 

@@ -58,9 +58,13 @@ def load_corpus(
 ) -> list[Document]:
     """All readable documents under ``path``, sorted by ``doc_id``.
 
-    ``doc_id`` is the file's path relative to the folder ("news/bbc.txt"), or
-    a JSONL record's ``id``.  Files that cannot be read are passed to
-    ``on_skip(path, reason)`` (default: a logged warning) and left out.
+    ``path`` is a folder, searched recursively (hidden files and folders are
+    ignored; symlinked folders are read once), or a single file.  ``doc_id``
+    is the file's path relative to the folder ("news/bbc.txt"), or a JSONL
+    record's ``id``.  Files that cannot be read, and JSONL lines
+    ("docs.jsonl:3"), are passed to ``on_skip(path, reason)`` (default: a
+    logged warning) and left out; a corpus with no readable document at all
+    raises :class:`CorpusError`.
 
     >>> load_corpus(Path("no/such/folder"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):

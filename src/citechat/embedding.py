@@ -29,7 +29,11 @@ from .errors import ModelError
 class Embedder(Protocol):
     #: stable identifier written to the index manifest
     name: str
-    dim: int
+
+    @property
+    def dim(self) -> int:
+        """Length of each vector."""
+        ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) float32, rows of unit length."""
@@ -68,10 +72,15 @@ class SentenceTransformerEmbedder:
                     # the bundled copy needs nothing from the hub
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 try:
+                    import transformers
                     from sentence_transformers import SentenceTransformer
 
+                    # a CLI answer should not be buried under load-progress bars
+                    transformers.utils.logging.set_verbosity_error()
+                    transformers.utils.logging.disable_progress_bar()
+
                     self._model = SentenceTransformer(path, device="cpu")
-                except Exception as exc:  # noqa: BLE001 - any load failure is a model error
+                except Exception as exc:
                     raise ModelError(
                         f"cannot load embedder {self.name!r}: {exc.__class__.__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''}; check the name or path "
@@ -80,18 +89,15 @@ class SentenceTransformerEmbedder:
             return self._model
 
     @property
-    def dim(self) -> int:  # type: ignore[override]
+    def dim(self) -> int:
         if self._dim is None:
             model = self._load()
-            get_dim = getattr(model, "get_embedding_dimension", None) or getattr(
-                model, "get_sentence_embedding_dimension"
-            )
+            # renamed in sentence-transformers 5; older releases have the long name
+            get_dim = getattr(model, "get_embedding_dimension", None)
+            if get_dim is None:
+                get_dim = model.get_sentence_embedding_dimension  # type: ignore[attr-defined]
             self._dim = int(get_dim())
         return self._dim
-
-    @property
-    def tokenizer(self) -> object:
-        return getattr(self._load(), "tokenizer")
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         model = self._load()
@@ -162,4 +168,3 @@ def load_embedder(name: str = BUNDLED_EMBEDDER) -> Embedder:
             else:
                 _cache[name] = SentenceTransformerEmbedder(name)
         return _cache[name]
-

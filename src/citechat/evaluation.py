@@ -41,7 +41,7 @@ def read_questions(path: Path, limit: int | None = None) -> list[dict[str, Any]]
             except ValueError as exc:
                 raise UsageError(f"{path}:{lineno} is not valid JSON ({exc})") from exc
             if not isinstance(row, dict) or "question" not in row:
-                raise UsageError(f"{path}:{lineno} has no \"question\" field")
+                raise UsageError(f'{path}:{lineno} has no "question" field')
             row.setdefault("id", str(lineno))
             out.append(row)
             if limit is not None and len(out) >= limit:
@@ -65,6 +65,7 @@ def is_answerable(row: dict[str, Any]) -> bool | None:
 
 
 # -- SQuAD answer normalisation (Rajpurkar et al., 2016) ---------------------------
+
 
 def normalize_answer(s: str) -> str:
     """
@@ -118,8 +119,9 @@ def first_gold_rank(retrieved: Sequence[str], golds: Iterable[str]) -> int | Non
     return None
 
 
-def citation_on_evidence(citation: dict[str, Any], evidence: Sequence[dict[str, Any]],
-                         doc_texts: dict[str, str]) -> bool:
+def citation_on_evidence(
+    citation: dict[str, Any], evidence: Sequence[dict[str, Any]], doc_texts: dict[str, str]
+) -> bool:
     """True when a citation's span overlaps an evidence quote of the same document."""
     for ev in evidence:
         if ev.get("doc") != citation["doc_id"]:
@@ -134,8 +136,15 @@ def citation_on_evidence(citation: dict[str, Any], evidence: Sequence[dict[str, 
     return False
 
 
-def run_eval(settings: Settings, questions: Path, out: Path, *, limit: int | None = None,
-             k: int = 10, answerer: str | None = None) -> dict[str, Any]:
+def run_eval(
+    settings: Settings,
+    questions: Path,
+    out: Path,
+    *,
+    limit: int | None = None,
+    k: int = 10,
+    answerer: str | None = None,
+) -> dict[str, Any]:
     from tqdm import tqdm
 
     from .pipeline import Pipeline
@@ -174,8 +183,9 @@ def run_eval(settings: Settings, questions: Path, out: Path, *, limit: int | Non
     return summary
 
 
-def summarize(rows: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]],
-              doc_texts: dict[str, str]) -> dict[str, Any]:
+def summarize(
+    rows: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]], doc_texts: dict[str, str]
+) -> dict[str, Any]:
     """Headline metrics over questions that carry the needed gold."""
     n_ret = 0
     hits = dict.fromkeys(KS, 0)
@@ -220,22 +230,37 @@ def summarize(rows: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]],
                     cites_on_gold += c["doc_id"] in golds
             if evidence:
                 with_evidence += 1
-                gold_cited += any(citation_on_evidence(c, evidence, doc_texts)
-                                  for c in rec["citations"])
+                gold_cited += any(
+                    citation_on_evidence(c, evidence, doc_texts) for c in rec["citations"]
+                )
+
     def share(a: float, b: int) -> float | None:
         return round(a / b, 4) if b else None
 
     return {
         "questions": len(records),
-        "retrieval": {"questions": n_ret, **{f"hit@{kk}": share(hits[kk], n_ret) for kk in KS},
-                      "mrr@10": share(mrr, n_ret)},
-        "answers": {"questions": n_ans, "exact_match": share(em, n_ans),
-                    "f1": share(f1, n_ans), "gold_contained": share(contained, n_ans)},
-        "citations": {"citations": cites, "precision": share(cites_on_gold, cites),
-                      "gold_passage_cited": share(gold_cited, with_evidence)},
-        "abstention": {"answerable": answerable, "unanswerable": unanswerable,
-                       "declined_unanswerable": share(declined_unanswerable, unanswerable),
-                       "wrongly_declined_answerable": share(wrongly_declined, answerable)},
+        "retrieval": {
+            "questions": n_ret,
+            **{f"hit@{kk}": share(hits[kk], n_ret) for kk in KS},
+            "mrr@10": share(mrr, n_ret),
+        },
+        "answers": {
+            "questions": n_ans,
+            "exact_match": share(em, n_ans),
+            "f1": share(f1, n_ans),
+            "gold_contained": share(contained, n_ans),
+        },
+        "citations": {
+            "citations": cites,
+            "precision": share(cites_on_gold, cites),
+            "gold_passage_cited": share(gold_cited, with_evidence),
+        },
+        "abstention": {
+            "answerable": answerable,
+            "unanswerable": unanswerable,
+            "declined_unanswerable": share(declined_unanswerable, unanswerable),
+            "wrongly_declined_answerable": share(wrongly_declined, answerable),
+        },
         "latency_ms": {"p50": _pct(latencies, 50), "p95": _pct(latencies, 95)},
     }
 

@@ -294,11 +294,13 @@ class Index:
             for row in _read_jsonl(gen / "chunks.jsonl"):
                 row["sentences"] = tuple(tuple(s) for s in row["sentences"])
                 chunks.append(Chunk(**row))
-            sentence_keys = [(d, int(a), int(b)) for d, a, b in _read_jsonl(gen / "sentences.jsonl")]
+            sentence_keys = [
+                (d, int(a), int(b)) for d, a, b in _read_jsonl(gen / "sentences.jsonl")
+            ]
             vectors = np.load(gen / "vectors.npy")
             sentence_vectors = np.load(gen / "sentence_vectors.npy")
             faiss_index = faiss.read_index(str(gen / "faiss.index"))
-        except Exception as exc:  # noqa: BLE001 - any damage gets the same advice
+        except Exception as exc:
             raise IndexError_(
                 f"the index at {folder} is damaged ({exc.__class__.__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'}); "
@@ -460,7 +462,9 @@ def _fsync_dir(path: Path) -> None:
 
 def _remove_old_generations(folder: Path, keep: str) -> None:
     for child in folder.iterdir():
-        if child.name != keep and child.is_dir() and (
-            child.name.startswith("gen-") or child.name.startswith(".tmp-gen-")
+        if (
+            child.name != keep
+            and child.is_dir()
+            and (child.name.startswith("gen-") or child.name.startswith(".tmp-gen-"))
         ):
             shutil.rmtree(child, ignore_errors=True)

@@ -105,8 +105,13 @@ def make_answerer(spec: str, retriever: Retriever, settings: Settings) -> Answer
 class Pipeline:
     """Shared, read-mostly: one per process, safe to call from many threads."""
 
-    def __init__(self, settings: Settings, index: Index, answerer_spec: str | None = None,
-                 mode: Mode = "hybrid") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        index: Index,
+        answerer_spec: str | None = None,
+        mode: Mode = "hybrid",
+    ) -> None:
         self.settings = settings
         self.mode = mode
         self._lock = threading.Lock()
@@ -129,8 +134,14 @@ class Pipeline:
         return self._state[1]
 
     @classmethod
-    def load(cls, settings: Settings, *, answerer: str | None = None, mode: Mode = "hybrid",
-             sync: bool = True) -> Pipeline:
+    def load(
+        cls,
+        settings: Settings,
+        *,
+        answerer: str | None = None,
+        mode: Mode = "hybrid",
+        sync: bool = True,
+    ) -> Pipeline:
         embedder = load_embedder(settings.embedder)
         if sync:
             index = sync_index(settings, embedder=embedder).index
@@ -138,8 +149,9 @@ class Pipeline:
             index = Index.load(settings.index, embedder, settings)
         return cls(settings, index, answerer, mode)
 
-    def refresh(self, *, progress: Callable[[int, int], Callable[[int], None]] | None = None
-                ) -> SyncResult:
+    def refresh(
+        self, *, progress: Callable[[int, int], Callable[[int], None]] | None = None
+    ) -> SyncResult:
         """Re-sync the index with the corpus (after an upload) and swap it in."""
         result = sync_index(self.settings, embedder=self.index.embedder, progress=progress)
         with self._lock:
@@ -164,8 +176,14 @@ class Pipeline:
             return cleaned[:limit], f"The question was cut to its first {limit} characters."
         return cleaned, None
 
-    def ask(self, question: str, *, k: int | None = None, history: History = (),
-            answerer: str | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        history: History = (),
+        answerer: str | None = None,
+    ) -> Answer:
         t0 = time.perf_counter()
         question, notice = self.check_question(question)
         index, retriever = self._state
@@ -175,9 +193,12 @@ class Pipeline:
         t1 = time.perf_counter()
         result = chosen.answer(question, retrieval, history=history)
         t2 = time.perf_counter()
-        sentences = result.sentences or verify(
-            result.text, [c.quote for c in result.citations], index.embedder
-        ) if not result.abstained else ()
+        sentences = (
+            result.sentences
+            or verify(result.text, [c.quote for c in result.citations], index.embedder)
+            if not result.abstained
+            else ()
+        )
         t3 = time.perf_counter()
         latency = {
             **{f"retrieve_{k}": v for k, v in retrieval.timings.items()},
@@ -188,5 +209,6 @@ class Pipeline:
             "total": (t3 - t0) * 1000,
         }
         notes = " ".join(n for n in (notice, result.notice) if n) or None
-        return replace(result, question=question, sentences=sentences, latency_ms=latency,
-                       notice=notes)
+        return replace(
+            result, question=question, sentences=sentences, latency_ms=latency, notice=notes
+        )

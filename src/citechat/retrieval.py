@@ -11,6 +11,7 @@ It does not pick answer sentences (answering.py does).
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -112,6 +113,8 @@ class Retriever:
     def _build_bm25(self) -> Any:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+
         if not self.index.chunks:
             return None
         corpus = [terms(c.embedding_text()) for c in self.index.chunks]
@@ -136,7 +139,9 @@ class Retriever:
         q = [t for t in terms(query) if t in self._bm25.vocab_dict]
         if not q:
             return []
-        rows, scores = self._bm25.retrieve([q], k=min(n, len(self.index.chunks)), show_progress=False)
+        rows, scores = self._bm25.retrieve(
+            [q], k=min(n, len(self.index.chunks)), show_progress=False
+        )
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
 
     def search(self, query: str, k: int = 5) -> Retrieval:
@@ -189,7 +194,7 @@ class Retriever:
                     from sentence_transformers import CrossEncoder
 
                     self._reranker = CrossEncoder(self.reranker_name, device="cpu")
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     raise ModelError(
                         f"cannot load reranker {self.reranker_name!r}: {exc.__class__.__name__}; "
                         "check CITECHAT_RERANKER (a cross-encoder name or local path) or unset it"
