@@ -28,9 +28,11 @@ def main() -> None:
     ap.add_argument("--questions", type=Path, required=True)
     ap.add_argument("--limit", type=int, default=500)
     ap.add_argument("-k", type=int, default=5)
+    ap.add_argument("--entity-weight", type=float, default=0.4)
     args = ap.parse_args()
     pipe = Pipeline.load(Settings(corpus=args.corpus, index=args.index))
     ans = pipe.answerer("extractive")
+    ans.entity_weight = args.entity_weight  # type: ignore[attr-defined]
     rows = read_questions(args.questions, args.limit)
     data = []
     for row in rows:
@@ -38,8 +40,13 @@ def main() -> None:
         cands = ans.candidates(row["question"], r)  # type: ignore[attr-defined]
         golds = [normalize_answer(g) for g in row.get("answers") or []]
         feats = [
-            (c.cosine, c.lexical, c.prior, c.penalty,
-             any(g and g in normalize_answer(c.text) for g in golds))
+            (
+                c.cosine,
+                c.lexical,
+                c.prior,
+                c.penalty,
+                any(g and g in normalize_answer(c.text) for g in golds),
+            )
             for c in cands
         ]
         data.append((is_answerable(row), feats))
@@ -69,7 +76,11 @@ def main() -> None:
     for t in [x / 100 for x in range(30, 71, 2)]:
         du = nu = wd = na = 0
         for ok, feats in data:
-            top = max(((wc * f[0] + wl * f[1] + wp * f[2]) * f[3] for f in feats), default=0.0)
+            best = max(
+                feats, key=lambda f: (wc * f[0] + wl * f[1] + wp * f[2]) * f[3], default=None
+            )
+            # abstention uses the absolute evidence of the chosen sentence (no rank prior)
+            top = 0.0 if best is None else (wc * best[0] + wl * best[1]) / (wc + wl) * best[3]
             if ok is False:
                 nu += 1
                 du += top < t

@@ -189,6 +189,9 @@ class Pipeline:
         index, retriever = self._state
         chosen = self.answerer(answerer)
         query = history_query(question, history)
+        condense = getattr(chosen, "condense", None)
+        if history and condense is not None:  # an LLM rewrites the follow-up itself
+            query = condense(question, history)
         retrieval = retriever.search(query, k or self.settings.top_k)
         t1 = time.perf_counter()
         result = chosen.answer(question, retrieval, history=history)

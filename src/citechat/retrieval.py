@@ -73,6 +73,8 @@ class Retrieval:
     hits: list[Hit]
     query_vector: np.ndarray | None
     timings: dict[str, float] = field(default_factory=dict)
+    #: the text that was searched (a follow-up's history-aware query)
+    query: str = ""
 
 
 def rrf_fuse(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
@@ -185,7 +187,7 @@ class Retriever:
             )
             for rank, (row, score) in enumerate(fused[:k], start=1)
         ]
-        return Retrieval(hits=hits, query_vector=qvec, timings=timings)
+        return Retrieval(hits=hits, query_vector=qvec, timings=timings, query=query)
 
     def _rerank(self, query: str, rows: list[int]) -> list[tuple[int, float]]:
         with self._lock:
