@@ -102,6 +102,7 @@ class Index:
         sentence_keys: list[SentenceKey],
         sentence_vectors: np.ndarray,
         built_at: str | None = None,
+        faiss_index: Any = None,
     ) -> None:
         self.embedder = embedder
         self.settings = settings
@@ -112,7 +113,8 @@ class Index:
         self.sentence_vectors = sentence_vectors
         self.sentence_row = {key: i for i, key in enumerate(sentence_keys)}
         self.built_at = built_at or _now()
-        self.faiss = _make_faiss(vectors, embedder.dim)
+        # a loaded index brings its FAISS structure; a new one builds it from the vectors
+        self.faiss = faiss_index if faiss_index is not None else _make_faiss(vectors, embedder.dim)
 
     # -- building ---------------------------------------------------------------
 
@@ -315,18 +317,17 @@ class Index:
                 f"the index at {folder} is damaged (row counts disagree); "
                 "run `citechat index --rebuild`"
             )
-        index = cls.__new__(cls)
-        index.embedder = embedder
-        index.settings = settings
-        index.documents = documents
-        index.chunks = chunks
-        index.vectors = vectors
-        index.sentence_keys = sentence_keys
-        index.sentence_vectors = sentence_vectors
-        index.sentence_row = {key: i for i, key in enumerate(sentence_keys)}
-        index.built_at = manifest.get("built_at", "")
-        index.faiss = faiss_index
-        return index
+        return cls(
+            embedder=embedder,
+            settings=settings,
+            documents=documents,
+            chunks=chunks,
+            vectors=vectors,
+            sentence_keys=sentence_keys,
+            sentence_vectors=sentence_vectors,
+            built_at=manifest.get("built_at", ""),
+            faiss_index=faiss_index,
+        )
 
 
 # -- helpers ----------------------------------------------------------------------
