@@ -23,7 +23,7 @@ from pathlib import Path
 from .answering import Answerer, ExtractiveAnswerer, History, history_query
 from .citations import verify
 from .config import Settings
-from .corpus import load_corpus
+from .corpus import content_hash, load_corpus
 from .embedding import Embedder, load_embedder
 from .errors import IndexError_, IndexMismatchError, UsageError
 from .index import Index, UpdateReport, write_lock
@@ -87,8 +87,6 @@ def sync_index(
 def _texts_to_embed(index: Index, docs: list[Document]) -> int:
     """A rough count for the progress bar: chunks+sentences scale with text size."""
     have = {d.doc_id: d.content_hash for d in index.documents.values()}
-    from .corpus import content_hash
-
     todo = [d for d in docs if have.get(d.doc_id) != (d.content_hash or content_hash(d.text))]
     return sum(max(1, len(d.text) // 120) for d in todo)
 
