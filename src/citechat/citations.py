@@ -55,11 +55,17 @@ def markers(text: str) -> list[int]:
 
 
 def strip_markers(text: str) -> str:
+    """The text without [n] markers, including ones that removing others forms.
+
+    >>> strip_markers("Peter Lewis [1]."), strip_markers("odd [1[2]] nesting")
+    ('Peter Lewis.', 'odd  nesting')
     """
-    >>> strip_markers("Peter Lewis [1].")
-    'Peter Lewis.'
-    """
-    return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", text)).strip()
+    while True:  # "[1[2]]" -> "[1]" -> "": each pass shortens the text, so this ends
+        stripped = MARKER.sub("", text)
+        if stripped == text:
+            break
+        text = stripped
+    return re.sub(r"\s+([.,;:!?])", r"\1", text).strip()
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,11 @@ prompts, "Leave a Reply" forms, related links) lies outside every section.
 
 Web pages saved as text are split by the line heuristics in
 :mod:`citechat.boilerplate`; HTML goes through trafilatura and PDF through
-pypdf.  A file that cannot be read is skipped and reported, never
-fatal.  This module does not chunk, embed, or remember what it read before:
+pypdf.  A file that cannot be read (garbage, empty, over ``max_bytes``,
+binary, password-protected or image-only PDF, HTML without text, a symlink
+loop, no permission) is skipped and reported with a one-line reason, never
+fatal; text that is not UTF-8 is decoded as UTF-16 (with a BOM), cp1252 or
+latin-1.  This module does not chunk, embed, or remember what it read before:
 change detection compares :attr:`Document.content_hash` downstream.
 """
 
@@ -89,7 +92,11 @@ def load_corpus(
             else:
                 found = [_read(file, doc_id, max_bytes)]
         except _Unreadable as exc:
-            skip(file, str(exc))
+            skip(file, _one_line(str(exc)))
+            continue
+        except Exception as exc:  # a parser bug on one odd file must not stop the rest
+            log.debug("unexpected error reading %s", file, exc_info=True)
+            skip(file, _one_line(f"cannot parse: {type(exc).__name__}: {exc}"))
             continue
         for doc in found:
             if doc.doc_id in docs:
@@ -111,7 +118,12 @@ def load_document(path: Path, doc_id: str, *, max_bytes: int = MAX_BYTES) -> Doc
     try:
         return _read(Path(path), doc_id, max_bytes)
     except _Unreadable as exc:
-        raise CorpusError(f"cannot load {path}: {exc}") from None
+        raise CorpusError(f"cannot load {path}: {_one_line(str(exc))}") from None
+    except Exception as exc:  # as in load_corpus: one odd file is an error, not a crash
+        log.debug("unexpected error reading %s", path, exc_info=True)
+        raise CorpusError(
+            f"cannot load {path}: {_one_line(f'cannot parse: {type(exc).__name__}: {exc}')}"
+        ) from exc
 
 
 def parse_text(text: str, doc_id: str) -> Document:
@@ -145,6 +157,17 @@ def parse_text(text: str, doc_id: str) -> Document:
 
 def _log_skip(path: Path | str, reason: str) -> None:
     log.warning("skipped %s: %s", path, reason)
+
+
+def _one_line(reason: str, limit: int = 300) -> str:
+    """A skip reason fit for one log line: parsers put newlines and pages of
+    detail in their messages.
+
+    >>> _one_line("bad xref\\n  at byte 12")
+    'bad xref at byte 12'
+    """
+    flat = " ".join(reason.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _walk(root: Path, skip: OnSkip) -> Iterator[tuple[Path, str]]:
@@ -306,8 +329,14 @@ def _parse_pdf(data: bytes, doc_id: str) -> Document:
         reader = pypdf.PdfReader(io.BytesIO(data))
         # Many PDFs are "encrypted" with an empty password just to set
         # permissions; those open fine.
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise _Unreadable("password-protected PDF")
+        try:
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise _Unreadable("password-protected PDF")
+        except pypdf.errors.DependencyError:
+            raise _Unreadable(
+                "AES-encrypted PDF; reading it needs the cryptography package "
+                "(pip install cryptography)"
+            ) from None
         text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
         title = reader.metadata.title if reader.metadata and reader.metadata.title else ""
     except _Unreadable:

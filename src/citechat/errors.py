@@ -1,7 +1,19 @@
 """One exception hierarchy for every failure a user can cause or fix.
 
 Each message names the problem and the fix in one line; the CLI prints it
-without a traceback (``--debug`` shows one) and exits with ``exit_code``.
+without a traceback (``--debug`` shows one) and exits with ``exit_code``:
+
+====  =========================================================
+code  meaning
+====  =========================================================
+1     any other :class:`CitechatError`; a file-system error
+2     :class:`UsageError`, :class:`ConfigError`
+3     :class:`CorpusError`
+4     :class:`IndexError_` and its subclasses
+5     :class:`ModelError`
+====  =========================================================
+
+It does not print or log anything itself (cli.py does).
 """
 
 from __future__ import annotations
@@ -32,13 +44,33 @@ class CorpusError(CitechatError):
 
 
 class IndexError_(CitechatError):
-    """The index is missing, damaged, or was built with other settings."""
+    """The index is missing, damaged, or was built with other settings.
+
+    ``problem`` is the message without its fix, for callers that apply the fix
+    themselves ("...; rebuilding it"):
+
+    >>> err = IndexError_("the index is damaged", "run `citechat index --rebuild`")
+    >>> str(err), err.problem
+    ('the index is damaged; run `citechat index --rebuild`', 'the index is damaged')
+    """
 
     exit_code = 4
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        super().__init__(f"{problem}; {fix}" if fix else problem)
+        self.problem = problem
+
+
+class IndexDamagedError(IndexError_):
+    """Part of the index is missing or unreadable; rebuilding from the corpus fixes it."""
 
 
 class IndexMismatchError(IndexError_):
     """The index was built with another model or chunking."""
+
+
+class IndexFormatError(IndexMismatchError):
+    """The index was written by a citechat with another on-disk format."""
 
 
 class IndexLockedError(IndexError_):

@@ -9,7 +9,13 @@ On disk an index folder holds generations::
 A save writes a new generation in a temporary folder, renames it into place and
 only then replaces CURRENT (``os.replace`` is atomic), so a reader, or a build
 killed at any moment, always finds a complete generation.  Old generations are
-removed after the switch.  A lock file stops two writers interleaving.
+removed after the switch, and whatever a killed writer left behind (``.tmp-gen-*``
+folders, generations CURRENT does not name) is swept by the next writer.  A lock
+file stops two writers interleaving: the second waits, then refuses.
+
+Loading checks the manifest and that the files agree with it and with each
+other; a missing or damaged part raises :class:`IndexDamagedError` (a rebuild
+from the corpus fixes it), never a raw traceback.
 
 Updates are incremental: only new or changed documents (by content hash) are
 chunked and embedded; removed documents are dropped.  Loading an index built
@@ -23,7 +29,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,20 +46,22 @@ from .chunking import chunk_document
 from .config import Settings
 from .corpus import content_hash
 from .embedding import Embedder
-from .errors import IndexError_, IndexLockedError, IndexMismatchError
+from .errors import (
+    IndexDamagedError,
+    IndexError_,
+    IndexFormatError,
+    IndexLockedError,
+    IndexMismatchError,
+)
 from .types import Chunk, Document, Section
 
 FORMAT_VERSION = 1
 SPLITTER = "blingfire-lines-v1"
-_FILES = (
-    "manifest.json",
-    "chunks.jsonl",
-    "documents.jsonl",
-    "vectors.npy",
-    "sentences.jsonl",
-    "sentence_vectors.npy",
-    "faiss.index",
-)
+
+REBUILD = "run `citechat index --rebuild`"
+#: generation folder names as save() writes them; CURRENT must name one
+_GEN_NAME = re.compile(r"gen-[0-9T]+-[0-9]+")
+log = logging.getLogger("citechat")
 
 SentenceKey = tuple[str, int, int]
 Progress = Callable[[int], None]
@@ -252,11 +262,11 @@ class Index:
         """Write a new generation atomically; returns its folder."""
         import faiss
 
-        folder.mkdir(parents=True, exist_ok=True)
         name = f"gen-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%f')}-{os.getpid()}"
         tmp = folder / f".tmp-{name}"
-        tmp.mkdir()
         try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
             _write_jsonl(tmp / "chunks.jsonl", (asdict(c) for c in self.chunks))
             _write_jsonl(tmp / "documents.jsonl", (asdict(d) for d in self.documents.values()))
             _write_jsonl(tmp / "sentences.jsonl", (list(k) for k in self.sentence_keys))
@@ -274,14 +284,27 @@ class Index:
                 os.fsync(fh.fileno())
             os.replace(pointer, folder / "CURRENT")
             _fsync_dir(folder)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, OSError):  # disk full, read-only, permissions
+                raise IndexError_(
+                    f"cannot write the index at {folder} ({exc.strerror or exc}); the last "
+                    "complete index is kept",
+                    "free disk space or fix the folder's permissions, or pass --index FOLDER",
+                ) from exc
             raise
         _remove_old_generations(folder, keep=name)
         return final
 
     @classmethod
     def load(cls, folder: Path, embedder: Embedder, settings: Settings) -> Index:
+        """The index saved in ``folder``.
+
+        Raises :class:`IndexError_` when there is none, :class:`IndexMismatchError`
+        when it was built with another embedder, chunking or format, and
+        :class:`IndexDamagedError` when a file is missing, truncated or
+        disagrees with the others.
+        """
         gen = current_generation(folder)
         manifest = read_manifest(gen)
         check_compatible(manifest, embedder, settings, folder)
@@ -302,21 +325,18 @@ class Index:
             vectors = np.load(gen / "vectors.npy")
             sentence_vectors = np.load(gen / "sentence_vectors.npy")
             faiss_index = faiss.read_index(str(gen / "faiss.index"))
-        except Exception as exc:
-            raise IndexError_(
+        except Exception as exc:  # json, numpy, faiss and dataclasses raise many types
+            lines = str(exc).strip().splitlines()
+            raise IndexDamagedError(
                 f"the index at {folder} is damaged ({exc.__class__.__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'}); "
-                "run `citechat index --rebuild`"
+                f"{lines[0][:200] if lines else 'unreadable'})",
+                REBUILD,
             ) from exc
-        if (
-            len(chunks) != len(vectors)
-            or faiss_index.ntotal != len(chunks)
-            or len(sentence_keys) != len(sentence_vectors)
-        ):
-            raise IndexError_(
-                f"the index at {folder} is damaged (row counts disagree); "
-                "run `citechat index --rebuild`"
-            )
+        why = _inconsistency(
+            manifest, documents, chunks, vectors, sentence_keys, sentence_vectors, faiss_index
+        )
+        if why:
+            raise IndexDamagedError(f"the index at {folder} is damaged ({why})", REBUILD)
         return cls(
             embedder=embedder,
             settings=settings,
@@ -334,60 +354,132 @@ class Index:
 
 
 def current_generation(folder: Path) -> Path:
+    """The generation folder that ``folder/CURRENT`` names.
+
+    Raises :class:`IndexError_` when there is no index, and
+    :class:`IndexDamagedError` when CURRENT is unreadable or names no generation.
+    """
     pointer = folder / "CURRENT"
     if not pointer.is_file():
-        raise IndexError_(f"no index at {folder}; run `citechat index` to build it")
-    name = pointer.read_text().strip()
-    gen = folder / name
-    if not name or not gen.is_dir():
-        raise IndexError_(
-            f"the index at {folder} is damaged (CURRENT names {name!r}, which is missing); "
-            "run `citechat index --rebuild`"
+        raise IndexError_(f"no index at {folder}", "run `citechat index` to build it")
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, ValueError) as exc:
+        raise IndexDamagedError(
+            f"the index at {folder} is damaged (CURRENT is unreadable: {exc.__class__.__name__})",
+            REBUILD,
+        ) from exc
+    # only a name save() writes: a damaged CURRENT must not point outside the folder
+    if not _GEN_NAME.fullmatch(name) or not (folder / name).is_dir():
+        raise IndexDamagedError(
+            f"the index at {folder} is damaged (CURRENT names {name[:80]!r}, which is missing)",
+            REBUILD,
         )
-    return gen
+    return folder / name
 
 
 def read_manifest(gen: Path) -> dict[str, Any]:
     try:
-        data = json.loads((gen / "manifest.json").read_text())
+        data = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         return data
     except (OSError, ValueError) as exc:
-        raise IndexError_(
-            f"the index manifest in {gen} is unreadable ({exc.__class__.__name__}); "
-            "run `citechat index --rebuild`"
+        raise IndexDamagedError(
+            f"the index manifest in {gen} is unreadable ({exc.__class__.__name__})", REBUILD
         ) from exc
 
 
 def check_compatible(
     manifest: dict[str, Any], embedder: Embedder, settings: Settings, folder: Path
 ) -> None:
+    """Raise :class:`IndexMismatchError` unless ``manifest`` fits this embedder and chunking.
+
+    Another format (an index from another citechat version) raises the
+    subclass :class:`IndexFormatError`, which ``sync_index`` fixes by rebuilding.
+    """
     if manifest.get("format") != FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"the index at {folder} has format {manifest.get('format')!r}, this citechat "
-            f"reads format {FORMAT_VERSION}; run `citechat index --rebuild`"
+        raise IndexFormatError(
+            f"the index at {folder} has format {str(manifest.get('format'))[:40]!r} "
+            f"(citechat {str(manifest.get('citechat_version'))[:40]}), this citechat "
+            f"reads format {FORMAT_VERSION}",
+            REBUILD,
         )
+    # by name only: embedder.dim would load the model just to compare
     if manifest.get("embedder") != embedder.name:
         raise IndexMismatchError(
-            f"the index at {folder} was built with embedder {manifest.get('embedder')!r}, "
-            f"not {embedder.name!r}; run `citechat index --rebuild` or use the same embedder"
+            f"the index at {folder} was built with embedder "
+            f"{str(manifest.get('embedder'))[:200]!r}, not {embedder.name!r}",
+            "run `citechat index --rebuild` or use the same embedder (--embedder)",
         )
     if manifest.get("chunking") != _chunking_settings(settings):
         raise IndexMismatchError(
-            f"the index at {folder} was built with chunking {manifest.get('chunking')}, "
-            f"not {_chunking_settings(settings)}; run `citechat index --rebuild`"
+            f"the index at {folder} was built with chunking {str(manifest.get('chunking'))[:200]}, "
+            f"not {_chunking_settings(settings)}",
+            REBUILD,
         )
+
+
+def _inconsistency(
+    manifest: dict[str, Any],
+    documents: dict[str, Document],
+    chunks: list[Chunk],
+    vectors: np.ndarray,
+    sentence_keys: list[SentenceKey],
+    sentence_vectors: np.ndarray,
+    faiss_index: Any,
+) -> str | None:
+    """Why the loaded parts disagree, or None.
+
+    A file cut at a line boundary still parses, so counts are checked against
+    the manifest (written last) and against each other.
+    """
+    counts = manifest.get("counts")
+    if not isinstance(counts, dict):
+        return "manifest has no counts"
+    if counts.get("documents") != len(documents):
+        return f"{len(documents)} documents, the manifest says {counts.get('documents')}"
+    if counts.get("chunks") != len(chunks):
+        return f"{len(chunks)} chunks, the manifest says {counts.get('chunks')}"
+    if counts.get("sentences") != len(sentence_keys):
+        return f"{len(sentence_keys)} sentences, the manifest says {counts.get('sentences')}"
+    dim = manifest.get("dim")
+    for what, array, rows in (
+        ("chunk", vectors, chunks),
+        ("sentence", sentence_vectors, sentence_keys),
+    ):
+        if array.ndim != 2 or array.shape != (len(rows), dim):
+            return f"{what} vectors have shape {array.shape}, expected ({len(rows)}, {dim})"
+    if faiss_index.ntotal != len(chunks) or faiss_index.d != dim:
+        return f"the FAISS index holds {faiss_index.ntotal} vectors for {len(chunks)} chunks"
+    for doc_id, start, end in [(c.doc_id, c.start, c.end) for c in chunks] + sentence_keys:
+        doc = documents.get(doc_id)
+        if doc is None or not 0 <= start <= end <= len(doc.text):
+            return f"a chunk or sentence of {doc_id!r} points outside its document"
+    return None
 
 
 @contextlib.contextmanager
 def write_lock(folder: Path, *, wait_s: float = 30.0) -> Iterator[None]:
-    """Hold the index's writer lock; wait up to ``wait_s`` then refuse."""
+    """Hold the index's writer lock; wait up to ``wait_s`` then refuse.
+
+    The lock is an ``flock`` on ``folder/.lock``: the kernel drops it when the
+    holder dies, even by ``kill -9``, so a killed build never blocks the next.
+    Once it is held, leftovers of killed writers are swept (:func:`sweep`).
+    """
     import fcntl
 
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as fh:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = open(folder / ".lock", "a+")  # noqa: SIM115 - closed in the finally below
+    except OSError as exc:
+        raise IndexError_(
+            f"cannot write the index folder {folder} ({exc.strerror or exc})",
+            "pass --index FOLDER (or set CITECHAT_INDEX) to a folder you can write",
+        ) from exc
+    try:
         deadline = time.monotonic() + wait_s
+        waited = False
         while True:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -395,14 +487,50 @@ def write_lock(folder: Path, *, wait_s: float = 30.0) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise IndexLockedError(
-                        f"another `citechat index` is writing {folder}; wait for it to "
-                        "finish and try again"
+                        f"another `citechat index` is writing {folder}",
+                        "wait for it to finish and try again",
                     ) from None
+                if not waited:
+                    log.warning(
+                        "another `citechat index` is writing %s; waiting %g s", folder, wait_s
+                    )
+                    waited = True
                 time.sleep(0.2)
         try:
+            sweep(folder)
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    finally:
+        fh.close()
+
+
+def sweep(folder: Path) -> list[str]:
+    """Remove what killed writers left in ``folder``; returns the names removed.
+
+    Always ``.tmp-gen-*`` folders and ``.CURRENT.tmp``; generations other than
+    the current one only when CURRENT names a complete one (an unreadable
+    CURRENT leaves them for a rebuild to replace).  Call it holding the lock.
+    """
+    try:
+        keep: str | None = current_generation(folder).name
+    except IndexError_:
+        keep = None
+    removed = []
+    for child in sorted(folder.iterdir()):
+        stale = child.name.startswith(".tmp-gen-") or child.name == ".CURRENT.tmp"
+        if keep is not None and child.name.startswith("gen-") and child.name != keep:
+            stale = True
+        if not stale:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+        removed.append(child.name)
+    if removed:
+        log.info("removed leftovers of an interrupted build in %s: %s", folder, ", ".join(removed))
+    return removed
 
 
 def _make_faiss(vectors: np.ndarray, dim: int) -> Any:
