@@ -1,29 +1,43 @@
 """The web chat: ``create_app(pipeline) -> gradio.Blocks``; ``serve()`` launches it.
 
-The page shows streamed answers with [n] markers, a Sources panel (title,
+Each answer streams into the chat (an LLM's tokens as they come, then the
+verified answer replaces them) with clickable [n] markers, sentences the
+verifier could not support marked "unsupported", and a Sources section: title,
 publisher, date, article or whose comment, the quoted passage with the cited
-sentence highlighted), and a document panel that opens the full text of a
-cited source with the span highlighted.  Every piece of document text is
-HTML-escaped before it reaches the page.  Conversation state is per browser
-session (``gr.State``); the pipeline (models, index) is shared read-only.
+sentence highlighted.  Clicking a citation opens the whole document in the side
+panel with the span highlighted and scrolled into view.  Uploads go into the
+corpus folder and are indexed incrementally; the conversation exports as
+Markdown; ``/ask`` answers as structured data for ``gradio_client``.
 
-``create_app`` never launches, so tests build the app and serve it themselves.
+Every piece of document text (titles and file names included) is HTML-escaped
+here, before Gradio's own sanitiser sees it.  Conversation state is per browser
+session (``gr.State``); the pipeline is shared and swaps its index atomically.
+``create_app`` never launches, so tests build the app and serve it themselves
+with :func:`launch_options`.  It does not retrieve or answer (pipeline.py).
 """
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import html
 import ipaddress
 import json
 import logging
 import os
-from collections.abc import Iterator
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .errors import CitechatError
+from .corpus import SUFFIXES
+from .errors import CitechatError, ModelError
 from .pipeline import Pipeline
-from .types import Answer, Citation
+from .types import MARKER_PATTERN, Answer, Citation
 
 log = logging.getLogger("citechat")
 
@@ -35,145 +49,393 @@ EXAMPLES = [
 ]
 
 CSS = """
-.cc-source { border-left: 3px solid #8a8; padding: 4px 10px; margin: 8px 0; }
+.cc-answer { line-height: 1.5; }
+.cc-notice { font-style: italic; color: #666; margin-bottom: 6px; }
+a.cc-cite { font-weight: 600; text-decoration: none; color: #1f5fbf; cursor: pointer; }
+a.cc-cite:hover { text-decoration: underline; }
+.cc-unsupported { background: #fde2e1; text-decoration: underline dotted #c0392b; }
+.cc-badge { font-size: 0.72em; color: #fff; background: #c0392b; border-radius: 4px;
+  padding: 0 5px; margin-left: 3px; vertical-align: middle; }
+.cc-sources { margin-top: 10px; border-top: 1px solid #ddd; padding-top: 6px; }
+.cc-sources-h { font-weight: 600; font-size: 0.9em; margin-bottom: 2px; }
+.cc-source { border-left: 3px solid #8a8; padding: 3px 10px; margin: 6px 0; cursor: pointer; }
 .cc-source.comment { border-left-color: #a8a; }
+.cc-title { font-weight: 600; }
+/* Gradio's bundled semibold face holds only ~55 glyphs: mixing it with a fallback
+   font mid-word looks broken, so bold text here uses the system font throughout */
+.cc-title, .cc-sources-h, a.cc-cite, .cc-badge, #cc-document h4, .cc-passage b {
+  font-family: ui-sans-serif, system-ui, sans-serif; }
+.cc-source:hover { background: rgba(127, 127, 127, 0.08); }
 .cc-meta { font-size: 0.85em; color: #666; }
-.cc-quote { margin: 4px 0; white-space: pre-wrap; }
-.cc-quote mark, .cc-doc mark { background: #ffe58a; color: inherit; }
-.cc-doc { white-space: pre-wrap; max-height: 520px; overflow-y: auto; font-size: 0.92em; }
-.cc-flag { color: #b35c00; }
+.cc-quote { margin: 3px 0; font-size: 0.93em; }
+.cc-quote mark, .cc-doc mark, .cc-passage mark { background: #ffe58a; color: inherit; }
+.cc-doc { white-space: pre-wrap; max-height: 560px; overflow-y: auto; font-size: 0.92em;
+  border: 1px solid #ddd; border-radius: 6px; padding: 8px 10px; }
+.cc-doc mark#cc-highlight { outline: 2px solid #e0a800; }
+.cc-passage { font-size: 0.88em; margin: 6px 0; border-left: 3px solid #ccc; padding-left: 8px; }
+.cc-streaming { white-space: pre-wrap; }
+.cc-cursor { opacity: 0.6; }
 """
 
-#: characters of context shown around a quoted sentence in the Sources panel
-CONTEXT_CHARS = 160
+#: installed once per page: a click on [n] or a source card opens that document
+CLICK_JS = """
+() => {
+  if (window.__ccClicks) return;
+  window.__ccClicks = true;
+  document.addEventListener("click", (ev) => {
+    const hit = ev.target.closest ? ev.target.closest("a.cc-cite, .cc-source") : null;
+    if (!hit) return;
+    const link = hit.matches("a.cc-cite") ? hit : hit.querySelector("a.cc-cite");
+    const m = link ? (link.getAttribute("href") || "").match(/^#cc-(\\d+)-(\\d+)$/) : null;
+    if (!m) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    window.__ccRef = m[1] + ":" + m[2];
+    const button = document.querySelector("#cc-open");
+    if (button) button.click();
+  }, true);
+}
+"""
+
+#: after the document panel updates: bring the highlighted span into view
+SCROLL_JS = """
+() => {
+  setTimeout(() => {
+    const mark = document.querySelector("#cc-document mark#cc-highlight");
+    if (mark) mark.scrollIntoView({block: "center", behavior: "instant"});
+  }, 60);
+}
+"""
+
+#: characters of context shown around a quoted sentence in a Sources card
+CONTEXT_CHARS = 100
+MARKER = re.compile(MARKER_PATTERN)
+_EXPORT_DIR: Path | None = None
+
+
+# -- rendering (pure functions of the pipeline and an Answer; all text escaped) -------
 
 
 def _esc(text: str | None) -> str:
     return html.escape(text or "", quote=True)
 
 
+def _flat(text: str) -> str:
+    """Escaped text on one line: a blank line inside the chat's HTML block would end
+    it and hand the rest to the Markdown renderer."""
+    return _esc(re.sub(r"\s+", " ", text))
+
+
+def _ref(turn: int, n: int) -> str:
+    return f"<a class='cc-cite' href='#cc-{turn}-{n}' title='Open source {n}'>[{n}]</a>"
+
+
 def source_meta(pipe: Pipeline, c: Citation) -> str:
+    """ "Publisher · date · article" or "… · reader comment by Ann, 3 May 2009"."""
     doc = pipe.index.documents.get(c.doc_id)
     parts = [p for p in (doc.source if doc else None, doc.date if doc else None) if p]
-    kind = (
-        f"reader comment by {c.commenter}"
-        if c.section == "comment" and c.commenter
-        else ("reader comment" if c.section == "comment" else "article")
+    if c.section != "comment":
+        return " · ".join([*parts, "article"])
+    when = next(
+        (
+            s.date
+            for s in (doc.sections if doc else ())
+            if s.kind == "comment" and s.start <= c.start < s.end and s.date
+        ),
+        None,
     )
-    return " · ".join([*parts, kind])
+    kind = f"reader comment by {c.commenter}" if c.commenter else "reader comment"
+    return " · ".join([*parts, f"{kind}, {when}" if when else kind])
 
 
-def render_sources(pipe: Pipeline, answer: Answer | None) -> str:
-    """HTML for the Sources panel; all document text escaped."""
-    if answer is None:
-        return "<p class='cc-meta'>Sources of the latest answer appear here.</p>"
-    if not answer.citations:
-        return "<p class='cc-meta'>No source supports an answer to this question.</p>"
-    out = []
+def render_sources(pipe: Pipeline, answer: Answer | None, turn: int = 0) -> str:
+    """The Sources section under an answer: one card per citation."""
+    if answer is None or not answer.citations:
+        return ""
+    cards = []
     for c in answer.citations:
         doc = pipe.index.documents.get(c.doc_id)
         text = doc.text if doc else c.quote
         a, b = (c.start, c.end) if doc else (0, len(c.quote))
-        before = text[max(0, a - CONTEXT_CHARS) : a]
-        after = text[b : b + CONTEXT_CHARS]
+        before, after = text[max(0, a - CONTEXT_CHARS) : a], text[b : b + CONTEXT_CHARS]
         css = "cc-source comment" if c.section == "comment" else "cc-source"
-        out.append(
-            f"<div class='{css}' id='cc-source-{c.n}'>"
-            f"<div><b>[{c.n}]</b> {_esc(c.title)}</div>"
-            f"<div class='cc-meta'>{_esc(source_meta(pipe, c))} · {_esc(c.doc_id)} "
-            f"chars {c.start}–{c.end}</div>"
-            f"<div class='cc-quote'>…{_esc(before)}<mark>{_esc(c.quote)}</mark>{_esc(after)}…"
-            "</div></div>"
+        cards.append(
+            f"<div class='{css}'>{_ref(turn, c.n)} <span class='cc-title'>{_flat(c.title)}</span>"
+            f"<div class='cc-meta'>{_flat(source_meta(pipe, c))}</div>"
+            f"<div class='cc-quote'>…{_flat(before)}<mark>{_flat(c.quote)}</mark>"
+            f"{_flat(after)}…</div></div>"
         )
-    return "\n".join(out)
+    return (
+        "<div class='cc-sources'><div class='cc-sources-h'>Sources</div>"
+        + "".join(cards)
+        + "</div>"
+    )
+
+
+def _inline(text: str, turn: int, valid: set[int]) -> str:
+    """Escaped answer text whose [n] markers link to their sources."""
+
+    def link(m: re.Match[str]) -> str:
+        n = int(m.group(1))
+        return _ref(turn, n) if n in valid else m.group(0)
+
+    return MARKER.sub(link, _esc(text)).replace("\n", "<br>")
+
+
+def render_answer(pipe: Pipeline, answer: Answer, turn: int = 0) -> str:
+    """The chat bubble: the answer with linked markers, unsupported sentences
+    marked, then its Sources.  One HTML block, so Markdown leaves it alone."""
+    valid = {c.n for c in answer.citations}
+    text, pos, out = answer.text, 0, []
+    for s in answer.sentences:
+        at = text.find(s.text, pos)
+        if at < 0:
+            continue
+        out.append(_inline(text[pos:at], turn, valid))
+        inner = _inline(s.text, turn, valid)
+        if s.supported:
+            out.append(f"<span class='cc-sent'>{inner}</span>")
+        else:
+            why = f"The cited passages do not support this sentence (support {s.score:.2f})"
+            out.append(
+                f"<span class='cc-sent cc-unsupported' title='{why}'>{inner}</span>"
+                f"<span class='cc-badge' title='{why}'>unsupported</span>"
+            )
+        pos = at + len(s.text)
+    out.append(_inline(text[pos:], turn, valid))
+    notice = f"<div class='cc-notice'>{_flat(answer.notice)}</div>" if answer.notice else ""
+    body, sources = "".join(out), render_sources(pipe, answer, turn)
+    return f"<div class='cc-answer'>{notice}<div>{body}</div>{sources}</div>"
+
+
+def render_streaming(partial: str) -> str:
+    """An LLM's reply while it is being written."""
+    return (
+        f"<div class='cc-answer cc-streaming'>{_esc(partial)}<span class='cc-cursor'>▌</span></div>"
+    )
 
 
 def render_document(pipe: Pipeline, answer: Answer | None, n: int | None) -> str:
     """The full text of cited source ``n`` with its span highlighted."""
     if answer is None or n is None:
-        return "<p class='cc-meta'>Choose a source to read the whole document.</p>"
+        return (
+            "<p class='cc-meta'>Click a citation such as [1], or choose a source above, "
+            "to read the whole document here.</p>"
+        )
     cit = next((c for c in answer.citations if c.n == n), None)
     doc = pipe.index.documents.get(cit.doc_id) if cit else None
     if cit is None or doc is None:
         return "<p class='cc-meta'>That source is not in the index any more.</p>"
     t = doc.text
     return (
-        f"<h4>{_esc(doc.title)}</h4><div class='cc-meta'>{_esc(source_meta(pipe, cit))}</div>"
+        f"<h4>[{cit.n}] {_esc(doc.title)}</h4>"
+        f"<div class='cc-meta'>{_esc(source_meta(pipe, cit))} · {_esc(doc.doc_id)}, "
+        f"characters {cit.start}–{cit.end}</div>"
         f"<div class='cc-doc'>{_esc(t[: cit.start])}<mark id='cc-highlight'>"
         f"{_esc(t[cit.start : cit.end])}</mark>{_esc(t[cit.end :])}</div>"
     )
 
 
-def render_answer(answer: Answer) -> str:
-    """Markdown for the chat bubble; unsupported sentences are flagged."""
-    text = answer.text
-    flagged = [s for s in answer.sentences if not s.supported]
-    if flagged:
-        text += "\n\n⚠️ Not supported by the cited passages: " + " / ".join(
-            f"“{s.text}”" for s in flagged
+def render_passages(answer: Answer | None) -> str:
+    """The retrieved passages of an answer with their fused, dense and BM25 scores."""
+    if answer is None or not answer.hits:
+        return ""
+    rows = ["<div class='cc-sources-h'>Retrieved passages</div>"]
+    for h in answer.hits:
+        c = h.chunk
+        scores = f"score {h.score:.4f}"
+        if h.dense_score is not None:
+            scores += f" · dense {h.dense_score:.3f}"
+        if h.bm25_score is not None:
+            scores += f" · BM25 {h.bm25_score:.2f}"
+        who = f"comment by {c.commenter or 'a reader'}" if c.section == "comment" else "article"
+        text = c.text if len(c.text) <= 500 else c.text[:500] + "…"
+        rows.append(
+            f"<div class='cc-passage'><b>#{h.rank}</b> {_esc(c.title)} "
+            f"<span class='cc-meta'>({_esc(who)}; {scores}; {_esc(c.chunk_id)})</span>"
+            f"<div>{_esc(text)}</div></div>"
         )
-    if answer.notice:
-        text = f"_{answer.notice}_\n\n{text}"
-    return text
-
-
-def _stream_words(text: str) -> Iterator[str]:
-    words = text.split(" ")
-    for i in range(0, len(words), 4):
-        yield " ".join(words[: i + 4])
+    return "".join(rows)
 
 
 def index_status(pipe: Pipeline) -> str:
     s = pipe.index.stats()
     return (
         f"**Index:** {s['documents']} documents, {s['chunks']} chunks · "
-        f"embedder `{s['embedder']}` · built {s['built_at']}"
+        f"model `{s['embedder']}` · last built {s['built_at']}"
     )
+
+
+def export_markdown(pipe: Pipeline, answers: Sequence[Answer]) -> str:
+    """The conversation as Markdown: each question, its answer, its numbered sources."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    out = [f"# citechat conversation\n\nExported {when}.\n"]
+    for i, a in enumerate(answers, 1):
+        out.append(f"## {i}. {a.question}\n")
+        if a.notice:
+            out.append(f"_{a.notice}_\n")
+        out.append(a.text + "\n")
+        flagged = [s.text for s in a.sentences if not s.supported]
+        if flagged:
+            out.append("Not supported by the cited passages: " + " / ".join(flagged) + "\n")
+        if a.citations:
+            out.append("**Sources**\n")
+            for c in a.citations:
+                quote = re.sub(r"\s+", " ", c.quote).strip()
+                out.append(
+                    f"{c.n}. {c.title} — {source_meta(pipe, c)} ({c.doc_id}, characters "
+                    f"{c.start}–{c.end})\n   > {quote}"
+                )
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _export_file(text: str) -> str:
+    """Write an export where Gradio may serve it (the temp dir): one file per content."""
+    global _EXPORT_DIR
+    if _EXPORT_DIR is None:
+        _EXPORT_DIR = Path(tempfile.mkdtemp(prefix="citechat-export-"))
+        atexit.register(shutil.rmtree, _EXPORT_DIR, True)
+    folder = _EXPORT_DIR / hashlib.sha256(text.encode()).hexdigest()[:16]
+    folder.mkdir(exist_ok=True)
+    path = folder / "citechat-conversation.md"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _parse_ref(ref: str | None) -> tuple[int, int] | None:
+    m = re.fullmatch(r"(\d+):(\d+)", (ref or "").strip())
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def answerer_choices(pipe: Pipeline) -> list[str]:
+    return list(dict.fromkeys([pipe.default_answerer, "extractive"]))
+
+
+# -- the app ------------------------------------------------------------------------
 
 
 def create_app(pipe: Pipeline) -> Any:
     import gradio as gr
 
+    upload_mb = pipe.settings.max_upload_mb
+    kinds = ", ".join(sorted(SUFFIXES))
+
     def respond(
-        message: str, chat: list[dict[str, Any]], turns: list[list[str]], k: float
+        message: str,
+        chat: list[dict[str, Any]],
+        turns: list[list[str]],
+        answers: list[Answer],
+        k: float,
+        answerer: str,
+        show_passages: bool,
     ) -> Iterator[tuple[Any, ...]]:
-        chat = [*chat, {"role": "user", "content": message}]
-        try:
-            answer = pipe.ask(message, k=int(k), history=[(r, t) for r, t in turns])
-        except CitechatError as exc:
-            chat.append({"role": "assistant", "content": f"⚠️ {exc}"})
-            yield chat, turns, None, render_sources(pipe, None), gr.update(), ""
+        same = gr.update()
+
+        def frame(bubble: str, box: Any = same) -> tuple[Any, ...]:
+            """The chat with ``bubble`` as the answer being written; the rest unchanged
+            (the question box too: the user may be typing the next question)."""
+            shown = [*chat, {"role": "assistant", "content": bubble}]
+            return shown, turns, answers, same, same, same, box, same
+
+        if not (message or "").strip():
+            yield chat, turns, answers, same, same, same, same, same
             return
-        bubble = render_answer(answer)
-        for partial in _stream_words(bubble):
-            yield (
-                [*chat, {"role": "assistant", "content": partial}],
-                turns,
-                None,
-                gr.update(),
-                gr.update(),
-                "",
-            )
-        chat.append({"role": "assistant", "content": bubble})
+        chat = [*chat, {"role": "user", "content": _esc(message)}]
+        yield frame("<div class='cc-answer cc-meta'>Searching the documents…</div>", box="")
+        answer: Answer | None = None
+        partial, history = "", [(r, t) for r, t in turns]
+        try:
+            try:
+                for item in pipe.ask_stream(message, k=int(k), history=history, answerer=answerer):
+                    if isinstance(item, Answer):
+                        answer = item
+                    else:
+                        partial += item
+                        yield frame(render_streaming(partial))
+            except ModelError as exc:  # the model failed: answer extractively, say why
+                if answerer == "extractive":
+                    raise
+                answer = pipe.extractive_fallback(message, exc, k=int(k), history=history)
+        except CitechatError as exc:
+            yield frame(f"<div class='cc-answer'>⚠ {_esc(str(exc))}</div>")
+            return
+        assert answer is not None  # ask_stream always ends with the Answer
+        turn = len(answers)
+        answers = [*answers, answer]
+        chat.append({"role": "assistant", "content": render_answer(pipe, answer, turn)})
         turns = [*turns, ["user", answer.question], ["assistant", answer.text]]
-        choices = [(f"[{c.n}] {c.label()}", c.n) for c in answer.citations]
+        choices = [(f"[{c.n}] {c.label()}", f"{turn}:{c.n}") for c in answer.citations]
         yield (
             chat,
             turns,
-            answer,
-            render_sources(pipe, answer),
-            gr.update(choices=choices, value=choices[0][1] if choices else None),
-            "",
+            answers,
+            render_passages(answer) if show_passages else "",
+            gr.update(choices=choices, value=None),
+            render_document(pipe, None, None),
+            same,
+            gr.update(value=_export_file(export_markdown(pipe, answers)), interactive=True),
         )
 
-    def open_source(answer: Answer | None, n: int | None) -> str:
-        return render_document(pipe, answer, n)
+    def open_ref(ref: str | None, answers: list[Answer]) -> tuple[str, Any]:
+        parsed = _parse_ref(ref)
+        if parsed is None or not 0 <= parsed[0] < len(answers):
+            return render_document(pipe, None, None), gr.update()
+        turn, n = parsed
+        latest = turn == len(answers) - 1
+        return render_document(pipe, answers[turn], n), gr.update(value=ref if latest else None)
+
+    def show_retrieved(show: bool, answers: list[Answer]) -> Any:
+        return gr.update(
+            value=render_passages(answers[-1] if answers else None) if show else "", visible=show
+        )
+
+    def clear() -> tuple[Any, ...]:
+        return (
+            [],
+            [],
+            [],
+            "",
+            gr.update(choices=[], value=None),
+            render_document(pipe, None, None),
+            gr.update(value=None, interactive=False),
+        )
+
+    def add_files(files: list[str] | None, progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+        if not files:
+            return gr.update(), index_status(pipe), None
+        progress(0, desc="Checking files")
+        done = [0]
+
+        def on_total(total: int, ndocs: int) -> Any:
+            def step(n: int) -> None:
+                done[0] += n
+                progress((min(done[0], total), max(total, 1)), desc="Embedding new text")
+
+            return step
+
+        try:
+            report = pipe.add_documents([(Path(f).name, Path(f)) for f in files], progress=on_total)
+        except CitechatError as exc:
+            return f"✗ Nothing was added: {_esc(str(exc))}", index_status(pipe), None
+        finally:
+            for f in files:  # the upload's copy in Gradio's cache is no longer needed
+                Path(f).unlink(missing_ok=True)
+        lines = []
+        for orig, doc_id in report.added:
+            doc = pipe.index.documents.get(doc_id)
+            renamed = f" (renamed from {_esc(orig)})" if orig != doc_id else ""
+            title = _esc(doc.title if doc else doc_id)
+            lines.append(f"✓ Added “{title}” as `{_esc(doc_id)}`{renamed}")
+        lines += [f"✗ **{_esc(orig)}** not added: {_esc(why)}" for orig, why in report.rejected]
+        lines.append(index_status(pipe))
+        return "\n\n".join(lines), index_status(pipe), None
 
     def api_ask(question: str, k: float = 5, history_json: str = "[]") -> dict[str, Any]:
         """Answer with citations as structured data (for gradio_client)."""
         try:
             turns = [(str(r), str(t)) for r, t in json.loads(history_json or "[]")]
-            return pipe.ask(question, k=int(k), history=turns).to_json()
+            return pipe.ask(question, k=int(k), history=turns, fallback=True).to_json()
         except CitechatError as exc:
             return {"error": str(exc)}
         except (ValueError, TypeError) as exc:
@@ -182,40 +444,108 @@ def create_app(pipe: Pipeline) -> Any:
     with gr.Blocks(title="citechat") as demo:
         gr.Markdown("## citechat — answers with their sources")
         turns = gr.State([])
-        last = gr.State(None)
+        answers = gr.State([])
         with gr.Row():
             with gr.Column(scale=3):
-                chat = gr.Chatbot(label="Chat", height=480, elem_id="cc-chat")
+                chat = gr.Chatbot(
+                    label="Chat",
+                    height=620,
+                    elem_id="cc-chat",
+                    buttons=[],  # copy would copy the HTML; Export gives clean Markdown
+                    latex_delimiters=[],
+                    placeholder="Ask a question; every claim in the answer cites its source.",
+                )
                 with gr.Row():
                     box = gr.Textbox(
                         placeholder="Ask a question about the documents…",
                         show_label=False,
                         scale=5,
                         elem_id="cc-question",
+                        max_length=pipe.settings.max_question_chars,
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="cc-send")
-                gr.Examples(EXAMPLES, inputs=box)
-                with gr.Accordion("Settings", open=False):
-                    k = gr.Slider(
-                        1, 20, value=pipe.settings.top_k, step=1, label="Passages (top-k)"
+                gr.Examples(EXAMPLES, inputs=box, label="Example questions")
+                with gr.Row():
+                    export = gr.DownloadButton(
+                        "Export conversation (.md)",
+                        value=None,
+                        interactive=False,
+                        elem_id="cc-export",
+                        size="sm",
                     )
-                    gr.Markdown(index_status(pipe), elem_id="cc-index-status")
+                    new_chat = gr.Button("New conversation", size="sm", elem_id="cc-clear")
+                with gr.Accordion("Settings", open=False, elem_id="cc-settings"):
+                    choice = gr.Dropdown(
+                        answerer_choices(pipe),
+                        value=pipe.default_answerer,
+                        label="Answerer",
+                        elem_id="cc-answerer",
+                    )
+                    k = gr.Slider(
+                        1, 20, value=pipe.settings.top_k, step=1, label="Passages retrieved (top-k)"
+                    )
+                    show = gr.Checkbox(
+                        False, label="Show retrieved passages with scores", elem_id="cc-show"
+                    )
+                    status = gr.Markdown(index_status(pipe), elem_id="cc-index-status")
+                with gr.Accordion("Add documents", open=False, elem_id="cc-add"):
+                    files = gr.File(
+                        file_count="multiple",
+                        file_types=sorted(SUFFIXES),
+                        label=f"Upload {kinds} (up to {upload_mb:g} MB each)",
+                        elem_id="cc-upload",
+                    )
+                    added = gr.Markdown("", elem_id="cc-upload-status")
             with gr.Column(scale=2):
-                sources = gr.HTML(render_sources(pipe, None), label="Sources", elem_id="cc-sources")
                 pick = gr.Dropdown(
                     choices=[], label="Open a source", elem_id="cc-pick", interactive=True
                 )
                 document = gr.HTML(render_document(pipe, None, None), elem_id="cc-document")
-        outputs = [chat, turns, last, sources, pick, box]
-        send.click(respond, [box, chat, turns, k], outputs, api_visibility="private")
-        box.submit(respond, [box, chat, turns, k], outputs, api_visibility="private")
-        pick.change(open_source, [last, pick], document, api_visibility="private")
+                passages = gr.HTML("", visible=False, elem_id="cc-passages")
+        ref = gr.Textbox(visible="hidden", elem_id="cc-ref")
+        open_button = gr.Button("open", visible="hidden", elem_id="cc-open")
+
+        inputs = [box, chat, turns, answers, k, choice, show]
+        outputs = [chat, turns, answers, passages, pick, document, box, export]
+        for trigger in (send.click, box.submit):
+            trigger(respond, inputs, outputs, api_visibility="private")
+        open_button.click(
+            open_ref,
+            [ref, answers],
+            [document, pick],
+            js="(ref, answers) => [window.__ccRef || '', answers]",
+            api_visibility="private",
+        ).then(None, js=SCROLL_JS)
+        pick.input(open_ref, [pick, answers], [document, pick], api_visibility="private").then(
+            None, js=SCROLL_JS
+        )
+        show.change(show_retrieved, [show, answers], passages, api_visibility="private")
+        cleared = [chat, turns, answers, passages, pick, document, export]
+        new_chat.click(clear, None, cleared, api_visibility="private")
+        chat.clear(clear, None, cleared, api_visibility="private")
+        files.upload(add_files, files, [added, status, files], api_visibility="private")
+        demo.load(None, js=CLICK_JS)
+
         hidden_q = gr.Textbox(visible=False)
         hidden_k = gr.Number(value=pipe.settings.top_k, visible=False)
         hidden_h = gr.Textbox(value="[]", visible=False)
         hidden_out = gr.JSON(visible=False)
         hidden_q.submit(api_ask, [hidden_q, hidden_k, hidden_h], hidden_out, api_name="ask")
     return demo
+
+
+# -- serving -------------------------------------------------------------------------
+
+
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """What ``launch()`` needs besides the address: the page's CSS, the upload
+    limit, no error details for visitors, no traffic monitoring endpoint."""
+    return {
+        "css": CSS,
+        "max_file_size": int(settings.max_upload_mb * 1024 * 1024),
+        "show_error": False,
+        "enable_monitoring": False,
+    }
 
 
 def _is_loopback(host: str) -> bool:
@@ -238,20 +568,22 @@ def auth_from_env() -> tuple[str, str] | None:
 
 
 def serve(settings: Settings, *, answerer: str | None = None, share: bool = False) -> None:
+    auth = auth_from_env()
     pipe = Pipeline.load(settings, answerer=answerer)
     if not _is_loopback(settings.host):
         log.warning(
-            "serving on %s: anyone who can reach this address can use the chat; "
-            "set CITECHAT_AUTH=user:password to require a login",
+            "serving on %s: anyone who can reach this address can use the chat%s",
             settings.host,
+            "" if auth else "; set CITECHAT_AUTH=user:password to require a login",
         )
+    if share:
+        log.warning("--share: Gradio makes the chat reachable from the internet through a link")
     demo = create_app(pipe)
     demo.queue(default_concurrency_limit=8)
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,
         share=share,
-        auth=auth_from_env(),
-        css=CSS,
-        show_error=False,
+        auth=auth,
+        **launch_options(settings),
     )

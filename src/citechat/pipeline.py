@@ -14,18 +14,29 @@ and times each stage.
 from __future__ import annotations
 
 import logging
+import re
+import shutil
 import threading
 import time
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .answering import Answerer, ExtractiveAnswerer, History, history_query
 from .citations import verify
 from .config import Settings
-from .corpus import content_hash, load_corpus
+from .corpus import SUFFIXES, content_hash, load_corpus, load_document
 from .embedding import Embedder, load_embedder
-from .errors import IndexError_, IndexMismatchError, UsageError
+from .errors import (
+    CitechatError,
+    IndexDamagedError,
+    IndexError_,
+    IndexFormatError,
+    IndexMismatchError,
+    ModelError,
+    UsageError,
+)
 from .index import Index, UpdateReport, write_lock
 from .retrieval import Mode, Retriever
 from .types import Answer, Document
@@ -52,6 +63,11 @@ def sync_index(
 
     ``progress(total)`` may return a callback that is told how many texts each
     embedding batch covered (the CLI hands in a tqdm bar).
+
+    A damaged index, or one written by another citechat format, is rebuilt
+    from the corpus with a logged warning (action "rebuilt"); one built with
+    another embedder or chunking raises :class:`IndexMismatchError`, as a
+    rebuild would throw away work the user may want back.
     """
     embedder = embedder or load_embedder(settings.embedder)
     skipped: list[tuple[str, str]] = []
@@ -67,12 +83,13 @@ def sync_index(
         if not rebuild:
             try:
                 old = Index.load(settings.index, embedder, settings)
+            except (IndexDamagedError, IndexFormatError) as exc:
+                log.warning("%s; rebuilding it from the corpus %s", exc.problem, settings.corpus)
+                action = "rebuilt"
             except IndexMismatchError:
                 raise
-            except IndexError_ as exc:
-                if (settings.index / "CURRENT").exists():
-                    log.warning("%s; rebuilding it from %s", exc, settings.corpus)
-                    action = "rebuilt"
+            except IndexError_:  # none yet: build it
+                pass
         else:
             action = "rebuilt"
         if old is not None and old.is_current(docs):
@@ -181,7 +198,23 @@ class Pipeline:
         k: int | None = None,
         history: History = (),
         answerer: str | None = None,
+        fallback: bool = False,
     ) -> Answer:
+        """Answer ``question`` with cited, verified sentences.
+
+        With ``fallback=True`` a :class:`ModelError` from an LLM answerer
+        (endpoint down, timeout, model missing) gives the extractive answer
+        instead, with a notice that says why (:meth:`extractive_fallback`): the
+        web chat keeps answering.  Off by default, so ``eval`` and scripts never
+        score or print a stand-in without asking for one.
+        """
+        if fallback:
+            try:
+                return self.ask(question, k=k, history=history, answerer=answerer)
+            except ModelError as exc:
+                if (answerer or self.default_answerer) == "extractive":
+                    raise
+                return self.extractive_fallback(question, exc, k=k, history=history)
         t0 = time.perf_counter()
         question, notice = self.check_question(question)
         index, retriever = self._state
@@ -213,3 +246,200 @@ class Pipeline:
         return replace(
             result, question=question, sentences=sentences, latency_ms=latency, notice=notes
         )
+
+    def extractive_fallback(
+        self, question: str, error: ModelError, *, k: int | None = None, history: History = ()
+    ) -> Answer:
+        """The extractive answer to ``question``, with a notice that the model failed.
+
+        For callers that caught ``error`` from an LLM answerer themselves (a
+        stream that broke off): the answer says what went wrong and what is
+        shown instead, rather than ending the conversation.
+        """
+        log.warning("%s; showing the extractive answer instead", error)
+        answer = self.ask(question, k=k, history=history, answerer="extractive")
+        notice = f"The language model could not answer ({error}); showing the extractive answer."
+        return replace(answer, notice=" ".join(n for n in (notice, answer.notice) if n))
+
+    # -- added for the web chat: streaming answers and uploads ----------------------
+
+    def _snapshot(self, spec: str | None) -> tuple[Index, Retriever, Answerer]:
+        """The index, retriever and answerer of one moment, taken together: a
+        refresh in between would otherwise pair an old retrieval with a new index."""
+        spec = spec or self.default_answerer
+        with self._lock:
+            index, retriever = self._state
+            if spec not in self.answerers:
+                self.answerers[spec] = make_answerer(spec, retriever, self.settings)
+            return index, retriever, self.answerers[spec]
+
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        history: History = (),
+        answerer: str | None = None,
+    ) -> Iterator[str | Answer]:
+        """:meth:`ask`, yielding an LLM's reply piece by piece (``str``) as it is
+        written, then the verified :class:`Answer` (always the last item).  An
+        answerer without ``stream``/``finish`` (the extractive one) yields only
+        the Answer.  Uploads swapping the index meanwhile do not affect it."""
+        t0 = time.perf_counter()
+        question, notice = self.check_question(question)
+        index, retriever, chosen = self._snapshot(answerer)
+        query = history_query(question, history)
+        condense = getattr(chosen, "condense", None)
+        if history and condense is not None:
+            query = condense(question, history)
+        retrieval = retriever.search(query, k or self.settings.top_k)
+        t1 = time.perf_counter()
+        stream = getattr(chosen, "stream", None)
+        finish = getattr(chosen, "finish", None)
+        if stream is not None and finish is not None:
+            pieces: list[str] = []
+            for piece in stream(question, retrieval, history):
+                pieces.append(piece)
+                yield piece
+            generate_ms = (time.perf_counter() - t1) * 1000
+            result = finish(question, retrieval, "".join(pieces), generate_ms=generate_ms)
+        else:
+            result = chosen.answer(question, retrieval, history=history)
+        t2 = time.perf_counter()
+        sentences = (
+            result.sentences
+            or verify(result.text, [c.quote for c in result.citations], index.embedder)
+            if not result.abstained
+            else ()
+        )
+        t3 = time.perf_counter()
+        latency = {
+            **{f"retrieve_{k}": v for k, v in retrieval.timings.items()},
+            **result.latency_ms,
+            "retrieve": (t1 - t0) * 1000,
+            "answer": (t2 - t1) * 1000,
+            "verify": (t3 - t2) * 1000,
+            "total": (t3 - t0) * 1000,
+        }
+        notes = " ".join(n for n in (notice, result.notice) if n) or None
+        yield replace(
+            result, question=question, sentences=sentences, latency_ms=latency, notice=notes
+        )
+
+    def add_documents(
+        self,
+        files: Iterable[tuple[str, Path]],
+        *,
+        progress: Callable[[int, int], Callable[[int], None]] | None = None,
+    ) -> AddReport:
+        """Copy uploaded ``(name, path)`` files into the corpus folder and index them.
+
+        Each file is checked first (type, size, readable text); a bad one is
+        rejected with the reason and the others still go in.  Names are
+        sanitised (:func:`upload_name`) and never replace an existing file: a
+        taken name gets a ``-2``, ``-3`` ... suffix.  Nothing is written
+        outside the corpus folder.
+        """
+        folder = self.settings.corpus
+        if not folder.is_dir():
+            raise UsageError(
+                f"the corpus {folder} is a file, not a folder; uploads need a corpus folder"
+            )
+        limit = int(self.settings.max_upload_mb * 1024 * 1024)
+        checked: list[tuple[str, Path, str]] = []
+        rejected: list[tuple[str, str]] = []
+        for name, path in files:
+            try:
+                checked.append((name, path, check_upload(name, path, limit)))
+            except UsageError as exc:
+                rejected.append((name, str(exc)))
+        if not checked:
+            return AddReport((), tuple(rejected), None)
+        with _ADD_LOCK:  # one upload at a time, so index swaps land in order
+            added: list[tuple[str, str]] = []
+            for name, path, safe in checked:
+                added.append((name, _copy_new(path, folder, safe)))
+            try:
+                result = self.refresh(progress=progress)
+            except CitechatError:
+                for _, doc_id in added:  # leave the corpus as it was
+                    (folder / doc_id).unlink(missing_ok=True)
+                raise
+        return AddReport(tuple(added), tuple(rejected), result)
+
+
+#: serialises uploads in this process (the index's file lock serialises processes)
+_ADD_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class AddReport:
+    """What :meth:`Pipeline.add_documents` did: ``added`` pairs each uploaded
+    name with the doc_id it was saved as; ``rejected`` pairs a name with why."""
+
+    added: tuple[tuple[str, str], ...]
+    rejected: tuple[tuple[str, str], ...]
+    sync: SyncResult | None
+
+
+def upload_name(name: str) -> str:
+    """A safe corpus file name for an uploaded file: its last path part, only
+    letters, digits, ``.``, ``-`` and ``_``, no leading dot, suffix lower-cased.
+
+    >>> upload_name("../../etc/Passwd.TXT"), upload_name("C:\\\\tmp\\\\My report (v2).md")
+    ('Passwd.txt', 'My_report_v2.md')
+    >>> upload_name(".bashrc.txt"), upload_name("????.pdf")
+    ('bashrc.txt', 'upload.pdf')
+    """
+    base = re.split(r"[/\\]", unicodedata.normalize("NFKC", name))[-1]
+    stem, dot, suffix = base.rpartition(".")
+    if not dot:
+        stem, suffix = base, ""
+    stem = re.sub(r"[^\w.-]+", "_", stem).strip("._-")[:100].rstrip("._-") or "upload"
+    suffix = re.sub(r"[^\w]+", "", suffix).lower()
+    return f"{stem}.{suffix}" if suffix else stem
+
+
+def check_upload(name: str, path: Path, limit_bytes: int) -> str:
+    """The safe name for an upload, or UsageError saying why it cannot go in."""
+    safe = upload_name(name)
+    suffix = Path(safe).suffix
+    if suffix not in SUFFIXES:
+        kinds = ", ".join(sorted(SUFFIXES))
+        raise UsageError(f"{suffix or 'no extension'} files are not supported; upload {kinds}")
+    size = path.stat().st_size
+    if size > limit_bytes:
+        raise UsageError(
+            f"{size / 2**20:.1f} MB is over the {limit_bytes / 2**20:g} MB upload limit "
+            "(CITECHAT_MAX_UPLOAD_MB)"
+        )
+    try:
+        doc = load_document(path, safe, max_bytes=limit_bytes)
+    except CitechatError as exc:
+        raise UsageError(str(exc).removeprefix(f"cannot load {path}: ")) from None
+    if not doc.sections:
+        raise UsageError("no readable text in it (a scanned PDF needs OCR first)")
+    return safe
+
+
+def _copy_new(src: Path, folder: Path, name: str) -> str:
+    """Copy ``src`` into ``folder`` under ``name`` (or ``stem-2.ext`` ... when taken);
+    exclusive create, so an existing file or a planted symlink is never written through."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    root = folder.resolve()
+    for n in range(1, 1000):
+        candidate = root / (name if n == 1 else f"{stem}-{n}{suffix}")
+        if candidate.parent != root:  # cannot happen with upload_name's output
+            raise UsageError(f"refusing to write {candidate} outside {root}")
+        try:
+            out = open(candidate, "xb")  # noqa: SIM115 - closed below, removed on failure
+        except FileExistsError:
+            continue
+        try:
+            with out, open(src, "rb") as inp:
+                shutil.copyfileobj(inp, out)
+        except OSError as exc:
+            candidate.unlink(missing_ok=True)
+            raise UsageError(f"could not save {name} in {folder}: {exc.strerror or exc}") from exc
+        return candidate.name
+    raise UsageError(f"too many files named like {name} in {folder}; rename the upload")
