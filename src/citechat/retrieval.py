@@ -202,7 +202,11 @@ class Retriever:
                         "check CITECHAT_RERANKER (a cross-encoder name or local path) or unset it"
                     ) from exc
         pairs = [(query, self.index.chunks[r].embedding_text()) for r in rows]
-        scores = self._reranker.predict(pairs, show_progress_bar=False)
+        scores = np.asarray(self._reranker.predict(pairs, show_progress_bar=False), dtype=float)
+        if scores.size and (scores.min() < 0 or scores.max() > 1):
+            # raw logits: squash to (0, 1) so scores stay comparable to fused ones and the
+            # answerer's rank prior (score / top score) keeps its meaning
+            scores = 1.0 / (1.0 + np.exp(-scores))
         ranked = sorted(zip(rows, scores, strict=True), key=lambda rs: (-float(rs[1]), rs[0]))
         return [(r, float(s)) for r, s in ranked]
 
