@@ -16,8 +16,9 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
+from .abstention import AbstentionModel
 from .index import Index
 from .retrieval import Retrieval, Retriever, terms
 from .types import Answer, Citation, Hit, marker
@@ -97,6 +98,9 @@ class Candidate:
     prior: float = 0.0
     #: multiplier for fragments and questions (1.0 for a plain sentence)
     penalty: float = 1.0
+    #: how well a phrase of the answer type the question asks for (a new name for
+    #: "who", a date for "when", ...) sits next to the question's predicates
+    typed: float = 0.0
 
     def evidence(self, w_cos: float, w_lex: float) -> float:
         """Absolute strength of the match, for abstention.  The rank prior is
@@ -124,6 +128,8 @@ class ExtractiveAnswerer:
         # tuned with eval/calibrate.py on SQuAD v1.1 dev (see README)
         weights: tuple[float, float, float] = (0.3, 0.2, 0.5),
         entity_weight: float = 0.4,
+        type_weight: float = 0.35,
+        abstention: AbstentionModel | Literal["packaged"] | None = "packaged",
     ) -> None:
         if max_sentences < 1:
             raise ValueError(f"max_sentences must be at least 1, got {max_sentences}")
@@ -133,6 +139,9 @@ class ExtractiveAnswerer:
         self.max_sentences = max_sentences
         self.weights = weights
         self.entity_weight = entity_weight
+        self.type_weight = type_weight
+        #: None: decline on ``threshold`` alone (the evidence of the best sentence)
+        self.abstention = AbstentionModel.load() if abstention == "packaged" else abstention
 
     def candidates(self, question: str, retrieval: Retrieval) -> list[Candidate]:
         # a follow-up is scored with the history-aware query retrieval used
@@ -142,6 +151,8 @@ class ExtractiveAnswerer:
             qvec = self.index.embedder.embed([question])[0]
         entities, predicates = split_question(question)
         idf = self.retriever.idf
+        wanted = answer_type(question)
+        question_terms = set(terms(question))
 
         def coverage(wanted: set[str], have: set[str]) -> float | None:
             # a term no chunk contains cannot tell sentences apart: it weighs nothing
@@ -175,15 +186,67 @@ class ExtractiveAnswerer:
                     penalty *= 0.6
                 if text.rstrip().endswith("?"):
                     penalty *= 0.85
-                score = (w_cos * cosine + w_lex * lexical + w_prior * prior) * penalty
-                out.append(Candidate(hit, a, b, text, score, cosine, lexical, prior, penalty))
+                typed = (
+                    typed_support(text, wanted, question_terms, predicates, idf) if wanted else 0.0
+                )
+                score = (
+                    w_cos * cosine + w_lex * lexical + w_prior * prior + self.type_weight * typed
+                ) * penalty
+                out.append(
+                    Candidate(hit, a, b, text, score, cosine, lexical, prior, penalty, typed)
+                )
         out.sort(key=lambda c: (-c.score, c.hit.rank, c.start))
         return out
+
+    def features(
+        self, question: str, retrieval: Retrieval, cands: Sequence[Candidate]
+    ) -> dict[str, float]:
+        """The abstention model's inputs (names in :data:`abstention.FEATURES`)."""
+        question = retrieval.query or question
+        idf = self.retriever.idf
+        entities, _ = split_question(question)
+        asked = set(terms(question))
+
+        # a term no chunk holds weighs as much as the rarest term that some chunk holds
+        rare = max(idf.values(), default=1.0)
+
+        def share(wanted: set[str], have: set[str]) -> float:
+            total = sum(idf.get(t, rare) for t in wanted)
+            return sum(idf.get(t, rare) for t in wanted & have) / total if total > 0 else 1.0
+
+        top = retrieval.hits[0] if retrieval.hits else None
+        context = set(terms(top.chunk.embedding_text())) if top else set()
+        # a question term that no chunk holds at all (a name the documents never mention)
+        unknown = sum(t not in idf for t in asked) / len(asked) if asked else 0.0
+        best = cands[0] if cands else None
+        return {
+            "evidence": best.evidence(*self.weights[:2]) if best else 0.0,
+            "cosine": max((c.cosine for c in cands), default=0.0),
+            "lexical": best.lexical if best else 0.0,
+            "typed": max((c.typed for c in cands[:5]), default=0.0),
+            "has_type": 1.0 if answer_type(question) else 0.0,
+            "entity_cov": share(entities, context),
+            "term_cov": share(asked, context),
+            "unknown": unknown,
+            "dense": float(top.dense_score or 0.0) if top else 0.0,
+        }
+
+    def decide(
+        self, question: str, retrieval: Retrieval, cands: Sequence[Candidate]
+    ) -> tuple[bool, float | None]:
+        """(decline?, p(answerable)) for these candidates."""
+        if not cands:
+            return True, 0.0
+        if self.abstention is None:
+            return cands[0].evidence(*self.weights[:2]) < self.threshold, None
+        p = self.abstention.p_answerable(self.features(question, retrieval, cands))
+        return p < self.abstention.threshold, p
 
     def answer(self, question: str, retrieval: Retrieval, *, history: History = ()) -> Answer:
         t0 = time.perf_counter()
         cands = self.candidates(question, retrieval)
-        if not cands or cands[0].evidence(*self.weights[:2]) < self.threshold:
+        declined, confidence = self.decide(question, retrieval, cands)
+        if declined:
             return Answer(
                 question=question,
                 text=DECLINE,
@@ -192,6 +255,7 @@ class ExtractiveAnswerer:
                 hits=tuple(retrieval.hits),
                 answerer=self.name,
                 latency_ms={"answer": (time.perf_counter() - t0) * 1000},
+                confidence=confidence,
             )
         best = cands[0]
         chosen = [best]
@@ -215,10 +279,113 @@ class ExtractiveAnswerer:
             hits=tuple(retrieval.hits),
             answerer=self.name,
             latency_ms={"answer": (time.perf_counter() - t0) * 1000},
+            confidence=confidence,
         )
 
 
 _CAPITALISED = re.compile(r"\b[A-Z][\w’'-]*")
+
+AnswerType = Literal["person", "time", "number", "place"]
+
+_TYPE_PATTERNS: tuple[tuple[re.Pattern[str], AnswerType], ...] = (
+    (re.compile(r"^\s*(who|whom|whose)\b", re.I), "person"),
+    (
+        re.compile(
+            r"^\s*(when\b|(in |on )?(what|which) (year|date|month|day|decade|century)\b)", re.I
+        ),
+        "time",
+    ),
+    (
+        re.compile(
+            r"^\s*(how (many|much|long|old|often|far)|what (percentage|proportion|number))\b",
+            re.I,
+        ),
+        "number",
+    ),
+    (re.compile(r"^\s*where\b", re.I), "place"),
+)
+_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+_TIME = re.compile(
+    rf"\b(1[0-9]{{3}}|20[0-9]{{2}}|{_MONTHS}|(mon|tues|wednes|thurs|fri|satur|sun)day"
+    r"|yesterday|today|last (week|month|year))\b",
+    re.I,
+)
+_NUMBER = re.compile(
+    r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|half)\b",
+    re.I,
+)
+_NAME = re.compile(r"\b[A-Z][\w’'-]+(?:\s+(?:of\s+|de\s+|van\s+)?[A-Z][\w’'-]+)*")
+_WORD = re.compile(r"\w[\w’'-]*")
+#: words either side of an answer phrase in which the question's predicates count
+WINDOW = 8
+
+
+def answer_type(question: str) -> AnswerType | None:
+    """The kind of phrase a question asks for, from its wh-word; None when unclear.
+
+    >>> answer_type("Who did Ed Balls appoint?"), answer_type("In what year did it end?")
+    ('person', 'time')
+    >>> answer_type("What did Nick Bromley say?") is None
+    True
+    >>> answer_type("How many times was he seen?"), answer_type("When did she lose?")
+    ('number', 'time')
+    """
+    for pattern, kind in _TYPE_PATTERNS:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def answer_phrases(sentence: str, kind: AnswerType) -> list[tuple[int, int]]:
+    """Character spans of phrases of ``kind`` in a sentence (names, dates, numbers).
+
+    >>> s = "Balls ordered the appointment of a new director, Peter Lewis, in 2008."
+    >>> [s[a:b] for a, b in answer_phrases(s, "person")]
+    ['Balls', 'Peter Lewis']
+    >>> [s[a:b] for a, b in answer_phrases(s, "time")]
+    ['2008']
+    """
+    pattern = {"person": _NAME, "place": _NAME, "time": _TIME, "number": _NUMBER}[kind]
+    return [m.span() for m in pattern.finditer(sentence)]
+
+
+def typed_support(
+    sentence: str,
+    kind: AnswerType,
+    question_terms: set[str],
+    predicates: set[str],
+    idf: dict[str, float],
+) -> float:
+    """Share (IDF-weighted) of the question's predicates found within ``WINDOW``
+    words of a phrase of the wanted kind that the question itself does not
+    contain: the sliding-window test of classic factoid QA.  A sentence that
+    restates the question without naming anything new scores 0.
+
+    >>> idf = {"appoint": 2.0, "servic": 0.5, "run": 1.0}
+    >>> preds = {"appoint", "servic", "run"}
+    >>> q = {"ed", "ball", "haringey", *preds}
+    >>> typed_support("He ordered the appointment of Peter Lewis.", "person", q, preds, idf)
+    0.571...
+    >>> typed_support("Ed Balls rejected claims by Haringey.", "person", q, preds, idf)
+    0.0
+    """
+    total = sum(idf.get(t, 0.0) for t in predicates)
+    if total <= 0:
+        return 0.0
+    words = [(m.start(), m.end(), terms(m.group())) for m in _WORD.finditer(sentence)]
+    best = 0.0
+    for a, b in answer_phrases(sentence, kind):
+        phrase = set(terms(sentence[a:b]))
+        if not phrase or phrase <= question_terms:
+            continue  # a name the question already gives is not an answer
+        inside = [i for i, (s, e, _) in enumerate(words) if s < b and a < e]
+        if not inside:
+            continue
+        lo, hi = max(0, inside[0] - WINDOW), inside[-1] + WINDOW + 1
+        near = {t for _, _, ts in words[lo:hi] for t in ts} - phrase
+        best = max(best, sum(idf.get(t, 0.0) for t in predicates & near) / total)
+    return best
 
 
 def split_question(question: str) -> tuple[set[str], set[str]]:

@@ -130,6 +130,8 @@ class Answer:
     answerer: str = "extractive"
     latency_ms: dict[str, float] = field(default_factory=dict)
     notice: str | None = None
+    #: the abstention model's probability that the documents answer the question
+    confidence: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The public JSON shape (field names are a contract: add, never rename)."""
@@ -153,6 +155,7 @@ class Answer:
             "sentences": [asdict(s) for s in self.sentences],
             "answerer": self.answerer,
             "notice": self.notice,
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
         }
 
 
