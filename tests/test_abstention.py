@@ -1,0 +1,115 @@
+"""Abstention: the calibrated model, its packaged coefficients, and the
+answer-type feature that both sentence choice and abstention use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from citechat.abstention import FEATURES, AbstentionModel
+from citechat.answering import DECLINE, ExtractiveAnswerer, answer_type, typed_support
+from citechat.config import Settings
+from citechat.errors import ConfigError
+from citechat.pipeline import Pipeline
+
+
+def model(threshold: float = 0.5, **weights: float) -> AbstentionModel:
+    coef = tuple(weights.get(name, 0.0) for name in FEATURES)
+    return AbstentionModel(coef, weights.get("intercept", 0.0), threshold, "test")
+
+
+def test_packaged_model_loads_and_names_its_calibration() -> None:
+    m = AbstentionModel.load()
+    assert len(m.coef) == len(FEATURES)
+    assert 0.0 < m.threshold < 1.0
+    assert "squad" in m.calibrated_on.lower() or "provisional" in m.calibrated_on
+
+
+def test_round_trip_and_bad_files(tmp_path: Path) -> None:
+    m = model(evidence=3.0, typed=1.5, intercept=-1.0, threshold=0.4)
+    path = tmp_path / "m.json"
+    m.save(path)
+    assert AbstentionModel.load(path) == m
+    data = json.loads(path.read_text())
+    data["features"] = data["features"][:-1]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=r"re-run eval/calibrate_abstention\.py"):
+        AbstentionModel.load(path)
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot read abstention model"):
+        AbstentionModel.load(path)
+    with pytest.raises(ConfigError, match="coefficients"):
+        AbstentionModel((1.0,), 0.0, 0.5)
+    with pytest.raises(ConfigError, match="threshold"):
+        model(threshold=1.5)
+
+
+def test_probability_is_monotone_in_a_positive_feature() -> None:
+    m = model(evidence=4.0, intercept=-2.0)
+    low, mid, high = (m.p_answerable({"evidence": x}) for x in (0.1, 0.5, 0.9))
+    assert low < mid < high
+    assert mid == pytest.approx(0.5)
+    assert m.declines({"evidence": 0.1}) and not m.declines({"evidence": 0.9})
+    # extreme inputs do not overflow
+    assert m.p_answerable({"evidence": 1e9}) == pytest.approx(1.0)
+
+
+def test_answer_type_and_typed_support() -> None:
+    assert answer_type("Who was appointed?") == "person"
+    assert answer_type("How many children died?") == "number"
+    assert answer_type("Why did she resign?") is None
+    idf = {"appoint": 2.0, "director": 1.0}
+    preds = {"appoint", "director"}
+    asked = preds | {"ball"}
+    # a new name next to the predicates supports a "who" question
+    s = "Balls ordered the appointment of a new director, Peter Lewis."
+    assert typed_support(s, "person", asked, preds, idf) == pytest.approx(1.0)
+    # only names the question already gives: nothing new, no support
+    assert typed_support("Balls spoke to the director.", "person", asked, preds, idf) == 0.0
+    # a year far from the predicates counts for less than one close to them
+    near = typed_support("The director was appointed in 2009.", "time", asked, preds, idf)
+    far = typed_support(
+        "The director was appointed and then many other unrelated things happened "
+        "to everyone involved across the whole borough in 2009.",
+        "time",
+        asked,
+        preds,
+        idf,
+    )
+    assert near == pytest.approx(1.0) and far < near
+
+
+def test_answerer_declines_by_the_model_and_reports_confidence(fake_settings: Settings) -> None:
+    pipe = Pipeline.load(fake_settings)
+    question = "Who was appointed as the new director?"
+    retrieval = pipe.retriever.search(question, 3)
+
+    never = ExtractiveAnswerer(pipe.retriever, abstention=model(intercept=-10.0))
+    declined = never.answer(question, retrieval)
+    assert declined.abstained and declined.text == DECLINE and not declined.citations
+    assert declined.confidence is not None and declined.confidence < 0.01
+
+    always = ExtractiveAnswerer(pipe.retriever, abstention=model(intercept=10.0))
+    answered = always.answer(question, retrieval)
+    assert not answered.abstained and "Peter Lewis" in answered.citations[0].quote
+    assert answered.confidence is not None and answered.confidence > 0.99
+    assert answered.to_json()["confidence"] == pytest.approx(answered.confidence, abs=1e-4)
+
+
+def test_features_are_absolute_and_named(fake_settings: Settings) -> None:
+    pipe = Pipeline.load(fake_settings)
+    ans = ExtractiveAnswerer(pipe.retriever, abstention=None)
+
+    def feats(q: str) -> dict[str, float]:
+        r = pipe.retriever.search(q, 3)
+        return ans.features(q, r, ans.candidates(q, r))
+
+    on = feats("Who ordered the appointment of Peter Lewis as director?")
+    off = feats("Which zebra composed the Qwerty symphony?")
+    assert set(on) == set(FEATURES)
+    assert on["has_type"] == 1.0 and off["has_type"] == 0.0
+    assert on["term_cov"] > off["term_cov"]
+    assert off["unknown"] > on["unknown"]
+    assert all(0.0 <= on[k] <= 1.0 for k in ("typed", "entity_cov", "term_cov", "unknown"))
