@@ -4,7 +4,9 @@
 maps each ``[n]`` to its source (1-based, bounds-checked: ``[0]`` or ``[9]``
 with three sources is dropped, never wrapped around), and scores how well the
 cited passages support the sentence: cosine similarity of embeddings plus
-the share of the sentence's content terms found in the passages.
+the share of the sentence's content terms found in the passages.  When a
+cross-encoder or NLI model is configured (``CITECHAT_VERIFIER``), it judges
+support instead (:class:`CrossEncoderJudge`).
 
 It does not generate text and it does not retrieve.
 """
@@ -12,14 +14,17 @@ It does not generate text and it does not retrieve.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from functools import lru_cache
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from .chunking import split_sentences
 from .embedding import Embedder
+from .errors import ModelError
 from .retrieval import terms
 from .types import MARKER_PATTERN, SentenceSupport
 
@@ -115,23 +120,101 @@ def support_score(sentence: str, passages: Sequence[str], embedder: Embedder) ->
     return max(0.0, min(1.0, 0.5 * max(cosine, 0.0) + 0.5 * coverage))
 
 
+class Judge(Protocol):
+    def __call__(self, claim: str, passages: Sequence[str]) -> float:
+        """Support of ``claim`` by the best of ``passages``, 0..1."""
+        ...
+
+
+class CrossEncoderJudge:
+    """Support judged by a sentence-transformers CrossEncoder on (passage, claim).
+
+    An NLI model (labels such as contradiction/entailment/neutral) gives the
+    softmax probability of its entailment label; a one-output model (a
+    relevance cross-encoder) gives its sigmoid score.  Loaded on first use.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._model: Any = None
+        self._entail: int | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                try:
+                    from sentence_transformers import CrossEncoder
+
+                    model = CrossEncoder(self.name, device="cpu")
+                except Exception as exc:
+                    raise ModelError(
+                        f"cannot load verifier {self.name!r}: {exc.__class__.__name__}; "
+                        "check CITECHAT_VERIFIER (a cross-encoder or NLI model) or unset it"
+                    ) from exc
+                labels = getattr(getattr(model, "config", None), "id2label", None) or {}
+                names = {int(i): str(v).lower() for i, v in dict(labels).items()}
+                if len(names) > 1:
+                    found = [i for i, v in names.items() if v.startswith("entail")]
+                    if not found:
+                        raise ModelError(
+                            f"verifier {self.name!r} has labels {sorted(names.values())} "
+                            "but none is 'entailment'; use an NLI or relevance cross-encoder"
+                        )
+                    self._entail = found[0]
+                self._model = model
+        return self._model
+
+    def __call__(self, claim: str, passages: Sequence[str]) -> float:
+        if not passages or not claim:
+            return 0.0
+        model = self._load()
+        raw = np.asarray(
+            model.predict(
+                [(p, claim) for p in passages], show_progress_bar=False, activation_fn=None
+            ),
+            dtype=float,
+        )
+        if self._entail is not None:
+            raw = raw.reshape(len(passages), -1)
+            exp = np.exp(raw - raw.max(axis=1, keepdims=True))
+            scores = exp[:, self._entail] / exp.sum(axis=1)
+        else:
+            raw = raw.reshape(len(passages))
+            scores = raw if raw.min() >= 0 and raw.max() <= 1 else 1 / (1 + np.exp(-raw))
+        return float(scores.max())
+
+
+@lru_cache(maxsize=4)
+def load_judge(name: str) -> CrossEncoderJudge:
+    """One judge per model name per process (models are shared read-only)."""
+    return CrossEncoderJudge(name)
+
+
 def verify(
     text: str,
     quotes: Sequence[str],
     embedder: Embedder,
     *,
     threshold: float = SUPPORT_THRESHOLD,
+    judge: Judge | None = None,
 ) -> tuple[SentenceSupport, ...]:
     """Per-sentence support of ``text`` by the sources its markers name.
 
     ``quotes[n - 1]`` is the passage of source n.  A marker with no such source
     is ignored; a sentence left with no valid marker is unsupported (score 0).
+    With a ``judge``, it scores support instead of :func:`support_score`.
     """
     out = []
     for sent in answer_sentences(text):
         valid = tuple(n for n in sent.cited if source_for(n, quotes) is not None)
         passages = [q for n in valid if (q := source_for(n, quotes)) is not None]
-        score = support_score(sent.text, passages, embedder) if passages else 0.0
+        if not passages:
+            score = 0.0
+        elif judge is not None:
+            score = judge(strip_markers(sent.text), passages)
+        else:
+            score = support_score(sent.text, passages, embedder)
         out.append(
             SentenceSupport(
                 text=sent.text,

@@ -35,6 +35,8 @@ class Settings:
     chunk_overlap: int = 1
     top_k: int = 5
     reranker: str | None = None
+    #: a cross-encoder or NLI model that judges whether cited passages support a sentence
+    verifier: str | None = None
     answerer: str = "extractive"
     host: str = "127.0.0.1"
     port: int = 7860

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, cast
 import numpy as np
 
 from .answering import DECLINE, ExtractiveAnswerer, History, history_query, make_citation
-from .citations import MARKER, answer_sentences, source_for, strip_markers, verify
+from .citations import MARKER, answer_sentences, load_judge, source_for, strip_markers, verify
 from .config import Settings
 from .errors import CitechatError, ConfigError, ModelError
 from .retrieval import Retrieval, Retriever, terms
@@ -208,7 +208,9 @@ class GenerativeAnswerer(ABC):
         )
 
     def _verify(self, text: str, citations: Sequence[Citation]) -> tuple[SentenceSupport, ...]:
-        return verify(text, [c.quote for c in citations], self.index.embedder)
+        name = self.settings.verifier
+        judge = load_judge(name) if name else None
+        return verify(text, [c.quote for c in citations], self.index.embedder, judge=judge)
 
     def cite(self, text: str, hits: Sequence[Hit]) -> tuple[str, tuple[Citation, ...]]:
         """Markers naming sources -> markers naming document sentences, numbered 1..m
