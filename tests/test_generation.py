@@ -431,3 +431,19 @@ def llama_server(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.mark.integration
 def test_openai_llama_cpp_answer_is_faithful(llama_server: str, small: Pipeline) -> None:
     check_real_answerer(f"openai:{llama_server}#smollm2", small)
+
+
+def test_calibrated_abstention_declines_before_the_model_is_asked(pipe: Pipeline) -> None:
+    from citechat.abstention import FEATURES, AbstentionModel
+
+    fake = QueuedAnswerer(pipe.retriever, pipe.settings, "Peter Lewis [1].")
+    fake.fallback.abstention = AbstentionModel((0.0,) * len(FEATURES), -10.0, 0.5)
+    retrieval = pipe.retriever.search(QUESTION, 5)
+    assert list(fake.stream(QUESTION, retrieval)) == []
+    answer = fake.answer(QUESTION, retrieval)
+    assert answer.abstained and answer.text == DECLINE and fake.prompts == []
+    assert answer.confidence is not None and answer.confidence < 0.01
+    # the same question with an answerable verdict reaches the model
+    fake.fallback.abstention = AbstentionModel((0.0,) * len(FEATURES), 10.0, 0.5)
+    answer = fake.answer(QUESTION, retrieval)
+    assert len(fake.prompts) == 1 and answer.confidence is not None and answer.confidence > 0.99

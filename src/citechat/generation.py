@@ -148,9 +148,19 @@ class GenerativeAnswerer(ABC):
     def generate(self, messages: Messages, max_new_tokens: int) -> Iterator[str]:
         """Pieces of the model's reply to a chat, as they arrive."""
 
+    def gate(self, question: str, retrieval: Retrieval) -> tuple[bool, float | None]:
+        """The calibrated abstention decision (answering.ExtractiveAnswerer.decide):
+        (decline?, p(answerable)).  When the documents hold no answer the model is
+        not asked, so it cannot invent one."""
+        if not retrieval.hits:
+            return True, 0.0
+        return self.fallback.decide(
+            question, retrieval, self.fallback.candidates(question, retrieval)
+        )
+
     def stream(self, question: str, retrieval: Retrieval, history: History = ()) -> Iterator[str]:
         """The raw reply, piece by piece; :meth:`finish` turns it into an Answer."""
-        if not retrieval.hits:
+        if self.gate(question, retrieval)[0]:
             return iter(())
         return self.generate(
             answer_messages(question, retrieval.hits, history), self.settings.max_new_tokens
@@ -192,7 +202,8 @@ class GenerativeAnswerer(ABC):
         citations: tuple[Citation, ...] = ()
         sentences: tuple[SentenceSupport, ...] = ()
         notice = None
-        if not hits or (DECLINE.lower().rstrip(".") in text.lower() and not MARKER.search(text)):
+        gated, confidence = self.gate(question, retrieval)
+        if gated or (DECLINE.lower().rstrip(".") in text.lower() and not MARKER.search(text)):
             text, abstained = DECLINE, True
         else:
             text, citations, abstained = *self.cite(text, hits), False
@@ -204,7 +215,16 @@ class GenerativeAnswerer(ABC):
         cite_ms = (time.perf_counter() - t0) * 1000
         latency = {"answer": generate_ms + cite_ms, "generate": generate_ms, "cite": cite_ms}
         return Answer(
-            question, text, citations, abstained, hits, sentences, self.name, latency, notice
+            question,
+            text,
+            citations,
+            abstained,
+            hits,
+            sentences,
+            self.name,
+            latency,
+            notice,
+            confidence,
         )
 
     def _verify(self, text: str, citations: Sequence[Citation]) -> tuple[SentenceSupport, ...]:
