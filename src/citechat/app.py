@@ -205,7 +205,24 @@ def render_answer(pipe: Pipeline, answer: Answer, turn: int = 0) -> str:
     out.append(_inline(text[pos:], turn, valid))
     notice = f"<div class='cc-notice'>{_flat(answer.notice)}</div>" if answer.notice else ""
     body, sources = "".join(out), render_sources(pipe, answer, turn)
-    return f"<div class='cc-answer'>{notice}<div>{body}</div>{sources}</div>"
+    return f"<div class='cc-answer'>{notice}<div>{body}</div>{confidence(answer)}{sources}</div>"
+
+
+def confidence(answer: Answer) -> str:
+    """The abstention model's verdict, shown small under the answer.
+
+    >>> a = Answer("q", "x", (), False, confidence=0.8123)
+    >>> confidence(a)
+    "<div class='cc-meta cc-confidence' title='...'>answerable from the documents: 81%</div>"
+    """
+    if answer.confidence is None:
+        return ""
+    why = "the calibrated estimate that the retrieved passages hold the answer"
+    pct = round(100 * answer.confidence)
+    return (
+        f"<div class='cc-meta cc-confidence' title='{why}'>"
+        f"answerable from the documents: {pct}%</div>"
+    )
 
 
 def render_streaming(partial: str) -> str:
