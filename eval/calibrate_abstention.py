@@ -46,26 +46,44 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=3, help="use every Nth question")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("-k", type=int, default=5)
-    ap.add_argument("--max-wrongly-declined", type=float, default=0.10)
+    ap.add_argument("--max-wrongly-declined", type=float, default=0.05)
     ap.add_argument("--out", type=Path, help="where to write the fitted model (JSON)")
+    ap.add_argument(
+        "--features",
+        type=Path,
+        help="an .npz cache of the computed features: read if it exists, else written",
+    )
     args = ap.parse_args()
 
-    pipe = Pipeline.load(Settings(corpus=args.corpus, index=args.index))
-    ans = ExtractiveAnswerer(pipe.retriever, abstention=None)
-    rows = [r for r in read_questions(args.questions, args.limit)][:: args.every]
-    rows = [r for r in rows if is_answerable(r) is not None]
-    titles = sorted({str(r.get("title", "")) for r in rows})
-    train_titles = set(titles[::2])
-
-    X, y, train = [], [], []
-    for row in tqdm(rows, desc="features", unit="q"):
-        r = pipe.retriever.search(row["question"], args.k)
-        cands = ans.candidates(row["question"], r)
-        feats = ans.features(row["question"], r, cands)
-        X.append([feats[name] for name in FEATURES])
-        y.append(1 if is_answerable(row) else 0)
-        train.append(str(row.get("title", "")) in train_titles)
-    Xa, ya, tr = np.array(X), np.array(y), np.array(train)
+    if args.features and args.features.is_file():
+        cached = np.load(args.features)
+        Xa, ya, tr = cached["X"], cached["y"], cached["train"]
+        n_rows, n_titles, n_train_titles = (
+            len(ya),
+            int(cached["titles"]),
+            int(cached["train_titles"]),
+        )
+    else:
+        pipe = Pipeline.load(Settings(corpus=args.corpus, index=args.index))
+        ans = ExtractiveAnswerer(pipe.retriever, abstention=None)
+        rows = [r for r in read_questions(args.questions, args.limit)][:: args.every]
+        rows = [r for r in rows if is_answerable(r) is not None]
+        titles = sorted({str(r.get("title", "")) for r in rows})
+        train_titles = set(titles[::2])
+        X, y, train = [], [], []
+        for row in tqdm(rows, desc="features", unit="q"):
+            r = pipe.retriever.search(row["question"], args.k)
+            cands = ans.candidates(row["question"], r)
+            feats = ans.features(row["question"], r, cands)
+            X.append([feats[name] for name in FEATURES])
+            y.append(1 if is_answerable(row) else 0)
+            train.append(str(row.get("title", "")) in train_titles)
+        Xa, ya, tr = np.array(X), np.array(y), np.array(train)
+        n_rows, n_titles, n_train_titles = len(rows), len(titles), len(train_titles)
+        if args.features:
+            np.savez(
+                args.features, X=Xa, y=ya, train=tr, titles=n_titles, train_titles=n_train_titles
+            )
 
     mean, scale = Xa[tr].mean(axis=0), Xa[tr].std(axis=0)
     scale[scale == 0] = 1.0
@@ -83,12 +101,12 @@ def main() -> None:
         if rates(p_tr, ya[tr], float(t))[1] <= args.max_wrongly_declined:
             threshold = round(float(t), 2)
 
-    print(f"{len(rows)} questions: {tr.sum()} train, {(~tr).sum()} held out (other articles)")
+    print(f"{n_rows} questions: {tr.sum()} train, {(~tr).sum()} held out (other articles)")
     print("feature weights (per unit of the raw feature):")
     for name, c in zip(FEATURES, coef, strict=True):
         print(f"  {name:<11} {c:+.3f}")
     print("threshold  train: declined-unanswerable / wrongly-declined | held out: same")
-    for t in (0.3, 0.4, 0.5, threshold, 0.6, 0.7):
+    for t in sorted({0.2, 0.25, 0.3, 0.35, 0.4, 0.5, threshold}):
         a, b = rates(p_tr, ya[tr], t)
         c, d = rates(p_te, ya[~tr], t)
         mark = "  <- chosen" if t == threshold else ""
@@ -106,9 +124,10 @@ def main() -> None:
             intercept=round(intercept, 6),
             threshold=threshold,
             calibrated_on=(
-                f"{args.questions.name}, every {args.every}th question, articles "
-                f"{len(train_titles)}/{len(titles)} (train), fitted {dt.date.today()}"
+                f"{args.questions.name}, every {args.every} questions, articles "
+                f"{n_train_titles}/{n_titles} (train), fitted {dt.date.today()}"
             ),
+            embedder=Settings().embedder,
         )
         model.save(args.out)
         print(f"wrote {args.out}")

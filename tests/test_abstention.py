@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from citechat.abstention import FEATURES, AbstentionModel
-from citechat.answering import DECLINE, ExtractiveAnswerer, answer_type, typed_support
-from citechat.config import Settings
+from citechat.answering import (
+    DECLINE,
+    ExtractiveAnswerer,
+    answer_type,
+    packaged_abstention,
+    typed_support,
+)
+from citechat.config import BUNDLED_EMBEDDER, Settings
 from citechat.errors import ConfigError
 from citechat.pipeline import Pipeline
 
@@ -24,7 +30,15 @@ def test_packaged_model_loads_and_names_its_calibration() -> None:
     m = AbstentionModel.load()
     assert len(m.coef) == len(FEATURES)
     assert 0.0 < m.threshold < 1.0
-    assert "squad" in m.calibrated_on.lower() or "provisional" in m.calibrated_on
+    assert "questions_v2.0" in m.calibrated_on
+    assert m.embedder == BUNDLED_EMBEDDER
+
+
+def test_packaged_model_is_only_used_with_its_embedder(fake_settings: Settings) -> None:
+    assert packaged_abstention(BUNDLED_EMBEDDER) == AbstentionModel.load()
+    assert packaged_abstention("hashing-256") is None
+    pipe = Pipeline.load(fake_settings)  # the hashing embedder: the evidence threshold decides
+    assert ExtractiveAnswerer(pipe.retriever).abstention is None
 
 
 def test_round_trip_and_bad_files(tmp_path: Path) -> None:

@@ -43,6 +43,9 @@ class AbstentionModel:
     threshold: float
     #: where the numbers come from (data set, split, date), for the README and reports
     calibrated_on: str = ""
+    #: the embedder whose cosines it was fitted on; its similarity features mean
+    #: nothing for another embedder
+    embedder: str = ""
 
     def __post_init__(self) -> None:
         if len(self.coef) != len(FEATURES):
@@ -68,7 +71,9 @@ class AbstentionModel:
         return self.p_answerable(features) < self.threshold
 
     def with_threshold(self, threshold: float) -> AbstentionModel:
-        return AbstentionModel(self.coef, self.intercept, threshold, self.calibrated_on)
+        return AbstentionModel(
+            self.coef, self.intercept, threshold, self.calibrated_on, self.embedder
+        )
 
     def to_json(self) -> dict[str, object]:
         return {"features": list(FEATURES), **asdict(self)}
@@ -91,6 +96,7 @@ class AbstentionModel:
                 intercept=float(data["intercept"]),  # type: ignore[arg-type]
                 threshold=float(data["threshold"]),  # type: ignore[arg-type]
                 calibrated_on=str(data.get("calibrated_on", "")),
+                embedder=str(data.get("embedder", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"abstention model is malformed ({exc!r})") from exc

@@ -12,6 +12,7 @@ It does not verify citations (citations.py does) or retrieve (retrieval.py).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -21,9 +22,11 @@ from typing import Literal, Protocol
 from .abstention import AbstentionModel
 from .index import Index
 from .retrieval import Retrieval, Retriever, terms
-from .types import Answer, Citation, Hit, marker
+from .types import Answer, Citation, Hit, SentenceSupport, marker
 
 DECLINE = "I could not find this in the documents."
+
+log = logging.getLogger("citechat")
 
 #: (role, text) pairs, oldest first; role is "user" or "assistant"
 History = Sequence[tuple[str, str]]
@@ -39,6 +42,21 @@ class Answerer(Protocol):
     def answer(self, question: str, retrieval: Retrieval, *, history: History = ()) -> Answer:
         """Answer ``question`` from ``retrieval.hits`` only."""
         ...
+
+
+def packaged_abstention(embedder: str) -> AbstentionModel | None:
+    """The shipped abstention model when it was calibrated for ``embedder``;
+    otherwise None (the answerer falls back to its evidence threshold), since
+    cosines of one embedder mean nothing on another's scale."""
+    model = AbstentionModel.load()
+    if model.embedder and model.embedder != embedder:
+        log.info(
+            "abstention model was calibrated for %s, not %s: using the evidence threshold",
+            model.embedder,
+            embedder,
+        )
+        return None
+    return model
 
 
 def make_citation(index: Index, n: int, hit: Hit, start: int, end: int) -> Citation:
@@ -141,7 +159,11 @@ class ExtractiveAnswerer:
         self.entity_weight = entity_weight
         self.type_weight = type_weight
         #: None: decline on ``threshold`` alone (the evidence of the best sentence)
-        self.abstention = AbstentionModel.load() if abstention == "packaged" else abstention
+        self.abstention = (
+            packaged_abstention(self.index.embedder.name)
+            if abstention == "packaged"
+            else abstention
+        )
 
     def candidates(self, question: str, retrieval: Retrieval) -> list[Candidate]:
         # a follow-up is scored with the history-aware query retrieval used
@@ -270,13 +292,21 @@ class ExtractiveAnswerer:
         citations = [
             make_citation(self.index, n, c.hit, c.start, c.end) for n, c in enumerate(chosen, 1)
         ]
-        text = " ".join(attributed(c.text, cit) for c, cit in zip(chosen, citations, strict=True))
+        parts = [attributed(c.text, cit) for c, cit in zip(chosen, citations, strict=True)]
+        # each sentence is its citation's span, verbatim: supported by construction (the
+        # embedding check would be misled by the "A reader comment by X says" wrapper)
+        sentences = tuple(
+            SentenceSupport(part, (cit.n,), True, 1.0)
+            for part, c, cit in zip(parts, chosen, citations, strict=True)
+            if c.text == cit.quote
+        )
         return Answer(
             question=question,
-            text=text,
+            text=" ".join(parts),
             citations=tuple(citations),
             abstained=False,
             hits=tuple(retrieval.hits),
+            sentences=sentences,
             answerer=self.name,
             latency_ms={"answer": (time.perf_counter() - t0) * 1000},
             confidence=confidence,

@@ -215,37 +215,9 @@ class Pipeline:
                 if (answerer or self.default_answerer) == "extractive":
                     raise
                 return self.extractive_fallback(question, exc, k=k, history=history)
-        t0 = time.perf_counter()
-        question, notice = self.check_question(question)
-        index, retriever = self._state
-        chosen = self.answerer(answerer)
-        query = history_query(question, history)
-        condense = getattr(chosen, "condense", None)
-        if history and condense is not None:  # an LLM rewrites the follow-up itself
-            query = condense(question, history)
-        retrieval = retriever.search(query, k or self.settings.top_k)
-        t1 = time.perf_counter()
-        result = chosen.answer(question, retrieval, history=history)
-        t2 = time.perf_counter()
-        sentences = (
-            result.sentences
-            or verify(result.text, [c.quote for c in result.citations], index.embedder)
-            if not result.abstained
-            else ()
-        )
-        t3 = time.perf_counter()
-        latency = {
-            **{f"retrieve_{k}": v for k, v in retrieval.timings.items()},
-            **result.latency_ms,
-            "retrieve": (t1 - t0) * 1000,
-            "answer": (t2 - t1) * 1000,
-            "verify": (t3 - t2) * 1000,
-            "total": (t3 - t0) * 1000,
-        }
-        notes = " ".join(n for n in (notice, result.notice) if n) or None
-        return replace(
-            result, question=question, sentences=sentences, latency_ms=latency, notice=notes
-        )
+        *_, last = self.ask_stream(question, k=k, history=history, answerer=answerer)
+        assert isinstance(last, Answer)  # ask_stream always ends with the Answer
+        return last
 
     def extractive_fallback(
         self, question: str, error: ModelError, *, k: int | None = None, history: History = ()
