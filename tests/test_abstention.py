@@ -127,3 +127,21 @@ def test_features_are_absolute_and_named(fake_settings: Settings) -> None:
     assert on["term_cov"] > off["term_cov"]
     assert off["unknown"] > on["unknown"]
     assert all(0.0 <= on[k] <= 1.0 for k in ("typed", "entity_cov", "term_cov", "unknown"))
+
+
+def test_features_do_not_depend_on_the_retrieval_mode(fake_settings: Settings) -> None:
+    """BM25-only retrieval has no dense scores; the abstention model must still see
+    the chunk's cosine, or it declines nearly everything in that mode."""
+    from citechat.retrieval import Retriever
+
+    pipe = Pipeline.load(fake_settings)
+    q = "Who ordered the appointment of Peter Lewis as director?"
+    out = {}
+    for mode in ("hybrid", "bm25"):
+        retriever = Retriever(pipe.index, mode=mode)  # type: ignore[arg-type]
+        ans = ExtractiveAnswerer(retriever, abstention=None)
+        r = retriever.search(q, 3)
+        assert r.hits[0].chunk.doc_id == "balls.txt"
+        out[mode] = ans.features(q, r, ans.candidates(q, r))
+    assert out["bm25"]["dense"] > 0.0
+    assert out["bm25"]["dense"] == pytest.approx(out["hybrid"]["dense"], abs=1e-5)

@@ -158,6 +158,7 @@ class ExtractiveAnswerer:
         self.weights = weights
         self.entity_weight = entity_weight
         self.type_weight = type_weight
+        self._rows: dict[str, int] | None = None
         #: None: decline on ``threshold`` alone (the evidence of the best sentence)
         self.abstention = (
             packaged_abstention(self.index.embedder.name)
@@ -250,8 +251,23 @@ class ExtractiveAnswerer:
             "entity_cov": share(entities, context),
             "term_cov": share(asked, context),
             "unknown": unknown,
-            "dense": float(top.dense_score or 0.0) if top else 0.0,
+            "dense": self._chunk_cosine(top, retrieval, question) if top else 0.0,
         }
+
+    def _chunk_cosine(self, hit: Hit, retrieval: Retrieval, question: str) -> float:
+        """Cosine of the query and ``hit``'s chunk, whatever the retrieval mode
+        (BM25-only retrieval has no dense score, but the abstention model needs one)."""
+        if hit.dense_score is not None:
+            return float(hit.dense_score)
+        if self._rows is None:
+            self._rows = {c.chunk_id: i for i, c in enumerate(self.index.chunks)}
+        row = self._rows.get(hit.chunk.chunk_id)
+        if row is None:
+            return 0.0
+        qvec = retrieval.query_vector
+        if qvec is None:
+            qvec = self.index.embedder.embed([question])[0]
+        return float(self.index.vectors[row] @ qvec)
 
     def decide(
         self, question: str, retrieval: Retrieval, cands: Sequence[Candidate]
