@@ -1,31 +1,55 @@
-"""Evaluation over JSONL question sets: per-question results and summary metrics.
+"""Evaluation over JSONL question sets: per-question results, metrics, comparisons.
 
 Input lines: ``{"id", "question"}`` plus optional gold ``answers``, ``gold_docs``
-(or ``gold_ids``, as in the SQuAD/PubMedQA conversions) and ``evidence``
-(``[{"doc", "quote"}]``).  Output lines follow the public results schema::
+(or ``gold_ids``, as in the SQuAD/PubMedQA conversions), ``evidence``
+(``[{"doc", "quote"}]``), ``answerable`` and ``type``.  Output lines follow the
+public results schema::
 
     {"id","question","answer","abstained","citations":[{"n","doc_id","title","section",
      "commenter","start","end","quote"}],"retrieved":[{"rank","doc_id","chunk_id","start",
      "end","score"}],"latency_ms":{"retrieve","answer","total"}}
 
-plus added fields (``sentences``, ``answerer``).  Field names never change.
-Models load once for the whole run.
+plus added fields (``sentences``, ``answerer``, ``config``, ``latency_detail_ms``);
+names never change.  Models load once, also when ``compare=True`` runs BM25, dense
+and hybrid side by side.  Every metric is computed here from the result lines, none
+taken on trust; report.py's ``DEFINITIONS`` (in each report.md) says how.  It does
+not draw or write reports (report.py does).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import re
 import string
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from .citations import strip_markers
 from .config import Settings
 from .errors import UsageError
 
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+    from .retrieval import Mode
+
 KS = (1, 3, 5, 10)
+#: depth of the hit@k curve, MRR and nDCG
+DEPTH = 10
+STAGES = ("retrieve", "answer", "verify", "total")
+#: (name, retrieval mode, keep the configured reranker) of the ``--compare`` runs
+COMPARED: tuple[tuple[str, Mode, bool], ...] = (
+    ("bm25", "bm25", False),
+    ("dense", "dense", False),
+    ("hybrid", "hybrid", False),
+)
 
 
 def read_questions(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
@@ -53,6 +77,10 @@ def gold_docs(row: dict[str, Any]) -> list[str]:
     return list(row.get("gold_docs") or row.get("gold_ids") or [])
 
 
+def has_gold(row: dict[str, Any]) -> bool:
+    return is_answerable(row) is not None or bool(row.get("evidence"))
+
+
 def is_answerable(row: dict[str, Any]) -> bool | None:
     """True/False when the row says; None when it carries no gold at all."""
     if "answerable" in row:
@@ -64,11 +92,9 @@ def is_answerable(row: dict[str, Any]) -> bool | None:
     return None
 
 
-# -- SQuAD answer normalisation (Rajpurkar et al., 2016) ---------------------------
-
-
 def normalize_answer(s: str) -> str:
-    """
+    """SQuAD's answer normalisation (Rajpurkar et al., 2016).
+
     >>> normalize_answer("The  Peter Lewis!")
     'peter lewis'
     """
@@ -119,21 +145,416 @@ def first_gold_rank(retrieved: Sequence[str], golds: Iterable[str]) -> int | Non
     return None
 
 
+def ndcg(gains: Sequence[float], relevant: int, k: int = DEPTH) -> float:
+    """nDCG@k of binary ``gains`` in rank order when ``relevant`` items exist.
+
+    >>> round(ndcg([0, 1, 0, 1], relevant=2), 4)  # (1/log2 3 + 1/log2 5) / (1 + 1/log2 3)
+    0.6509
+    """
+    if relevant <= 0:
+        return 0.0
+    dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains[:k]))
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(k, relevant)))
+    return dcg / ideal
+
+
+def doc_ranking(retrieved: Sequence[dict[str, Any]]) -> list[str]:
+    """Documents in the order their first chunk was retrieved.
+
+    >>> doc_ranking([{"doc_id": "a"}, {"doc_id": "b"}, {"doc_id": "a"}])
+    ['a', 'b']
+    """
+    return list(dict.fromkeys(h["doc_id"] for h in retrieved))
+
+
+Span = tuple[str, int, int]  # (doc_id, start, end)
+
+
+def evidence_spans(
+    evidence: Sequence[dict[str, Any]], doc_texts: dict[str, str]
+) -> tuple[list[Span], int]:
+    """(located spans, number of quotes not found verbatim in their document)."""
+    spans: list[Span] = []
+    missing = 0
+    for ev in evidence:
+        quote = ev.get("quote") or ""
+        start = doc_texts.get(ev.get("doc", ""), "").find(quote) if quote else -1
+        if start < 0:
+            missing += 1
+            continue
+        spans.append((ev["doc"], start, start + len(quote)))
+    return spans, missing
+
+
+def overlaps(item: dict[str, Any], span: Span) -> bool:
+    """Does a retrieved chunk or citation ``[start, end)`` overlap ``span``?
+
+    >>> overlaps({"doc_id": "d", "start": 0, "end": 10}, ("d", 9, 20))
+    True
+    >>> overlaps({"doc_id": "d", "start": 0, "end": 10}, ("d", 10, 20))
+    False
+    """
+    doc, start, end = span
+    return bool(item["doc_id"] == doc and item["start"] < end and start < item["end"])
+
+
 def citation_on_evidence(
     citation: dict[str, Any], evidence: Sequence[dict[str, Any]], doc_texts: dict[str, str]
 ) -> bool:
     """True when a citation's span overlaps an evidence quote of the same document."""
-    for ev in evidence:
-        if ev.get("doc") != citation["doc_id"]:
-            continue
-        text = doc_texts.get(citation["doc_id"], "")
-        start = text.find(ev.get("quote", ""))
-        if start < 0:
-            continue
-        end = start + len(ev["quote"])
-        if citation["start"] < end and start < citation["end"]:
+    return any(overlaps(citation, s) for s in evidence_spans(evidence, doc_texts)[0])
+
+
+def quoted_verbatim(sentence: dict[str, Any], quotes: dict[int, str]) -> bool:
+    """Is the sentence (markers, comment attribution and quotation marks aside) text
+    one of its cited quotes holds verbatim?  Checked here, whatever the answerer
+    claims: an extractive sentence passes because it *is* its quote.
+
+    >>> s = {"text": "A reader comment by Lou says: “It is bad.” [2]", "citations": [2]}
+    >>> quoted_verbatim(s, {2: "It is bad."}), quoted_verbatim(s, {1: "It is bad."})
+    (True, False)
+    """
+    claim = _ATTRIBUTION.sub(r"\1", strip_markers(sentence["text"])).strip().strip("“”\"' ")
+    claim = " ".join(claim.split())
+    for n in sentence.get("citations", ()):
+        quote = " ".join(strip_markers(quotes.get(n, "")).split())
+        # a fragment of a few words ("bad.") is not a claim the quote makes
+        if claim and (claim == quote or (len(claim.split()) >= 3 and claim in quote)):
             return True
     return False
+
+
+def sentence_supported(sentence: dict[str, Any], quotes: dict[int, str]) -> bool:
+    """ALCE's test for one answer sentence: quoted verbatim, or the verifier says supported."""
+    return quoted_verbatim(sentence, quotes) or bool(sentence.get("supported"))
+
+
+def unchecked_text(answer: str, sentences: Sequence[dict[str, Any]]) -> bool:
+    """Does the answer say anything no sentence record covers (so nothing checked it)?
+
+    >>> unchecked_text("A [1]. B [2].", [{"text": "A [1]."}]), unchecked_text("A [1].", [])
+    (True, True)
+    """
+    for s in sentences:
+        answer = answer.replace(s["text"], " ", 1)
+    return bool(strip_markers(answer).strip())
+
+
+_ATTRIBUTION = re.compile(r"^A reader comment (?:by .+? )?says: “(.*)”$", re.S)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Where gold turned up in one ranking: first rank (1-based), recall@k, nDCG@10."""
+
+    rank: int | None
+    recall: dict[int, float]
+    ndcg: float
+
+
+@dataclass(frozen=True)
+class QuestionScore:
+    """What one result line earns against its gold; None where that gold is absent."""
+
+    qtype: str | None
+    answerable: bool | None
+    abstained: bool
+    retrieval_only: bool
+    doc: Ranked | None = None  # None when the row names no gold document
+    passage: Ranked | None = None  # None when it has no evidence quote found in the index
+    evidence_missing: int = 0
+    em: float | None = None
+    f1: float | None = None
+    contained: float | None = None
+    sentences: int = 0
+    supported: int = 0
+    verbatim: int = 0
+    verifier_supported: int = 0
+    unchecked: bool = False
+    citations: int = 0
+    citations_on_gold: int | None = None
+    gold_passage_cited: bool | None = None
+    latency: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def citation_recall(self) -> float | None:
+        return self.supported / self.sentences if self.sentences else None
+
+
+def score_question(
+    row: dict[str, Any], rec: dict[str, Any], doc_texts: dict[str, str]
+) -> QuestionScore:
+    golds = gold_docs(row)
+    ok = is_answerable(row)
+    spans, missing = evidence_spans(row.get("evidence") or [], doc_texts)
+    retrieved = rec["retrieved"]
+    values: dict[str, Any] = {"evidence_missing": missing, "latency": latency_stages(rec)}
+    if golds:
+        docs = doc_ranking(retrieved)
+        gold = set(golds)
+        values["doc"] = Ranked(
+            first_gold_rank(docs, gold),
+            {k: len(gold & set(docs[:k])) / len(gold) for k in KS},
+            ndcg([float(d in gold) for d in docs], len(gold)),
+        )
+    if spans:
+        found = [{s for s in spans if overlaps(hit, s)} for hit in retrieved]
+        seen: set[Span] = set()
+        gains = []
+        for f in found:  # a chunk earns only for evidence no chunk above it found
+            gains.append(float(bool(f - seen)))
+            seen |= f
+        values["passage"] = Ranked(
+            next((rank for rank, f in enumerate(found, 1) if f), None),
+            {k: len(set().union(*found[:k])) / len(spans) for k in KS},
+            ndcg(gains, len(spans)),
+        )
+    retrieval_only = bool(rec.get("retrieval_only"))
+    abstained = bool(rec["abstained"])
+    if not retrieval_only:
+        if ok and row.get("answers"):
+            pred = "" if abstained else strip_markers(rec["answer"])
+            values["em"] = exact_match(pred, row["answers"])
+            values["f1"] = token_f1(pred, row["answers"])
+            values["contained"] = gold_contained(pred, row["answers"])
+        if not abstained:
+            quotes = {c["n"]: " ".join(c["quote"].split()) for c in rec["citations"]}
+            sentences = rec.get("sentences") or []
+            # text outside every sentence record counts as one unsupported sentence
+            values["unchecked"] = unchecked_text(rec["answer"], sentences)
+            values["sentences"] = len(sentences) + values["unchecked"]
+            values["supported"] = sum(sentence_supported(s, quotes) for s in sentences)
+            values["verbatim"] = sum(quoted_verbatim(s, quotes) for s in sentences)
+            values["verifier_supported"] = sum(bool(s.get("supported")) for s in sentences)
+            values["citations"] = len(rec["citations"])
+            if ok and spans:
+                on = [any(overlaps(c, s) for s in spans) for c in rec["citations"]]
+                values["citations_on_gold"] = sum(on)
+                values["gold_passage_cited"] = any(on)
+            elif ok and golds:
+                values["citations_on_gold"] = sum(c["doc_id"] in golds for c in rec["citations"])
+    return QuestionScore(
+        qtype=row.get("type"),
+        answerable=ok,
+        abstained=abstained,
+        retrieval_only=retrieval_only,
+        **values,
+    )
+
+
+def latency_stages(rec: dict[str, Any]) -> dict[str, float]:
+    """retrieve / answer / verify / total milliseconds of one result line."""
+    out = {k: float(v) for k, v in rec["latency_ms"].items() if k in STAGES}
+    detail = rec.get("latency_detail_ms") or {}
+    if "verify" in detail:
+        out["verify"] = float(detail["verify"])
+    return out
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return round(float(np.mean(kept)), 4) if kept else None
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _ranking(ranked: Sequence[Ranked]) -> dict[str, Any]:
+    if not ranked:
+        return {"questions": 0}
+    ranks = [r.rank for r in ranked]
+
+    def hit(k: int) -> float | None:
+        return _mean(float(r is not None and r <= k) for r in ranks)
+
+    return {
+        "questions": len(ranked),
+        **{f"hit@{k}": hit(k) for k in KS},
+        **{f"recall@{k}": _mean(r.recall[k] for r in ranked) for k in KS},
+        f"mrr@{DEPTH}": _mean(1 / r if r is not None and r <= DEPTH else 0.0 for r in ranks),
+        f"ndcg@{DEPTH}": _mean(r.ndcg for r in ranked),
+        "hit_curve": [hit(k) for k in range(1, DEPTH + 1)],
+    }
+
+
+def summarize(
+    rows: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]], doc_texts: dict[str, str]
+) -> dict[str, Any]:
+    """Headline metrics (and per question type) over the questions with the needed gold."""
+    scores = [score_question(r, rec, doc_texts) for r, rec in zip(rows, records, strict=True)]
+    return summarize_scores(scores)
+
+
+def summarize_scores(scores: Sequence[QuestionScore], *, by_type: bool = True) -> dict[str, Any]:
+    answered = [s for s in scores if not s.retrieval_only]
+    with_answers = [s for s in answered if s.em is not None]
+    spoken = [s for s in answered if not s.abstained]
+    cited = [s for s in spoken if s.citations_on_gold is not None]
+    sentences = sum(s.sentences for s in spoken)
+    answerable = [s for s in answered if s.answerable is True]
+    unanswerable = [s for s in answered if s.answerable is False]
+    out: dict[str, Any] = {
+        "questions": len(scores),
+        "retrieval": _ranking([s.doc for s in scores if s.doc]),
+        "passages": {
+            **_ranking([s.passage for s in scores if s.passage]),
+            "evidence_quotes_not_found": sum(s.evidence_missing for s in scores),
+        },
+        "answers": {
+            "questions": len(with_answers),
+            "exact_match": _mean(s.em for s in with_answers),
+            "f1": _mean(s.f1 for s in with_answers),
+            "gold_contained": _mean(s.contained for s in with_answers),
+        },
+        "citations": {
+            "answers": len(spoken),
+            "sentences": sentences,
+            "citations": sum(s.citations for s in spoken),
+            "recall": _mean(s.citation_recall for s in spoken),
+            "precision": _share(
+                sum(s.citations_on_gold or 0 for s in cited), sum(s.citations for s in cited)
+            ),
+            "verifier_supported": _share(sum(s.verifier_supported for s in spoken), sentences),
+            "verbatim": _share(sum(s.verbatim for s in spoken), sentences),
+            "answers_with_unchecked_text": sum(s.unchecked for s in spoken),
+            "gold_passage_cited": _mean(
+                float(s.gold_passage_cited) for s in spoken if s.gold_passage_cited is not None
+            ),
+        },
+        "abstention": {
+            "answerable": len(answerable),
+            "unanswerable": len(unanswerable),
+            "declined_unanswerable": _mean(float(s.abstained) for s in unanswerable),
+            "wrongly_declined_answerable": _mean(float(s.abstained) for s in answerable),
+        },
+        "latency_ms": latency_summary(scores),
+    }
+    if not answered:  # a retrieval-only peer: no answer metrics rather than zeros
+        for group in ("answers", "citations", "abstention"):
+            out[group] = {"questions": 0}
+    types = sorted({s.qtype for s in scores if s.qtype is not None})
+    if by_type and types:
+        out["by_type"] = {
+            t: summarize_scores([s for s in scores if s.qtype == t], by_type=False) for t in types
+        }
+    return out
+
+
+def latency_summary(scores: Sequence[QuestionScore]) -> dict[str, dict[str, float]]:
+    """p50 / p95 / mean per stage, e.g. ``{"total": {"p50": 47.1, "p95": 78.0, ...}}``."""
+    out = {}
+    for stage in STAGES:
+        arr = np.asarray([s.latency[stage] for s in scores if stage in s.latency], dtype=float)
+        if arr.size:
+            out[stage] = {f"p{q}": round(float(np.percentile(arr, q)), 2) for q in (50, 95)}
+            out[stage]["mean"] = round(float(arr.mean()), 2)
+    return out
+
+
+# -- running configurations ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    """One way to answer: a retrieval mode, with or without the reranker, an answerer."""
+
+    name: str
+    mode: Mode
+    rerank: bool
+    answerer: str
+
+
+def configurations(
+    settings: Settings, answerers: Sequence[str], *, compare: bool = False
+) -> list[Config]:
+    """The runs to make: with ``compare``, BM25 / dense / hybrid (+ rerank when a
+    reranker is configured) for each answerer; otherwise the configured pipeline.
+
+    >>> [c.name for c in configurations(Settings(), ["extractive"], compare=True)]
+    ['bm25', 'dense', 'hybrid']
+    """
+    modes = list(COMPARED) if compare else []
+    if settings.reranker or not compare:
+        modes.append(("hybrid+rerank" if settings.reranker else "hybrid", "hybrid", True))
+    several = len(answerers) > 1
+    return [
+        Config(f"{name}/{spec}" if several else name, mode, rerank, spec)
+        for spec in answerers
+        for name, mode, rerank in modes
+    ]
+
+
+def results_path(out: Path, config: Config, *, single: bool) -> Path:
+    """``out`` itself for a single run, else ``RESULTS.<config>.jsonl`` next to it."""
+    if single:
+        return out
+    slug = re.sub(r"[^\w+.-]+", "-", config.name).strip("-")
+    return out.with_name(f"{out.stem}.{slug}{out.suffix or '.jsonl'}")
+
+
+@dataclass
+class Run:
+    """One configuration's (or peer's) results file, records and metrics."""
+
+    name: str
+    results_file: Path
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+    config: Config | None = None  # None for a peer's results scored here
+
+
+def run_config(
+    pipe: Pipeline, rows: Sequence[dict[str, Any]], out: Path, *, k: int, config: Config
+) -> list[dict[str, Any]]:
+    """Ask every question with ``pipe`` and write the results JSONL atomically."""
+    from tqdm import tqdm
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    records = []
+    tmp = out.with_name(out.name + ".tmp")
+    if rows:  # untimed warm-up: lazy loads (sentence splitter, reranker) stay out of latency
+        pipe.ask(rows[0]["question"], k=k, answerer=config.answerer)
+    with open(tmp, "w", encoding="utf-8") as fh:
+        bar = tqdm(rows, desc=config.name, unit="q", disable=None, file=sys.stderr)
+        for row in bar:
+            data = pipe.ask(row["question"], k=k, answerer=config.answerer).to_json()
+            record = {
+                "id": row["id"],
+                "question": row["question"],
+                **{f: data[f] for f in ("answer", "abstained", "citations", "retrieved")},
+                # the public three; every stage and sub-stage in latency_detail_ms
+                "latency_ms": {s: data["latency_ms"][s] for s in ("retrieve", "answer", "total")},
+                "sentences": data["sentences"],
+                "answerer": data["answerer"],
+                "config": config.name,
+                "latency_detail_ms": data["latency_ms"],
+            }
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            records.append(record)
+    tmp.replace(out)
+    return records
+
+
+def read_peer(path: Path, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A peer system's results (same schema), in question order; ids must all be there."""
+    if not path.is_file():
+        raise UsageError(f"peer results not found: {path}; run the peer script first")
+    with open(path, encoding="utf-8") as fh:
+        by_id = {str(r["id"]): r for r in (json.loads(line) for line in fh if line.strip())}
+    missing = [str(r["id"]) for r in rows if str(r["id"]) not in by_id]
+    if missing:
+        why = f"lacks {len(missing)} of the {len(rows)} questions (first: {missing[0]})"
+        raise UsageError(f"{path} {why}; run the peer over the same questions and --limit")
+    return [by_id[str(r["id"])] for r in rows]
+
+
+@dataclass
+class Evaluation:
+    """The questions asked and one :class:`Run` per configuration or peer."""
+
+    rows: list[dict[str, Any]]
+    runs: list[Run]
 
 
 def run_eval(
@@ -143,138 +564,36 @@ def run_eval(
     *,
     limit: int | None = None,
     k: int = 10,
-    answerer: str | None = None,
-) -> dict[str, Any]:
-    from tqdm import tqdm
-
+    answerer: str | Sequence[str] | None = None,
+    compare: bool = False,
+    peers: dict[str, Path] | None = None,
+    pipeline: Pipeline | None = None,
+) -> Evaluation:
+    """Run each configuration over the same questions and score it (and each peer).
+    One :class:`Pipeline` (embedder, index, models) is loaded; configurations share it."""
     from .pipeline import Pipeline
 
+    if k < 1:
+        raise UsageError(f"-k must be at least 1, got {k}")
+    specs = list(dict.fromkeys([answerer] if isinstance(answerer, str) else answerer or []))
+    specs = specs or [settings.answerer]
     rows = read_questions(questions, limit)
-    pipe = Pipeline.load(settings, answerer=answerer)
-    doc_texts = {d.doc_id: d.text for d in pipe.index.documents.values()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    records = []
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in tqdm(rows, desc="questions", unit="q", disable=None):
-            answer = pipe.ask(row["question"], k=k)
-            data = answer.to_json()
-            record = {
-                "id": row["id"],
-                "question": row["question"],
-                "answer": data["answer"],
-                "abstained": data["abstained"],
-                "citations": data["citations"],
-                "retrieved": data["retrieved"],
-                "latency_ms": {
-                    "retrieve": data["latency_ms"]["retrieve"],
-                    "answer": data["latency_ms"]["answer"],
-                    "total": data["latency_ms"]["total"],
-                },
-                "sentences": data["sentences"],
-                "answerer": data["answerer"],
-            }
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-            records.append(record)
-    tmp.replace(out)
-    summary = summarize(rows, records, doc_texts)
-    summary["questions_file"] = str(questions)
-    summary["results_file"] = str(out)
-    return summary
-
-
-def summarize(
-    rows: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]], doc_texts: dict[str, str]
-) -> dict[str, Any]:
-    """Headline metrics over questions that carry the needed gold."""
-    n_ret = 0
-    hits = dict.fromkeys(KS, 0)
-    mrr = 0.0
-    em = f1 = contained = 0.0
-    n_ans = 0
-    answerable = unanswerable = wrongly_declined = declined_unanswerable = 0
-    cites = cites_on_gold = 0
-    with_evidence = gold_cited = 0
-    latencies = sorted(r["latency_ms"]["total"] for r in records)
-    for row, rec in zip(rows, records, strict=True):
-        golds = gold_docs(row)
-        ok = is_answerable(row)
-        if golds:
-            n_ret += 1
-            # doc-level: collapse chunks of the same document to its first rank
-            docs = list(dict.fromkeys(h["doc_id"] for h in rec["retrieved"]))
-            rank = first_gold_rank(docs, golds)
-            if rank:
-                mrr += 1.0 / rank if rank <= 10 else 0.0
-                for kk in KS:
-                    hits[kk] += rank <= kk
-        if ok is True:
-            answerable += 1
-            wrongly_declined += rec["abstained"]
-        elif ok is False:
-            unanswerable += 1
-            declined_unanswerable += rec["abstained"]
-        if ok and row.get("answers"):
-            n_ans += 1
-            pred = "" if rec["abstained"] else " ".join(c["quote"] for c in rec["citations"])
-            em += exact_match(pred, row["answers"])
-            f1 += token_f1(pred, row["answers"])
-            contained += gold_contained(pred, row["answers"])
-        evidence = row.get("evidence") or []
-        if ok and not rec["abstained"]:
-            for c in rec["citations"]:
-                cites += 1
-                if evidence:
-                    cites_on_gold += citation_on_evidence(c, evidence, doc_texts)
-                elif golds:
-                    cites_on_gold += c["doc_id"] in golds
-            if evidence:
-                with_evidence += 1
-                gold_cited += any(
-                    citation_on_evidence(c, evidence, doc_texts) for c in rec["citations"]
-                )
-
-    def share(a: float, b: int) -> float | None:
-        return round(a / b, 4) if b else None
-
-    return {
-        "questions": len(records),
-        "retrieval": {
-            "questions": n_ret,
-            **{f"hit@{kk}": share(hits[kk], n_ret) for kk in KS},
-            "mrr@10": share(mrr, n_ret),
-        },
-        "answers": {
-            "questions": n_ans,
-            "exact_match": share(em, n_ans),
-            "f1": share(f1, n_ans),
-            "gold_contained": share(contained, n_ans),
-        },
-        "citations": {
-            "citations": cites,
-            "precision": share(cites_on_gold, cites),
-            "gold_passage_cited": share(gold_cited, with_evidence),
-        },
-        "abstention": {
-            "answerable": answerable,
-            "unanswerable": unanswerable,
-            "declined_unanswerable": share(declined_unanswerable, unanswerable),
-            "wrongly_declined_answerable": share(wrongly_declined, answerable),
-        },
-        "latency_ms": {"p50": _pct(latencies, 50), "p95": _pct(latencies, 95)},
-    }
-
-
-def _pct(values: Sequence[float], pct: float) -> float | None:
-    if not values:
-        return None
-    i = min(len(values) - 1, max(0, round(pct / 100 * (len(values) - 1))))
-    return round(values[i], 2)
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    lines = [f"questions: {summary['questions']}"]
-    for group in ("retrieval", "answers", "citations", "abstention", "latency_ms"):
-        values = ", ".join(f"{k} {v}" for k, v in summary[group].items())
-        lines.append(f"{group}: {values}")
-    return "\n".join(lines)
+    base = pipeline or Pipeline.load(settings, answerer=specs[0])
+    doc_texts = {d.doc_id: d.text for d in base.index.documents.values()}
+    configs = configurations(settings, specs, compare=compare)
+    single = len(configs) == 1
+    runs = []
+    for config in configs:
+        pipe = base
+        if compare or len(configs) > 1:
+            cfg_settings = dataclasses.replace(
+                settings, reranker=settings.reranker if config.rerank else None
+            )
+            pipe = Pipeline(cfg_settings, base.index, config.answerer, config.mode)
+        path = results_path(out, config, single=single)
+        records = run_config(pipe, rows, path, k=k, config=config)
+        runs.append(Run(config.name, path, records, summarize(rows, records, doc_texts), config))
+    for name, path in (peers or {}).items():
+        records = read_peer(path, rows)
+        runs.append(Run(name, path, records, summarize(rows, records, doc_texts)))
+    return Evaluation(rows, runs)
