@@ -145,3 +145,13 @@ def test_features_do_not_depend_on_the_retrieval_mode(fake_settings: Settings) -
         out[mode] = ans.features(q, r, ans.candidates(q, r))
     assert out["bm25"]["dense"] > 0.0
     assert out["bm25"]["dense"] == pytest.approx(out["hybrid"]["dense"], abs=1e-5)
+
+
+def test_threshold_setting_overrides_the_calibrated_one(fake_settings: Settings) -> None:
+    settings = Settings.load(env={"CITECHAT_ABSTAIN_THRESHOLD": "0.6"})
+    assert settings.abstain_threshold == 0.6
+    with pytest.raises(ConfigError, match="abstain_threshold must be between 0 and 1"):
+        Settings(abstain_threshold=1.5)
+    pipe = Pipeline.load(fake_settings)
+    ans = ExtractiveAnswerer(pipe.retriever, abstention=model(0.5), abstain_threshold=0.9)
+    assert ans.abstention is not None and ans.abstention.threshold == 0.9

@@ -148,6 +148,7 @@ class ExtractiveAnswerer:
         entity_weight: float = 0.4,
         type_weight: float = 0.35,
         abstention: AbstentionModel | Literal["packaged"] | None = "packaged",
+        abstain_threshold: float | None = None,
     ) -> None:
         if max_sentences < 1:
             raise ValueError(f"max_sentences must be at least 1, got {max_sentences}")
@@ -165,6 +166,8 @@ class ExtractiveAnswerer:
             if abstention == "packaged"
             else abstention
         )
+        if self.abstention is not None and abstain_threshold is not None:
+            self.abstention = self.abstention.with_threshold(abstain_threshold)
 
     def candidates(self, question: str, retrieval: Retrieval) -> list[Candidate]:
         # a follow-up is scored with the history-aware query retrieval used
@@ -309,12 +312,12 @@ class ExtractiveAnswerer:
             make_citation(self.index, n, c.hit, c.start, c.end) for n, c in enumerate(chosen, 1)
         ]
         parts = [attributed(c.text, cit) for c, cit in zip(chosen, citations, strict=True)]
-        # each sentence is its citation's span, verbatim: supported by construction (the
-        # embedding check would be misled by the "A reader comment by X says" wrapper)
+        # each sentence is its citation's span, verbatim (make_citation quotes the same
+        # document span the candidate holds): supported by construction, and the
+        # embedding check would be misled by the "A reader comment by X says" wrapper
         sentences = tuple(
             SentenceSupport(part, (cit.n,), True, 1.0)
-            for part, c, cit in zip(parts, chosen, citations, strict=True)
-            if c.text == cit.quote
+            for part, cit in zip(parts, citations, strict=True)
         )
         return Answer(
             question=question,

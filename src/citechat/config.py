@@ -37,6 +37,8 @@ class Settings:
     reranker: str | None = None
     #: a cross-encoder or NLI model that judges whether cited passages support a sentence
     verifier: str | None = None
+    #: decline when the abstention model's p(answerable) is below this (None: as calibrated)
+    abstain_threshold: float | None = None
     answerer: str = "extractive"
     host: str = "127.0.0.1"
     port: int = 7860
@@ -47,6 +49,15 @@ class Settings:
     temperature: float = 0.0
     openai_api_key: str | None = field(default=None, repr=False)
     openai_timeout: float = 60.0
+    #: where chunk vectors are searched: "faiss" (files in the index folder),
+    #: "milvus://HOST:PORT/COLLECTION" or "milvus-lite:PATH.db"; empty keeps the index's own
+    store: str = ""
+    #: exact (flat) FAISS search up to this many chunks, HNSW graph search above
+    flat_max: int = 100_000
+    #: HNSW graph degree, build-time and search-time candidate lists (recall vs speed)
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 96
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
@@ -57,6 +68,10 @@ class Settings:
             raise ConfigError(f"chunk_overlap must be 0 or more, got {self.chunk_overlap}")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be between 1 and 65535, got {self.port}")
+        if self.abstain_threshold is not None and not 0 <= self.abstain_threshold <= 1:
+            raise ConfigError(
+                f"abstain_threshold must be between 0 and 1, got {self.abstain_threshold}"
+            )
         if self.max_question_chars < 1:
             raise ConfigError(f"max_question_chars must be positive, got {self.max_question_chars}")
 
@@ -101,9 +116,9 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         try:
             if "Path" in kind:
                 out[key] = Path(value)
-            elif kind == "int":
+            elif kind in ("int", "int | None"):
                 out[key] = int(value)
-            elif kind == "float":
+            elif kind in ("float", "float | None"):
                 out[key] = float(value)
             else:
                 out[key] = value

@@ -142,7 +142,7 @@ class GenerativeAnswerer(ABC):
             raise ConfigError(f"temperature must be 0 or more, got {settings.temperature}")
         self.name, self.retriever, self.index = name, retriever, retriever.index
         self.settings = settings
-        self.fallback = ExtractiveAnswerer(retriever)
+        self.fallback = ExtractiveAnswerer(retriever, abstain_threshold=settings.abstain_threshold)
 
     @abstractmethod
     def generate(self, messages: Messages, max_new_tokens: int) -> Iterator[str]:

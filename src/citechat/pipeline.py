@@ -111,7 +111,7 @@ def _texts_to_embed(index: Index, docs: list[Document]) -> int:
 def make_answerer(spec: str, retriever: Retriever, settings: Settings) -> Answerer:
     """``extractive`` or ``transformers:<model>`` or ``openai:<base_url>#<model>``."""
     if spec == "extractive":
-        return ExtractiveAnswerer(retriever)
+        return ExtractiveAnswerer(retriever, abstain_threshold=settings.abstain_threshold)
     from .generation import make_generative_answerer
 
     return make_generative_answerer(spec, retriever, settings)
