@@ -202,10 +202,7 @@ class Retriever:
         t0 = time.perf_counter()
         dense_score = dict(dense)
         bm25_score = dict(sparse)
-        if self.mode == "hybrid":
-            fused = convex_fuse(dense, sparse)
-        else:
-            fused = dense or sparse
+        fused = convex_fuse(dense, sparse) if self.mode == "hybrid" else (dense or sparse)
         timings["fuse"] = _ms(t0)
         if self.reranker_name and fused:
             t0 = time.perf_counter()
