@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install run index test lint typecheck unit bench eval clean
+.PHONY: install run index test lint typecheck unit bench eval eval-peers clean
 
 install: $(STAMP)
 
@@ -44,13 +44,34 @@ test: lint typecheck
 unit: install
 	$(PY) -m pytest src tests -m "not integration and not browser"
 
-# benchmarks are issue 6's work: say so instead of pretending
+# build vs encode floor, incremental update, per-stage latency, cold start, RSS, the LangChain
+# peer; appended to bench/results.jsonl (a few minutes).  BENCH_FULL=1 adds the 1M-vector
+# HNSW benchmark (vectors cached under ~/.cache/citechat/bench; see bench/README.md)
 bench: install
-	@echo "make bench: no benchmarks yet (issue 6); see README 'Measured results' for eval latency" >&2
-	@exit 1
+	$(VENV)/bin/citechat bench $(if $(filter-out 0,$(BENCH_FULL)),--full)
 
+# the seed set over ./corpus, then the fixed 1,000-question SQuAD v1.1 subset over its own
+# index (built on first use, ~5 min on 2 cores); BM25 / dense / hybrid side by side, a report
+# folder each under eval/reports/, the headline tables printed
+SQUAD       := eval/datasets/squad-dev
+SQUAD_INDEX ?= eval/results/squad-index
+SQUAD_EVAL  := $(VENV)/bin/citechat --corpus $(SQUAD)/corpus.jsonl --index $(SQUAD_INDEX) eval \
+	$(SQUAD)/questions_v1.1_first1000.jsonl
 eval: install
-	$(VENV)/bin/citechat eval eval/datasets/seed/questions.jsonl --out eval/results/seed.jsonl
+	$(VENV)/bin/citechat eval eval/datasets/seed/questions.jsonl --out eval/results/seed.jsonl \
+		--compare --report eval/reports/seed
+	$(SQUAD_EVAL) --out eval/results/squad1000.jsonl --compare --report eval/reports/squad1000
+
+# the same SQuAD subset through LangChain's standard FAISS retriever (eval/peers/), scored
+# next to citechat's three retrieval modes in eval/reports/squad1000-peers
+eval-peers: install
+	$(PIP) install --quiet torch==2.13.0 -e ".[peers]"
+	$(PY) eval/peers/langchain_faiss.py --corpus $(SQUAD)/corpus.jsonl \
+		--questions $(SQUAD)/questions_v1.1_first1000.jsonl \
+		--out eval/results/squad1000.langchain-faiss.jsonl
+	$(SQUAD_EVAL) --out eval/results/squad1000.jsonl --compare \
+		--peer langchain-faiss=eval/results/squad1000.langchain-faiss.jsonl \
+		--report eval/reports/squad1000-peers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -96,12 +96,18 @@ def test_incremental_update_with_real_model(tmp_path: Path, seed_settings: Setti
     first = sync_index(settings)
     assert first.report is not None and first.report.docs_added == 5
     path = corpus / "002_a97dc062ef764fe9.txt"
-    path.write_text(
-        path.read_text(encoding="utf-8") + "\nA new closing line was added.\n", encoding="utf-8"
-    )
+    text = path.read_text(encoding="utf-8")
+    assert text.count("Peter Lewis") == 1
+    path.write_text(text.replace("Peter Lewis", "Peter Lewis-Aldridge"), encoding="utf-8")
     second = sync_index(settings)
-    assert second.report is not None
-    assert second.report.docs_changed == 1 and second.report.docs_kept == 4
+    report = second.report
+    assert report is not None
+    assert report.docs_changed == 1 and report.docs_kept == 4
     n_doc = sum(1 for c in second.index.chunks if c.doc_id == path.name)
     n_sent = sum(1 for k in second.index.sentence_keys if k[0] == path.name)
-    assert second.report.texts_embedded == n_doc + n_sent
+    # only the changed doc's texts are looked at; of those, only text that changed (the
+    # edited sentence and the chunks holding it) is embedded, the rest reused by hash
+    assert report.texts_embedded + report.texts_reused == n_doc + n_sent
+    assert 2 <= report.texts_embedded < n_doc + n_sent
+    answer = Pipeline(settings, second.index).ask(HEADLINE)
+    assert "Peter Lewis-Aldridge" in answer.citations[0].quote

@@ -1,4 +1,4 @@
-"""The ``citechat`` command: index | ask | serve | eval.  Thin: parse, call the library, print.
+"""The ``citechat`` command: index | ask | serve | eval | bench.  Thin: parse, call, print.
 
 Defaults come from CITECHAT_* variables (see config.py).  Errors a user can fix
 print one line without a traceback (``--debug`` shows it) and exit with the
@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("index", help="build or update the index (only changed documents)")
     s.add_argument("--rebuild", action="store_true", help="ignore the old index, build anew")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument(
+        "--store",
+        help="where chunk vectors are searched: faiss (default), milvus://HOST:PORT/COLLECTION "
+        "or milvus-lite:PATH.db (env CITECHAT_STORE); changing it moves the vectors, "
+        "nothing is re-embedded",
+    )
 
     s = sub.add_parser("ask", help="answer one question with citations")
     s.add_argument("question")
@@ -64,13 +70,57 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--answerer", help="default answerer for the chat")
     s.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
 
-    s = sub.add_parser("eval", help="run a question set and write per-question results")
+    s = sub.add_parser(
+        "eval",
+        help="run a question set, write per-question results and a report",
+        description="Run a question set and write per-question results (JSONL). When the "
+        "questions carry gold, also write a report folder (metrics.json, report.md, plots).",
+    )
     s.add_argument("questions", type=Path, help="JSONL of {id, question[, answers, gold_docs]}")
     s.add_argument("--out", type=Path, required=True, help="results JSONL to write")
     s.add_argument("--limit", type=int, help="only the first N questions")
     s.add_argument("-k", type=int, help="passages to retrieve (default 10 for eval)")
-    s.add_argument("--answerer", help="extractive | transformers:MODEL | openai:URL#MODEL")
+    s.add_argument(
+        "--answerer",
+        action="append",
+        help="extractive | transformers:MODEL | openai:URL#MODEL; repeat to compare answerers",
+    )
+    s.add_argument(
+        "--compare",
+        action="store_true",
+        help="run BM25 only, dense only, hybrid (and hybrid + reranker when one is set) side "
+        "by side; results go to OUT.<config>.jsonl",
+    )
+    s.add_argument(
+        "--peer",
+        action="append",
+        metavar="NAME=RESULTS.jsonl",
+        help="score another system's results file (same schema, e.g. from "
+        "eval/peers/langchain_faiss.py) next to citechat's",
+    )
+    s.add_argument(
+        "--report",
+        type=Path,
+        help="report folder (default eval/reports/<dataset>-<timestamp>; written when "
+        "the questions carry gold)",
+    )
+    s.add_argument("--no-report", action="store_true", help="write no report folder")
     s.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    s = sub.add_parser(
+        "bench",
+        help="measure build, latency, cold start and scale; append to bench/results.jsonl",
+    )
+    s.add_argument("--full", action="store_true", help="also the 1M-vector benchmark (slow)")
+    s.add_argument("--out", type=Path, default=Path("bench/results.jsonl"), help="JSONL to append")
+    s.add_argument("--questions", type=int, default=200, help="questions per latency set (200)")
+    s.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="PART",
+        help="build | latency | cold | peer | million; repeat to skip several",
+    )
+    s.add_argument("--json", action="store_true", help="print the whole record as JSON")
     return p
 
 
@@ -89,11 +139,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CitechatError as exc:
         if args.debug:
             raise
-        print(f"citechat: error: {exc}", file=sys.stderr)
+        print(f"citechat: error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("citechat: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file the library did not expect to fail: name it, no traceback
+        if args.debug:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"citechat: error: cannot access{where} ({exc.strerror or _one_line(exc)}); "
+            "check the path, its permissions and the free disk space",
+            file=sys.stderr,
+        )
+        return 1
+    except Exception as exc:  # a bug: one line for the user, the traceback on --debug
+        if args.debug:
+            raise
+        print(
+            f"citechat: internal error: {type(exc).__name__}: {_one_line(exc)}; "
+            "run again with --debug for the traceback and please report it",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500] or type(exc).__name__
 
 
 def _progress_bar(desc: str) -> Callable[[int, int], Callable[[int], None]]:
@@ -115,6 +188,11 @@ def _progress_bar(desc: str) -> Callable[[int, int], Callable[[int], None]]:
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from .pipeline import sync_index
 
+    if args.store:
+        from .store import parse_store
+
+        parse_store(args.store)  # a bad value fails before any work
+    settings = settings.replace(store=args.store)
     result = sync_index(settings, rebuild=args.rebuild, progress=_progress_bar("embedding"))
     report = result.report
     stats = result.index.stats()
@@ -187,14 +265,82 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from .evaluation import format_summary, run_eval
+    import shlex
+
+    from .evaluation import has_gold, run_eval
+    from .report import (
+        default_report_dir,
+        format_summary,
+        headline_table,
+        report_meta,
+        summary_json,
+        write_report,
+    )
 
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
-    summary = run_eval(
-        settings, args.questions, args.out, limit=args.limit, k=args.k or 10, answerer=args.answerer
+    peers = dict(_peer_arg(p) for p in args.peer or [])
+    k = 10 if args.k is None else args.k
+    result = run_eval(
+        settings,
+        args.questions,
+        args.out,
+        limit=args.limit,
+        k=k,
+        answerer=args.answerer,
+        compare=args.compare,
+        peers=peers,
     )
-    print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
+    report = None
+    if not args.no_report and (args.report or any(has_gold(r) for r in result.rows)):
+        folder = args.report or default_report_dir(args.questions)
+        meta = report_meta(
+            settings,
+            args.questions,
+            questions_count=len(result.rows),
+            k=k,
+            command=shlex.join(["citechat", *sys.argv[1:]]),  # best effort: as typed
+        )
+        report = write_report(folder, result.runs, result.rows, meta)
+    if args.json:
+        print(
+            json.dumps(
+                {**summary_json(result), "report": str(report) if report else None}, indent=1
+            )
+        )
+        return 0
+    if len(result.runs) == 1:
+        print(format_summary(result.runs[0].summary) + "\n")
+    print(headline_table(result.runs))
+    for run in result.runs:
+        print(f"results ({run.name}): {run.results_file}")
+    if report:
+        print(f"report: {report}")
+    return 0
+
+
+def _peer_arg(value: str) -> tuple[str, Path]:
+    name, sep, path = value.partition("=")
+    if not sep or not name.strip() or not path.strip():
+        raise UsageError(f"--peer takes NAME=RESULTS.jsonl, got {value!r}")
+    return name.strip(), Path(path.strip())
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    from .bench import BenchConfig, run_bench, summary
+
+    full = args.full or os.environ.get("BENCH_FULL", "") not in ("", "0")
+    try:
+        config = BenchConfig(
+            settings, out=args.out, questions=args.questions, skip=frozenset(args.skip), full=full
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    record = run_bench(config)
+    print(json.dumps(record, indent=1) if args.json else summary(record))
+    print(f"appended to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -203,6 +349,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "ask": cmd_ask,
     "serve": cmd_serve,
     "eval": cmd_eval,
+    "bench": cmd_bench,
 }
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""The index: FAISS vectors + chunk store + sentence vectors + manifest.json.
+"""The index: chunk store + chunk vectors in a vector store + sentence vectors + manifest.
 
-On disk an index folder holds generations::
+On disk an index folder holds generations (see generations.py)::
 
     index/CURRENT              -> "gen-20261123T101500-1234"   (one line)
     index/gen-.../manifest.json, chunks.jsonl, documents.jsonl,
@@ -8,34 +8,27 @@ On disk an index folder holds generations::
 
 A save writes a new generation in a temporary folder, renames it into place and
 only then replaces CURRENT (``os.replace`` is atomic), so a reader, or a build
-killed at any moment, always finds a complete generation.  Old generations are
-removed after the switch, and whatever a killed writer left behind (``.tmp-gen-*``
-folders, generations CURRENT does not name) is swept by the next writer.  A lock
-file stops two writers interleaving: the second waits, then refuses.
-
-Loading checks the manifest and that the files agree with it and with each
-other; a missing or damaged part raises :class:`IndexDamagedError` (a rebuild
-from the corpus fixes it), never a raw traceback.
+killed at any moment, always finds a complete generation.  Loading checks the
+manifest and that the files agree with it and with each other; a missing or
+damaged part raises :class:`IndexDamagedError`, never a raw traceback.  Vectors
+are memory-mapped on load, so only the rows a question touches are read.
 
 Updates are incremental: only new or changed documents (by content hash) are
-chunked and embedded; removed documents are dropped.  Loading an index built
-with another embedder or chunking raises :class:`IndexMismatchError`.
+chunked, and only texts whose vectors are not known (by text hash: a changed
+document's unchanged sentences keep theirs) are embedded, longest first, in
+bounded batches that are checkpointed in ``index/.checkpoint`` while the
+writer lock is held, so a killed build resumes where it stopped.
 
-It does not rank with BM25 or fuse scores (retrieval.py does).
+Chunk vectors are searched by a vector store (store.py): FAISS flat or HNSW
+by size, or Milvus.  It does not rank with BM25 or fuse scores (retrieval.py does).
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import json
-import logging
 import os
-import re
 import shutil
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,23 +38,49 @@ from . import __version__
 from .chunking import chunk_document
 from .config import Settings
 from .corpus import content_hash
-from .embedding import Embedder
-from .errors import (
-    IndexDamagedError,
-    IndexError_,
-    IndexFormatError,
-    IndexLockedError,
-    IndexMismatchError,
+from .embedding import Embedder, embed_texts, text_key
+from .errors import IndexDamagedError, IndexError_, IndexFormatError, IndexMismatchError
+from .generations import (
+    CHECKPOINT,
+    REBUILD,
+    current_generation,
+    fsync_dir,
+    holds_lock,
+    new_generation_name,
+    read_jsonl,
+    read_manifest,
+    sweep,
+    write_lock,
+)
+from .generations import remove_old_generations as _remove_old_generations
+from .generations import write_jsonl as _write_jsonl
+from .store import (
+    LEGACY,
+    FaissParams,
+    FaissStore,
+    MilvusStore,
+    NoStore,
+    VectorStore,
+    chunk_key,
+    milvus_spec,
+    parse_store,
+    store_inconsistency,
 )
 from .types import Chunk, Document, Section
 
+__all__ = [
+    "FORMAT_VERSION",
+    "Index",
+    "UpdateReport",
+    "check_compatible",
+    "current_generation",
+    "read_manifest",
+    "sweep",
+    "write_lock",
+]
+
 FORMAT_VERSION = 1
 SPLITTER = "blingfire-lines-v1"
-
-REBUILD = "run `citechat index --rebuild`"
-#: generation folder names as save() writes them; CURRENT must name one
-_GEN_NAME = re.compile(r"gen-[0-9T]+-[0-9]+")
-log = logging.getLogger("citechat")
 
 SentenceKey = tuple[str, int, int]
 Progress = Callable[[int], None]
@@ -77,6 +96,8 @@ class UpdateReport:
     chunks_removed: int = 0
     chunks_kept: int = 0
     texts_embedded: int = 0
+    #: texts whose vectors were reused by text hash (unchanged sentences, a resumed build)
+    texts_reused: int = 0
 
     @property
     def changed(self) -> bool:
@@ -98,8 +119,17 @@ def _chunking_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
+def faiss_params(settings: Settings) -> FaissParams:
+    return FaissParams(
+        flat_max=settings.flat_max,
+        hnsw_m=settings.hnsw_m,
+        ef_construction=settings.hnsw_ef_construction,
+        ef_search=settings.hnsw_ef_search,
+    )
+
+
 class Index:
-    """Chunks, their vectors and a FAISS index over them, plus sentence vectors."""
+    """Chunks, their vectors and a vector store over them, plus sentence vectors."""
 
     def __init__(
         self,
@@ -112,7 +142,7 @@ class Index:
         sentence_keys: list[SentenceKey],
         sentence_vectors: np.ndarray,
         built_at: str | None = None,
-        faiss_index: Any = None,
+        store: VectorStore | None = None,
     ) -> None:
         self.embedder = embedder
         self.settings = settings
@@ -123,8 +153,22 @@ class Index:
         self.sentence_vectors = sentence_vectors
         self.sentence_row = {key: i for i, key in enumerate(sentence_keys)}
         self.built_at = built_at or _now()
-        # a loaded index brings its FAISS structure; a new one builds it from the vectors
-        self.faiss = faiss_index if faiss_index is not None else _make_faiss(vectors, embedder.dim)
+        # a loaded index brings its store; a new one builds it from the vectors
+        self.store: VectorStore = store if store is not None else self._new_store()
+
+    def _new_store(self) -> VectorStore:
+        spec = parse_store(self.settings.store)
+        if spec.kind == "milvus":
+            keys = [chunk_key(c.chunk_id) for c in self.chunks]
+            store = MilvusStore(spec, self.embedder.dim, keys)
+            store.pending = self.vectors
+            return store
+        return FaissStore.build(self.vectors, self.embedder.dim, faiss_params(self.settings))
+
+    @property
+    def faiss(self) -> Any:
+        """The FAISS structure (None for a Milvus store)."""
+        return getattr(self.store, "faiss", None)
 
     # -- building ---------------------------------------------------------------
 
@@ -136,6 +180,7 @@ class Index:
         settings: Settings,
         *,
         progress: Progress | None = None,
+        checkpoint: Path | None = None,
     ) -> Index:
         empty = cls(
             embedder=embedder,
@@ -145,13 +190,25 @@ class Index:
             vectors=np.zeros((0, embedder.dim), dtype=np.float32),
             sentence_keys=[],
             sentence_vectors=np.zeros((0, embedder.dim), dtype=np.float32),
+            store=NoStore(),
         )
-        return empty.updated(docs, progress=progress)[0]
+        return empty.updated(docs, progress=progress, checkpoint=checkpoint)[0]
 
     def updated(
-        self, docs: Sequence[Document], *, progress: Progress | None = None
+        self,
+        docs: Sequence[Document],
+        *,
+        progress: Progress | None = None,
+        checkpoint: Path | None = None,
     ) -> tuple[Index, UpdateReport]:
-        """A new Index for ``docs``, re-embedding only new or changed documents."""
+        """A new Index for ``docs``, re-embedding only new or changed text.
+
+        Embedded batches are checkpointed in ``.checkpoint/`` inside the folder
+        ``checkpoint`` (by default the index folder, when this process holds its
+        writer lock) and reused by the next build if this one is killed.
+        """
+        if checkpoint is None and holds_lock(self.settings.index):
+            checkpoint = self.settings.index
         new_docs = {d.doc_id: _with_hash(d) for d in docs}
         old_hash = {d.doc_id: d.content_hash for d in self.documents.values()}
         kept_ids = {i for i, d in new_docs.items() if old_hash.get(i) == d.content_hash}
@@ -159,7 +216,9 @@ class Index:
         removed = set(old_hash) - set(new_docs)
         changed = {d.doc_id for d in fresh if d.doc_id in old_hash}
 
-        keep_rows = [i for i, c in enumerate(self.chunks) if c.doc_id in kept_ids]
+        keep_rows = np.array(
+            [i for i, c in enumerate(self.chunks) if c.doc_id in kept_ids], dtype=np.int64
+        )
         new_chunks: list[Chunk] = []
         for doc in fresh:
             new_chunks.extend(
@@ -173,7 +232,13 @@ class Index:
         new_sent_keys = sorted({(c.doc_id, a, b) for c in new_chunks for a, b in c.sentences})
         texts = [c.embedding_text() for c in new_chunks]
         texts += [new_docs[d].text[a:b] for d, a, b in new_sent_keys]
-        vecs = _embed_batched(self.embedder, texts, progress)
+        vecs, embedded = embed_texts(
+            self.embedder,
+            texts,
+            progress=progress,
+            reuse=self._known_vectors(changed),
+            checkpoint=checkpoint / CHECKPOINT if checkpoint else None,
+        )
         chunk_vecs, sent_vecs = vecs[: len(new_chunks)], vecs[len(new_chunks) :]
 
         chunks = [self.chunks[i] for i in keep_rows] + new_chunks
@@ -181,18 +246,24 @@ class Index:
         sentence_keys = [self.sentence_keys[i] for i in keep_sent] + new_sent_keys
         sentence_vectors = np.concatenate([self.sentence_vectors[keep_sent], sent_vecs])
         # a stable order (by document, then position) makes builds reproducible
-        order = sorted(range(len(chunks)), key=lambda i: (chunks[i].doc_id, chunks[i].start))
+        order = np.array(
+            sorted(range(len(chunks)), key=lambda i: (chunks[i].doc_id, chunks[i].start)),
+            dtype=np.int64,
+        )
         sorder = sorted(range(len(sentence_keys)), key=lambda i: sentence_keys[i])
+        chunks = [chunks[i] for i in order]
+        vectors = vectors[order] if len(order) else vectors
         index = Index(
             embedder=self.embedder,
             settings=self.settings,
             documents=dict(sorted(new_docs.items())),
-            chunks=[chunks[i] for i in order],
-            vectors=vectors[order] if len(order) else vectors,
+            chunks=chunks,
+            vectors=vectors,
             sentence_keys=[sentence_keys[i] for i in sorder],
             sentence_vectors=sentence_vectors[sorder].astype(np.float32)
             if len(sorder)
             else sentence_vectors.astype(np.float32),
+            store=self._updated_store(keep_rows, order, chunks, vectors),
         )
         report = UpdateReport(
             docs_added=len(fresh) - len(changed),
@@ -202,9 +273,55 @@ class Index:
             chunks_added=len(new_chunks),
             chunks_removed=len(self.chunks) - len(keep_rows),
             chunks_kept=len(keep_rows),
-            texts_embedded=len(texts),
+            texts_embedded=embedded,
+            texts_reused=len(texts) - embedded,
         )
         return index, report
+
+    def _known_vectors(self, doc_ids: set[str]) -> dict[bytes, np.ndarray]:
+        """Old vectors of ``doc_ids``' chunks and sentences, by text hash."""
+        if not doc_ids:
+            return {}
+        name = self.embedder.name
+        known = {
+            text_key(name, c.embedding_text()): self.vectors[i]
+            for i, c in enumerate(self.chunks)
+            if c.doc_id in doc_ids
+        }
+        for i, (d, a, b) in enumerate(self.sentence_keys):
+            if d in doc_ids:
+                known[text_key(name, self.documents[d].text[a:b])] = self.sentence_vectors[i]
+        return known
+
+    def _updated_store(
+        self, keep_rows: np.ndarray, order: np.ndarray, chunks: list[Chunk], vectors: np.ndarray
+    ) -> VectorStore | None:
+        """This store carried over to the new rows, or None to build a new one.
+
+        ``order[j]`` is the pre-sort position of new row ``j``; pre-sort
+        positions below ``len(keep_rows)`` are kept old rows, in old-row order.
+        """
+        spec = parse_store(self.settings.store)
+        same_kind = not self.settings.store or spec.kind == self.store.kind
+        if isinstance(self.store, FaissStore) and same_kind and spec.kind == "faiss":
+            new_pos = np.empty(len(order), dtype=np.int64)
+            new_pos[order] = np.arange(len(order))
+            old_to_new = np.full(len(self.chunks), -1, dtype=np.int64)
+            old_to_new[keep_rows] = new_pos[: len(keep_rows)]
+            return self.store.updated(
+                old_to_new, vectors, np.sort(new_pos[len(keep_rows) :]), faiss_params(self.settings)
+            )
+        keep_milvus = not self.settings.store or (
+            isinstance(self.store, MilvusStore) and self.store.spec == spec
+        )
+        if isinstance(self.store, MilvusStore) and keep_milvus:
+            store = MilvusStore(
+                self.store.spec, self.embedder.dim, [chunk_key(c.chunk_id) for c in chunks]
+            )
+            store.pending = vectors
+            store.known = None if self.store.pending is not None else set(self.store.row_of)
+            return store
+        return None
 
     # -- querying ---------------------------------------------------------------
 
@@ -212,8 +329,7 @@ class Index:
         """(chunk row, inner product) for the ``n`` nearest chunks, best first."""
         if not self.chunks or n < 1:
             return []
-        q = np.ascontiguousarray(query_vector.reshape(1, -1), dtype=np.float32)
-        scores, rows = self.faiss.search(q, min(n, len(self.chunks)))
+        scores, rows = self.store.search(query_vector.reshape(1, -1), min(n, len(self.chunks)))
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 
     def sentence_vector(self, doc_id: str, start: int, end: int) -> np.ndarray | None:
@@ -227,14 +343,25 @@ class Index:
             "sentences": len(self.sentence_keys),
             "embedder": self.embedder.name,
             "dim": self.embedder.dim,
+            "store": self.store.describe()["type"],
             "built_at": self.built_at,
         }
 
     def is_current(self, docs: Sequence[Document]) -> bool:
-        """True when ``docs`` are exactly the indexed documents, unchanged."""
+        """True when ``docs`` are exactly the indexed documents, unchanged, and the
+        store is the one the settings ask for (an explicit ``store`` that differs
+        makes the next sync move the vectors, without re-embedding)."""
         have = {d.doc_id: d.content_hash for d in self.documents.values()}
         want = {d.doc_id: d.content_hash or content_hash(d.text) for d in docs}
-        return have == want
+        return have == want and self._store_matches()
+
+    def _store_matches(self) -> bool:
+        if not self.settings.store:
+            return True
+        spec = parse_store(self.settings.store)
+        if isinstance(self.store, MilvusStore):
+            return self.store.spec == spec
+        return spec.kind == self.store.kind
 
     # -- persistence ------------------------------------------------------------
 
@@ -245,7 +372,7 @@ class Index:
             "embedder": self.embedder.name,
             "dim": self.embedder.dim,
             "chunking": _chunking_settings(self.settings),
-            "faiss": {"type": type(self.faiss).__name__, "metric": "inner_product"},
+            "store": self.store.describe(),
             "built_at": self.built_at,
             "counts": {
                 "documents": len(self.documents),
@@ -259,10 +386,12 @@ class Index:
         }
 
     def save(self, folder: Path) -> Path:
-        """Write a new generation atomically; returns its folder."""
-        import faiss
+        """Write a new generation atomically; returns its folder.
 
-        name = f"gen-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%f')}-{os.getpid()}"
+        A Milvus store is synced first (new chunks inserted, removed ones
+        deleted); readers of the old generation skip chunks they do not know.
+        """
+        name = new_generation_name()
         tmp = folder / f".tmp-{name}"
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -272,10 +401,13 @@ class Index:
             _write_jsonl(tmp / "sentences.jsonl", (list(k) for k in self.sentence_keys))
             np.save(tmp / "vectors.npy", self.vectors)
             np.save(tmp / "sentence_vectors.npy", self.sentence_vectors)
-            faiss.write_index(self.faiss, str(tmp / "faiss.index"))
+            if isinstance(self.store, FaissStore):
+                self.store.save(tmp)
+            elif isinstance(self.store, MilvusStore):
+                self.store.flush()
             # the manifest goes last: its presence marks a complete generation
-            (tmp / "manifest.json").write_text(json.dumps(self.manifest(), indent=1))
-            _fsync_dir(tmp)
+            (tmp / "manifest.json").write_text(json_dumps(self.manifest()))
+            fsync_dir(tmp)
             final = folder / name
             os.replace(tmp, final)
             pointer = folder / ".CURRENT.tmp"
@@ -283,7 +415,7 @@ class Index:
             with open(pointer, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(pointer, folder / "CURRENT")
-            _fsync_dir(folder)
+            fsync_dir(folder)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(exc, OSError):  # disk full, read-only, permissions
@@ -293,6 +425,8 @@ class Index:
                     "free disk space or fix the folder's permissions, or pass --index FOLDER",
                 ) from exc
             raise
+        # the embedded batches are in the new generation now
+        shutil.rmtree(folder / CHECKPOINT, ignore_errors=True)
         _remove_old_generations(folder, keep=name)
         return final
 
@@ -308,33 +442,38 @@ class Index:
         gen = current_generation(folder)
         manifest = read_manifest(gen)
         check_compatible(manifest, embedder, settings, folder)
+        entry = manifest.get("store") or LEGACY  # indexes before stores had types: flat
         try:
-            import faiss
-
             documents = {}
-            for row in _read_jsonl(gen / "documents.jsonl"):
+            for row in read_jsonl(gen / "documents.jsonl"):
                 row["sections"] = tuple(Section(**s) for s in row["sections"])
                 documents[row["doc_id"]] = Document(**row)
             chunks = []
-            for row in _read_jsonl(gen / "chunks.jsonl"):
+            for row in read_jsonl(gen / "chunks.jsonl"):
                 row["sentences"] = tuple(tuple(s) for s in row["sentences"])
                 chunks.append(Chunk(**row))
-            sentence_keys = [
-                (d, int(a), int(b)) for d, a, b in _read_jsonl(gen / "sentences.jsonl")
-            ]
-            vectors = np.load(gen / "vectors.npy")
-            sentence_vectors = np.load(gen / "sentence_vectors.npy")
-            faiss_index = faiss.read_index(str(gen / "faiss.index"))
-        except Exception as exc:  # json, numpy, faiss and dataclasses raise many types
+            sentence_keys = [(d, int(a), int(b)) for d, a, b in read_jsonl(gen / "sentences.jsonl")]
+            # memory-mapped: a question reads only the rows it touches
+            vectors = np.load(gen / "vectors.npy", mmap_mode="r")
+            sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode="r")
+            store: VectorStore
+            if entry.get("kind") == "milvus":
+                # the manifest's collection, unless the settings name another Milvus one
+                asked = parse_store(settings.store)
+                spec = asked if asked.kind == "milvus" else milvus_spec(entry)
+                keys = [chunk_key(c.chunk_id) for c in chunks]
+                store = MilvusStore(spec, int(manifest.get("dim") or embedder.dim), keys)
+            else:
+                store = FaissStore.load(gen, entry, ef_search=settings.hnsw_ef_search)
+        except Exception as exc:  # json, numpy, faiss, pymilvus and dataclasses raise many types
             lines = str(exc).strip().splitlines()
             raise IndexDamagedError(
                 f"the index at {folder} is damaged ({exc.__class__.__name__}: "
                 f"{lines[0][:200] if lines else 'unreadable'})",
                 REBUILD,
             ) from exc
-        why = _inconsistency(
-            manifest, documents, chunks, vectors, sentence_keys, sentence_vectors, faiss_index
-        )
+        why = _inconsistency(manifest, documents, chunks, vectors, sentence_keys, sentence_vectors)
+        why = why or store_inconsistency(store, len(chunks), int(manifest.get("dim") or 0))
         if why:
             raise IndexDamagedError(f"the index at {folder} is damaged ({why})", REBUILD)
         return cls(
@@ -346,48 +485,11 @@ class Index:
             sentence_keys=sentence_keys,
             sentence_vectors=sentence_vectors,
             built_at=manifest.get("built_at", ""),
-            faiss_index=faiss_index,
+            store=store,
         )
 
 
-# -- helpers ----------------------------------------------------------------------
-
-
-def current_generation(folder: Path) -> Path:
-    """The generation folder that ``folder/CURRENT`` names.
-
-    Raises :class:`IndexError_` when there is no index, and
-    :class:`IndexDamagedError` when CURRENT is unreadable or names no generation.
-    """
-    pointer = folder / "CURRENT"
-    if not pointer.is_file():
-        raise IndexError_(f"no index at {folder}", "run `citechat index` to build it")
-    try:
-        name = pointer.read_text(encoding="utf-8").strip()
-    except (OSError, ValueError) as exc:
-        raise IndexDamagedError(
-            f"the index at {folder} is damaged (CURRENT is unreadable: {exc.__class__.__name__})",
-            REBUILD,
-        ) from exc
-    # only a name save() writes: a damaged CURRENT must not point outside the folder
-    if not _GEN_NAME.fullmatch(name) or not (folder / name).is_dir():
-        raise IndexDamagedError(
-            f"the index at {folder} is damaged (CURRENT names {name[:80]!r}, which is missing)",
-            REBUILD,
-        )
-    return folder / name
-
-
-def read_manifest(gen: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        return data
-    except (OSError, ValueError) as exc:
-        raise IndexDamagedError(
-            f"the index manifest in {gen} is unreadable ({exc.__class__.__name__})", REBUILD
-        ) from exc
+# -- checks and helpers ----------------------------------------------------------------
 
 
 def check_compatible(
@@ -427,7 +529,6 @@ def _inconsistency(
     vectors: np.ndarray,
     sentence_keys: list[SentenceKey],
     sentence_vectors: np.ndarray,
-    faiss_index: Any,
 ) -> str | None:
     """Why the loaded parts disagree, or None.
 
@@ -450,8 +551,6 @@ def _inconsistency(
     ):
         if array.ndim != 2 or array.shape != (len(rows), dim):
             return f"{what} vectors have shape {array.shape}, expected ({len(rows)}, {dim})"
-    if faiss_index.ntotal != len(chunks) or faiss_index.d != dim:
-        return f"the FAISS index holds {faiss_index.ntotal} vectors for {len(chunks)} chunks"
     for doc_id, start, end in [(c.doc_id, c.start, c.end) for c in chunks] + sentence_keys:
         doc = documents.get(doc_id)
         if doc is None or not 0 <= start <= end <= len(doc.text):
@@ -459,141 +558,17 @@ def _inconsistency(
     return None
 
 
-@contextlib.contextmanager
-def write_lock(folder: Path, *, wait_s: float = 30.0) -> Iterator[None]:
-    """Hold the index's writer lock; wait up to ``wait_s`` then refuse.
-
-    The lock is an ``flock`` on ``folder/.lock``: the kernel drops it when the
-    holder dies, even by ``kill -9``, so a killed build never blocks the next.
-    Once it is held, leftovers of killed writers are swept (:func:`sweep`).
-    """
-    import fcntl
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fh = open(folder / ".lock", "a+")  # noqa: SIM115 - closed in the finally below
-    except OSError as exc:
-        raise IndexError_(
-            f"cannot write the index folder {folder} ({exc.strerror or exc})",
-            "pass --index FOLDER (or set CITECHAT_INDEX) to a folder you can write",
-        ) from exc
-    try:
-        deadline = time.monotonic() + wait_s
-        waited = False
-        while True:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise IndexLockedError(
-                        f"another `citechat index` is writing {folder}",
-                        "wait for it to finish and try again",
-                    ) from None
-                if not waited:
-                    log.warning(
-                        "another `citechat index` is writing %s; waiting %g s", folder, wait_s
-                    )
-                    waited = True
-                time.sleep(0.2)
-        try:
-            sweep(folder)
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    finally:
-        fh.close()
-
-
-def sweep(folder: Path) -> list[str]:
-    """Remove what killed writers left in ``folder``; returns the names removed.
-
-    Always ``.tmp-gen-*`` folders and ``.CURRENT.tmp``; generations other than
-    the current one only when CURRENT names a complete one (an unreadable
-    CURRENT leaves them for a rebuild to replace).  Call it holding the lock.
-    """
-    try:
-        keep: str | None = current_generation(folder).name
-    except IndexError_:
-        keep = None
-    removed = []
-    for child in sorted(folder.iterdir()):
-        stale = child.name.startswith(".tmp-gen-") or child.name == ".CURRENT.tmp"
-        if keep is not None and child.name.startswith("gen-") and child.name != keep:
-            stale = True
-        if not stale:
-            continue
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
-        removed.append(child.name)
-    if removed:
-        log.info("removed leftovers of an interrupted build in %s: %s", folder, ", ".join(removed))
-    return removed
-
-
-def _make_faiss(vectors: np.ndarray, dim: int) -> Any:
-    import faiss
-
-    index = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
-
-
-def _embed_batched(
-    embedder: Embedder, texts: Sequence[str], progress: Progress | None, batch: int = 256
-) -> np.ndarray:
-    parts = [np.zeros((0, embedder.dim), dtype=np.float32)]
-    for i in range(0, len(texts), batch):
-        part = texts[i : i + batch]
-        parts.append(embedder.embed(part))
-        if progress:
-            progress(len(part))
-    return np.concatenate(parts).astype(np.float32)
-
-
 def _with_hash(doc: Document) -> Document:
-    if doc.content_hash:
-        return doc
-    from dataclasses import replace
-
-    return replace(doc, content_hash=content_hash(doc.text))
+    return doc if doc.content_hash else replace(doc, content_hash=content_hash(doc.text))
 
 
 def _now() -> str:
+    import datetime as dt
+
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _write_jsonl(path: Path, rows: Iterator[Any] | Any) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+def json_dumps(data: Any) -> str:
+    import json
 
-
-def _read_jsonl(path: Path) -> Iterator[Any]:
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_old_generations(folder: Path, keep: str) -> None:
-    for child in folder.iterdir():
-        if (
-            child.name != keep
-            and child.is_dir()
-            and (child.name.startswith("gen-") or child.name.startswith(".tmp-gen-"))
-        ):
-            shutil.rmtree(child, ignore_errors=True)
+    return json.dumps(data, indent=1)

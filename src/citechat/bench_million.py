@@ -1,0 +1,346 @@
+"""The one-million-chunk benchmark: real MiniLM vectors of real text, cached.
+
+The texts are the sentences of the SQuAD v1.1 dev, PubMedQA and seed corpora
+plus sliding word windows (8, 12 and 16 words, stride 1) over their paragraphs,
+shuffled with a fixed seed and cut at ``n`` (default 1,000,000).  The queries
+are SQuAD dev questions, which are not among the texts.  Embedding a million
+texts with MiniLM on two cores takes hours, so the vectors are written in
+shards under ``~/.cache/citechat/bench/`` (``CITECHAT_BENCH_CACHE``), each shard
+atomically: an interrupted run resumes at the first missing shard, and the
+benchmark can run on the shards embedded so far (a shuffled prefix is a fair
+sample of the whole).
+
+It does not build citechat indexes (the vectors go straight into the vector
+stores of store.py) and it never fakes vectors: a missing shard is reported,
+not filled with random numbers.
+
+Run the embedding in the background::
+
+    nohup python -m citechat.bench_million embed > ~/.cache/citechat/bench/embed.log &
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+VERSION = "million-v1"
+SHARD = 8192
+WINDOWS = (8, 12, 16)
+N_QUERIES = 1000
+_WORD = re.compile(r"\S+")
+
+
+def repo_root() -> Path:
+    """The checkout this module runs from (eval/datasets lives there)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def cache_dir(n: int = 1_000_000) -> Path:
+    base = os.environ.get("CITECHAT_BENCH_CACHE")
+    root = Path(base) if base else Path.home() / ".cache" / "citechat" / "bench"
+    return root / f"{VERSION}-{n}"
+
+
+def _paragraphs(root: Path) -> Iterator[str]:
+    for name in ("squad-dev", "pubmedqa-pqal"):
+        with open(root / "eval" / "datasets" / name / "corpus.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    yield json.loads(line)["text"]
+    for path in sorted((root / "corpus").glob("*.txt")):
+        yield from (p for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip())
+
+
+def million_texts(n: int = 1_000_000, root: Path | None = None) -> list[str]:
+    """``n`` distinct real texts (sentences and word windows), deterministic.
+
+    Raises ValueError when the sources hold fewer than ``n`` distinct texts.
+    """
+    import blingfire
+
+    root = root or repo_root()
+    seen: set[str] = set()
+    texts: list[str] = []
+
+    def add(text: str) -> None:
+        if text not in seen:
+            seen.add(text)
+            texts.append(text)
+
+    for para in _paragraphs(root):
+        for sent in blingfire.text_to_sentences(para.replace("\n", " ")).split("\n"):
+            if len(_WORD.findall(sent)) >= 3:
+                add(sent.strip())
+        words = _WORD.findall(para)
+        for size in WINDOWS:
+            for i in range(0, max(0, len(words) - size) + 1):
+                add(" ".join(words[i : i + size]))
+    if len(texts) < n:
+        raise ValueError(f"the sources hold {len(texts)} distinct texts, fewer than {n}")
+    order = np.random.default_rng(0).permutation(len(texts))[:n]
+    return [texts[i] for i in order]
+
+
+def bench_queries(root: Path | None = None, n: int = N_QUERIES) -> list[str]:
+    """The first ``n`` distinct SQuAD v1.1 dev questions."""
+    root = root or repo_root()
+    out: list[str] = []
+    path = root / "eval" / "datasets" / "squad-dev" / "questions.jsonl"
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            q = json.loads(line)["question"].strip()
+            if q and q not in out:
+                out.append(q)
+            if len(out) >= n:
+                break
+    return out
+
+
+@dataclass
+class VectorCache:
+    """Sharded vectors of :func:`million_texts` under :func:`cache_dir`."""
+
+    folder: Path
+    n: int
+
+    @classmethod
+    def open(cls, n: int = 1_000_000) -> VectorCache:
+        return cls(cache_dir(n), n)
+
+    def shard_path(self, i: int) -> Path:
+        return self.folder / f"vectors-{i:05d}.npy"
+
+    @property
+    def shards(self) -> int:
+        return (self.n + SHARD - 1) // SHARD
+
+    def done(self) -> int:
+        """Shards written so far (a prefix: shards are embedded in order)."""
+        i = 0
+        while i < self.shards and self.shard_path(i).is_file():
+            i += 1
+        return i
+
+    def available(self) -> int:
+        return min(self.n, self.done() * SHARD)
+
+    def load(self, limit: int | None = None) -> np.ndarray:
+        """The first ``limit`` cached vectors (all cached ones by default), float32."""
+        have = self.available()
+        limit = have if limit is None else min(limit, have)
+        out = np.empty((limit, 384), dtype=np.float32)
+        row = 0
+        for i in range(self.done()):
+            if row >= limit:
+                break
+            part = np.load(self.shard_path(i))
+            take = min(len(part), limit - row)
+            if out.shape[1] != part.shape[1]:
+                out = np.empty((limit, part.shape[1]), dtype=np.float32)
+            out[row : row + take] = part[:take]
+            row += take
+        return out
+
+    def queries(self) -> np.ndarray | None:
+        path = self.folder / "queries.npy"
+        return np.load(path) if path.is_file() else None
+
+    def embed(self, embedder: object, *, worker: int = 0, workers: int = 1) -> None:
+        """Embed every missing shard ``i`` with ``i % workers == worker``, in order.
+
+        A killed run resumes at its first missing shard; two workers (one per
+        core) fill alternate shards, so the finished prefix grows at both rates.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        texts = million_texts(self.n)
+        digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()
+        meta_path = self.folder / "meta.json"
+        meta = {
+            "version": VERSION,
+            "n": self.n,
+            "texts_sha256": digest,
+            "embedder": getattr(embedder, "name", "?"),
+        }
+        if meta_path.is_file():
+            old = json.loads(meta_path.read_text())
+            if old != meta:
+                raise ValueError(f"{self.folder} holds vectors of other texts: {old}")
+        else:
+            meta_path.write_text(json.dumps(meta, indent=1))
+        if worker == 0 and not (self.folder / "queries.npy").is_file():
+            _save_atomic(self.folder / "queries.npy", embedder.embed(bench_queries()))  # type: ignore[attr-defined]
+        t0 = time.perf_counter()
+        count = 0
+        for i in range(worker, self.shards, workers):
+            if self.shard_path(i).is_file():
+                continue
+            part = texts[i * SHARD : (i + 1) * SHARD]
+            _save_atomic(self.shard_path(i), embedder.embed(part).astype(np.float32))  # type: ignore[attr-defined]
+            count += len(part)
+            rate = count / (time.perf_counter() - t0)
+            print(
+                f"{time.strftime('%H:%M:%S')} shard {i + 1}/{self.shards} "
+                f"({rate:.0f} texts/s, {self.done()} done)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def million_bench(
+    *,
+    n: int = 1_000_000,
+    limit: int | None = None,
+    min_vectors: int = 10_000,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """HNSW (citechat's settings above ``flat_max``) against exact search over the cached
+    vectors: build time, single-query p50/p95, recall@10 and, in a child process that
+    only loads the saved index and searches, its RSS.  Uses what is cached so far."""
+    import tempfile
+
+    import faiss
+
+    from .store import FaissParams, FaissStore
+
+    cache = VectorCache.open(n)
+    have = cache.available() if limit is None else min(limit, cache.available())
+    queries = cache.queries()
+    if have < min_vectors or queries is None:
+        return {
+            "available": False,
+            "why": f"{have:,} of {cache.n:,} vectors cached in {cache.folder}; run "
+            "`python -m citechat.bench_million embed` first",
+        }
+    log(f"million: loading {have:,} cached vectors")
+    vectors = cache.load(have)
+    dim = vectors.shape[1]
+    record: dict[str, Any] = {
+        "available": True,
+        "vectors": have,
+        "target": cache.n,
+        "texts": "SQuAD/PubMedQA/seed sentences and 8/12/16-word windows, MiniLM",
+        "queries": len(queries),
+    }
+    log("million: exact search (ground truth)")
+    flat = faiss.IndexFlatIP(dim)
+    t0 = time.perf_counter()
+    flat.add(vectors)
+    flat_build = time.perf_counter() - t0
+    _, truth = flat.search(queries, 10)
+    record["flat"] = {"build_s": round(flat_build, 2), **_single_queries(flat, queries[:100])}
+    del flat
+    params = FaissParams()
+    log(f"million: building HNSW (M={params.hnsw_m}, efConstruction={params.ef_construction})")
+    t0 = time.perf_counter()
+    store = FaissStore.build(vectors, dim, FaissParams(flat_max=1))
+    record["hnsw_build_s"] = round(time.perf_counter() - t0, 1)
+    del vectors
+    sweep = {}
+    for ef in (32, 64, params.ef_search, 160):
+        store.faiss.hnsw.efSearch = ef
+        sweep[str(ef)] = _single_queries(store.faiss, queries, truth)
+    record["hnsw_ef_search"] = sweep
+    with tempfile.TemporaryDirectory(prefix="citechat-million-") as tmp:
+        path = Path(tmp) / "hnsw.index"
+        faiss.write_index(store.faiss, str(path))
+        np.save(Path(tmp) / "queries.npy", queries)
+        np.save(Path(tmp) / "truth.npy", truth)
+        record["index_mb"] = round(path.stat().st_size / 2**20, 1)
+        del store
+        log("million: searching in a fresh process (RSS)")
+        proc = subprocess.run(
+            [sys.executable, "-m", "citechat.bench_million", "search", tmp, str(params.ef_search)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        chosen = json.loads(proc.stdout.strip().splitlines()[-1])
+    record["chosen"] = {
+        "type": "hnsw",
+        "M": params.hnsw_m,
+        "ef_construction": params.ef_construction,
+        "ef_search": params.ef_search,
+        "build_s": record["hnsw_build_s"],
+        **chosen,
+    }
+    return record
+
+
+def _single_queries(
+    index: Any, queries: np.ndarray, truth: np.ndarray | None = None
+) -> dict[str, Any]:
+    """One query at a time, as citechat asks: p50/p95 ms and recall@10 against ``truth``."""
+    times = []
+    found = np.empty((len(queries), 10), dtype=np.int64)
+    for i in range(len(queries)):
+        t0 = time.perf_counter()
+        _, ids = index.search(queries[i : i + 1], 10)
+        times.append((time.perf_counter() - t0) * 1000)
+        found[i] = ids[0]
+    out: dict[str, Any] = {
+        "p50_ms": round(float(np.percentile(times, 50)), 3),
+        "p95_ms": round(float(np.percentile(times, 95)), 3),
+    }
+    if truth is not None:
+        hits = [len(set(t) & set(f)) for t, f in zip(truth[:, :10], found, strict=True)]
+        out["recall_at_10"] = round(float(np.mean(hits)) / 10, 4)
+    return out
+
+
+def _search_child(folder: Path, ef_search: int) -> dict[str, Any]:
+    import resource
+
+    import faiss
+
+    t0 = time.perf_counter()
+    index: Any = faiss.read_index(str(folder / "hnsw.index"))
+    load_s = time.perf_counter() - t0
+    index.hnsw.efSearch = ef_search
+    result = _single_queries(index, np.load(folder / "queries.npy"), np.load(folder / "truth.npy"))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {**result, "load_s": round(load_s, 2), "rss_mb": round(rss, 1)}
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "search":
+        print(json.dumps(_search_child(Path(args[1]), int(args[2]))))
+        return 0
+    if args and args[0] == "bench":
+        print(json.dumps(million_bench(log=lambda m: print(m, file=sys.stderr, flush=True))))
+        return 0
+    if not args or args[0] != "embed":
+        print("usage: python -m citechat.bench_million embed [N [WORKER WORKERS]]", file=sys.stderr)
+        return 2
+    n = int(args[1]) if len(args) > 1 else 1_000_000
+    worker, workers = (int(args[2]), int(args[3])) if len(args) > 3 else (0, 1)
+    threads = int(os.environ.get("CITECHAT_BENCH_THREADS", "1"))
+    import torch
+
+    torch.set_num_threads(threads)
+    from .embedding import load_embedder
+
+    VectorCache.open(n).embed(load_embedder(), worker=worker, workers=workers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
