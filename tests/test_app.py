@@ -16,22 +16,18 @@ from typing import Any
 
 import pytest
 
-from citechat.app import (
-    _is_loopback,
-    auth_from_env,
-    create_app,
-    export_markdown,
-    launch_options,
-    render_answer,
-    render_document,
-    render_passages,
-    render_sources,
-    serve,
-)
+from citechat.app import _is_loopback, auth_from_env, create_app, launch_options, serve
 from citechat.config import Settings
 from citechat.errors import CitechatError, UsageError
 from citechat.generation import GenerativeAnswerer, Messages
 from citechat.pipeline import Pipeline, upload_name
+from citechat.render import (
+    export_markdown,
+    render_answer,
+    render_document,
+    render_passages,
+    render_sources,
+)
 from citechat.types import Answer, Citation, SentenceSupport
 
 EVIL = (

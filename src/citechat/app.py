@@ -10,7 +10,7 @@ corpus folder and are indexed incrementally; the conversation exports as
 Markdown; ``/ask`` answers as structured data for ``gradio_client``.
 
 Every piece of document text (titles and file names included) is HTML-escaped
-here, before Gradio's own sanitiser sees it.  Conversation state is per browser
+before Gradio's own sanitiser sees it (render.py builds the HTML).  Conversation state is per browser
 session (``gr.State``); the pipeline is shared and swaps its index atomically.
 ``create_app`` never launches, so tests build the app and serve it themselves
 with :func:`launch_options`.  It does not retrieve or answer (pipeline.py).
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import html
 import ipaddress
 import json
 import logging
@@ -28,8 +27,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,16 @@ from .config import Settings
 from .corpus import SUFFIXES
 from .errors import CitechatError, ModelError
 from .pipeline import Pipeline
-from .types import MARKER_PATTERN, Answer, Citation
+from .render import (
+    esc,
+    export_markdown,
+    index_status,
+    render_answer,
+    render_document,
+    render_passages,
+    render_streaming,
+)
+from .types import Answer
 
 log = logging.getLogger("citechat")
 
@@ -107,204 +114,7 @@ SCROLL_JS = """
 }
 """
 
-#: characters of context shown around a quoted sentence in a Sources card
-CONTEXT_CHARS = 100
-MARKER = re.compile(MARKER_PATTERN)
 _EXPORT_DIR: Path | None = None
-
-
-# -- rendering (pure functions of the pipeline and an Answer; all text escaped) -------
-
-
-def _esc(text: str | None) -> str:
-    return html.escape(text or "", quote=True)
-
-
-def _flat(text: str) -> str:
-    """Escaped text on one line: a blank line inside the chat's HTML block would end
-    it and hand the rest to the Markdown renderer."""
-    return _esc(re.sub(r"\s+", " ", text))
-
-
-def _ref(turn: int, n: int) -> str:
-    return f"<a class='cc-cite' href='#cc-{turn}-{n}' title='Open source {n}'>[{n}]</a>"
-
-
-def source_meta(pipe: Pipeline, c: Citation) -> str:
-    """ "Publisher · date · article" or "… · reader comment by Ann, 3 May 2009"."""
-    doc = pipe.index.documents.get(c.doc_id)
-    parts = [p for p in (doc.source if doc else None, doc.date if doc else None) if p]
-    if c.section != "comment":
-        return " · ".join([*parts, "article"])
-    when = next(
-        (
-            s.date
-            for s in (doc.sections if doc else ())
-            if s.kind == "comment" and s.start <= c.start < s.end and s.date
-        ),
-        None,
-    )
-    kind = f"reader comment by {c.commenter}" if c.commenter else "reader comment"
-    return " · ".join([*parts, f"{kind}, {when}" if when else kind])
-
-
-def render_sources(pipe: Pipeline, answer: Answer | None, turn: int = 0) -> str:
-    """The Sources section under an answer: one card per citation."""
-    if answer is None or not answer.citations:
-        return ""
-    cards = []
-    for c in answer.citations:
-        doc = pipe.index.documents.get(c.doc_id)
-        text = doc.text if doc else c.quote
-        a, b = (c.start, c.end) if doc else (0, len(c.quote))
-        before, after = text[max(0, a - CONTEXT_CHARS) : a], text[b : b + CONTEXT_CHARS]
-        css = "cc-source comment" if c.section == "comment" else "cc-source"
-        cards.append(
-            f"<div class='{css}'>{_ref(turn, c.n)} <span class='cc-title'>{_flat(c.title)}</span>"
-            f"<div class='cc-meta'>{_flat(source_meta(pipe, c))}</div>"
-            f"<div class='cc-quote'>…{_flat(before)}<mark>{_flat(c.quote)}</mark>"
-            f"{_flat(after)}…</div></div>"
-        )
-    return (
-        "<div class='cc-sources'><div class='cc-sources-h'>Sources</div>"
-        + "".join(cards)
-        + "</div>"
-    )
-
-
-def _inline(text: str, turn: int, valid: set[int]) -> str:
-    """Escaped answer text whose [n] markers link to their sources."""
-
-    def link(m: re.Match[str]) -> str:
-        n = int(m.group(1))
-        return _ref(turn, n) if n in valid else m.group(0)
-
-    return MARKER.sub(link, _esc(text)).replace("\n", "<br>")
-
-
-def render_answer(pipe: Pipeline, answer: Answer, turn: int = 0) -> str:
-    """The chat bubble: the answer with linked markers, unsupported sentences
-    marked, then its Sources.  One HTML block, so Markdown leaves it alone."""
-    valid = {c.n for c in answer.citations}
-    text, pos, out = answer.text, 0, []
-    for s in answer.sentences:
-        at = text.find(s.text, pos)
-        if at < 0:
-            continue
-        out.append(_inline(text[pos:at], turn, valid))
-        inner = _inline(s.text, turn, valid)
-        if s.supported:
-            out.append(f"<span class='cc-sent'>{inner}</span>")
-        else:
-            why = f"The cited passages do not support this sentence (support {s.score:.2f})"
-            out.append(
-                f"<span class='cc-sent cc-unsupported' title='{why}'>{inner}</span>"
-                f"<span class='cc-badge' title='{why}'>unsupported</span>"
-            )
-        pos = at + len(s.text)
-    out.append(_inline(text[pos:], turn, valid))
-    notice = f"<div class='cc-notice'>{_flat(answer.notice)}</div>" if answer.notice else ""
-    body, sources = "".join(out), render_sources(pipe, answer, turn)
-    return f"<div class='cc-answer'>{notice}<div>{body}</div>{confidence(answer)}{sources}</div>"
-
-
-def confidence(answer: Answer) -> str:
-    """The abstention model's verdict, shown small under the answer.
-
-    >>> a = Answer("q", "x", (), False, confidence=0.8123)
-    >>> confidence(a)
-    "<div class='cc-meta cc-confidence' title='...'>answerable from the documents: 81%</div>"
-    """
-    if answer.confidence is None:
-        return ""
-    why = "the calibrated estimate that the retrieved passages hold the answer"
-    pct = round(100 * answer.confidence)
-    return (
-        f"<div class='cc-meta cc-confidence' title='{why}'>"
-        f"answerable from the documents: {pct}%</div>"
-    )
-
-
-def render_streaming(partial: str) -> str:
-    """An LLM's reply while it is being written."""
-    return (
-        f"<div class='cc-answer cc-streaming'>{_esc(partial)}<span class='cc-cursor'>▌</span></div>"
-    )
-
-
-def render_document(pipe: Pipeline, answer: Answer | None, n: int | None) -> str:
-    """The full text of cited source ``n`` with its span highlighted."""
-    if answer is None or n is None:
-        return (
-            "<p class='cc-meta'>Click a citation such as [1], or choose a source above, "
-            "to read the whole document here.</p>"
-        )
-    cit = next((c for c in answer.citations if c.n == n), None)
-    doc = pipe.index.documents.get(cit.doc_id) if cit else None
-    if cit is None or doc is None:
-        return "<p class='cc-meta'>That source is not in the index any more.</p>"
-    t = doc.text
-    return (
-        f"<h4>[{cit.n}] {_esc(doc.title)}</h4>"
-        f"<div class='cc-meta'>{_esc(source_meta(pipe, cit))} · {_esc(doc.doc_id)}, "
-        f"characters {cit.start}–{cit.end}</div>"
-        f"<div class='cc-doc'>{_esc(t[: cit.start])}<mark id='cc-highlight'>"
-        f"{_esc(t[cit.start : cit.end])}</mark>{_esc(t[cit.end :])}</div>"
-    )
-
-
-def render_passages(answer: Answer | None) -> str:
-    """The retrieved passages of an answer with their fused, dense and BM25 scores."""
-    if answer is None or not answer.hits:
-        return ""
-    rows = ["<div class='cc-sources-h'>Retrieved passages</div>"]
-    for h in answer.hits:
-        c = h.chunk
-        scores = f"score {h.score:.4f}"
-        if h.dense_score is not None:
-            scores += f" · dense {h.dense_score:.3f}"
-        if h.bm25_score is not None:
-            scores += f" · BM25 {h.bm25_score:.2f}"
-        who = f"comment by {c.commenter or 'a reader'}" if c.section == "comment" else "article"
-        text = c.text if len(c.text) <= 500 else c.text[:500] + "…"
-        rows.append(
-            f"<div class='cc-passage'><b>#{h.rank}</b> {_esc(c.title)} "
-            f"<span class='cc-meta'>({_esc(who)}; {scores}; {_esc(c.chunk_id)})</span>"
-            f"<div>{_esc(text)}</div></div>"
-        )
-    return "".join(rows)
-
-
-def index_status(pipe: Pipeline) -> str:
-    s = pipe.index.stats()
-    return (
-        f"**Index:** {s['documents']} documents, {s['chunks']} chunks · "
-        f"model `{s['embedder']}` · last built {s['built_at']}"
-    )
-
-
-def export_markdown(pipe: Pipeline, answers: Sequence[Answer]) -> str:
-    """The conversation as Markdown: each question, its answer, its numbered sources."""
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    out = [f"# citechat conversation\n\nExported {when}.\n"]
-    for i, a in enumerate(answers, 1):
-        out.append(f"## {i}. {a.question}\n")
-        if a.notice:
-            out.append(f"_{a.notice}_\n")
-        out.append(a.text + "\n")
-        flagged = [s.text for s in a.sentences if not s.supported]
-        if flagged:
-            out.append("Not supported by the cited passages: " + " / ".join(flagged) + "\n")
-        if a.citations:
-            out.append("**Sources**\n")
-            for c in a.citations:
-                quote = re.sub(r"\s+", " ", c.quote).strip()
-                out.append(
-                    f"{c.n}. {c.title} — {source_meta(pipe, c)} ({c.doc_id}, characters "
-                    f"{c.start}–{c.end})\n   > {quote}"
-                )
-            out.append("")
-    return "\n".join(out).rstrip() + "\n"
 
 
 def _export_file(text: str) -> str:
@@ -358,7 +168,7 @@ def create_app(pipe: Pipeline) -> Any:
         if not (message or "").strip():
             yield chat, turns, answers, same, same, same, same, same
             return
-        chat = [*chat, {"role": "user", "content": _esc(message)}]
+        chat = [*chat, {"role": "user", "content": esc(message)}]
         yield frame("<div class='cc-answer cc-meta'>Searching the documents…</div>", box="")
         answer: Answer | None = None
         partial, history = "", [(r, t) for r, t in turns]
@@ -375,7 +185,7 @@ def create_app(pipe: Pipeline) -> Any:
                     raise
                 answer = pipe.extractive_fallback(message, exc, k=int(k), history=history)
         except CitechatError as exc:
-            yield frame(f"<div class='cc-answer'>⚠ {_esc(str(exc))}</div>")
+            yield frame(f"<div class='cc-answer'>⚠ {esc(str(exc))}</div>")
             return
         assert answer is not None  # ask_stream always ends with the Answer
         turn = len(answers)
@@ -434,17 +244,17 @@ def create_app(pipe: Pipeline) -> Any:
         try:
             report = pipe.add_documents([(Path(f).name, Path(f)) for f in files], progress=on_total)
         except CitechatError as exc:
-            return f"✗ Nothing was added: {_esc(str(exc))}", index_status(pipe), None
+            return f"✗ Nothing was added: {esc(str(exc))}", index_status(pipe), None
         finally:
             for f in files:  # the upload's copy in Gradio's cache is no longer needed
                 Path(f).unlink(missing_ok=True)
         lines = []
         for orig, doc_id in report.added:
             doc = pipe.index.documents.get(doc_id)
-            renamed = f" (renamed from {_esc(orig)})" if orig != doc_id else ""
-            title = _esc(doc.title if doc else doc_id)
-            lines.append(f"✓ Added “{title}” as `{_esc(doc_id)}`{renamed}")
-        lines += [f"✗ **{_esc(orig)}** not added: {_esc(why)}" for orig, why in report.rejected]
+            renamed = f" (renamed from {esc(orig)})" if orig != doc_id else ""
+            title = esc(doc.title if doc else doc_id)
+            lines.append(f"✓ Added “{title}” as `{esc(doc_id)}`{renamed}")
+        lines += [f"✗ **{esc(orig)}** not added: {esc(why)}" for orig, why in report.rejected]
         lines.append(index_status(pipe))
         return "\n\n".join(lines), index_status(pipe), None
 
