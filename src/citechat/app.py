@@ -10,8 +10,9 @@ corpus folder and are indexed incrementally; the conversation exports as
 Markdown; ``/ask`` answers as structured data for ``gradio_client``.
 
 Every piece of document text (titles and file names included) is HTML-escaped
-before Gradio's own sanitiser sees it (render.py builds the HTML).  Conversation state is per browser
-session (``gr.State``); the pipeline is shared and swaps its index atomically.
+before Gradio's own sanitiser sees it (render.py builds the HTML).  Conversation
+state is per browser session (``gr.State``); the pipeline is shared and swaps its
+index atomically.
 ``create_app`` never launches, so tests build the app and serve it themselves
 with :func:`launch_options`.  It does not retrieve or answer (pipeline.py).
 """
