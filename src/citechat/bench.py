@@ -476,6 +476,15 @@ def _git_commit() -> str | None:
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak RSS.  VmHWM, not ru_maxrss: a child started by vfork (as
+    subprocess does) inherits its parent's ru_maxrss, so a small child of a big parent
+    would report the parent's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 

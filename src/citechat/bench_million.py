@@ -300,8 +300,6 @@ def _single_queries(
 
 
 def _search_child(folder: Path, ef_search: int) -> dict[str, Any]:
-    import resource
-
     import faiss
 
     t0 = time.perf_counter()
@@ -309,8 +307,9 @@ def _search_child(folder: Path, ef_search: int) -> dict[str, Any]:
     load_s = time.perf_counter() - t0
     index.hnsw.efSearch = ef_search
     result = _single_queries(index, np.load(folder / "queries.npy"), np.load(folder / "truth.npy"))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {**result, "load_s": round(load_s, 2), "rss_mb": round(rss, 1)}
+    from .bench import _peak_rss_mb
+
+    return {**result, "load_s": round(load_s, 2), "rss_mb": _peak_rss_mb()}
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
