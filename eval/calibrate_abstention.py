@@ -72,7 +72,7 @@ def main() -> None:
         train_titles = set(titles[::2])
         X, y, train = [], [], []
         for row in tqdm(rows, desc="features", unit="q"):
-            r = pipe.retriever.search(row["question"], args.k)
+            r = pipe.retrieve(row["question"], args.k)  # as ask() retrieves
             cands = ans.candidates(row["question"], r)
             feats = ans.features(row["question"], r, cands)
             X.append([feats[name] for name in FEATURES])

@@ -89,3 +89,11 @@ def test_unloadable_reranker_is_a_one_line_model_error(
     with pytest.raises(ModelError, match=r"cannot load reranker 'nope'.*CITECHAT_RERANKER") as exc:
         Retriever(pipe.index, reranker="nope").search("snow", k=2)
     assert "\n" not in str(exc.value)
+
+
+def test_a_cross_encoder_replaces_the_evidence_rerank(
+    fake_settings: Settings, fake_cross_encoder: type[KeywordCrossEncoder]
+) -> None:
+    answer = Pipeline.load(fake_settings.replace(reranker="fake/ce")).ask("Who is the director?")
+    assert "retrieve_rerank" in answer.latency_ms
+    assert "retrieve_evidence" not in answer.latency_ms

@@ -124,3 +124,70 @@ def test_verify_flags_unsupported_and_drops_out_of_range_markers() -> None:
 def test_extractive_answerer_threshold_is_validated(pipe: Pipeline) -> None:
     with pytest.raises(ValueError, match="max_sentences"):
         ExtractiveAnswerer(pipe.retriever, max_sentences=0)
+
+
+def _retrieval_putting_weather_first(pipe: Pipeline, question: str):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from citechat.retrieval import Retrieval
+
+    hits = pipe.retriever.search(question, k=10).hits
+    weather = [h for h in hits if h.chunk.doc_id == "weather.txt"]
+    balls = [h for h in hits if h.chunk.doc_id == "balls.txt"]
+    assert weather and balls
+    # the off-topic chunk on top with the best retrieval score: only the evidence
+    # its sentences hold can move the answering chunk above it
+    order = [replace(weather[0], score=1.0), *[replace(h, score=0.5) for h in balls]]
+    hits = [replace(h, rank=i) for i, h in enumerate(order, start=1)]
+    qvec = pipe.index.embedder.embed([question])[0]
+    return Retrieval(hits=hits, query_vector=qvec, timings={"fuse": 0.1}, query=question)
+
+
+def test_evidence_rerank_puts_the_answering_chunk_first(pipe: Pipeline) -> None:
+    from citechat.answering import rerank_by_evidence
+
+    question = "Who did Ed Balls order to be appointed as the new director?"
+    retrieval = _retrieval_putting_weather_first(pipe, question)
+    scorer = ExtractiveAnswerer(pipe.retriever, abstention=None)
+    out = rerank_by_evidence(scorer, question, retrieval, k=2)
+    assert out.hits[0].chunk.doc_id == "balls.txt"
+    assert [h.rank for h in out.hits] == [1, 2]
+    # scores are the retrieval's, untouched; the rerank's time is recorded beside fuse
+    before = {h.chunk.chunk_id: h.score for h in retrieval.hits}
+    assert [h.score for h in out.hits] == [before[h.chunk.chunk_id] for h in out.hits] == [0.5, 1.0]
+    assert out.timings["fuse"] == 0.1 and out.timings["evidence"] >= 0
+    assert rerank_by_evidence(scorer, question, replace_hits(retrieval, []), k=2).hits == []
+
+
+def replace_hits(retrieval, hits):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    return replace(retrieval, hits=hits)
+
+
+def test_evidence_depth_setting(fake_settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="evidence_depth"):
+        Settings(evidence_depth=-1)
+    assert Settings.load(env={"CITECHAT_EVIDENCE_DEPTH": "0"}).evidence_depth == 0
+    assert Settings.load(env={}).evidence_depth == 20
+    on = Pipeline.load(fake_settings)
+    off = Pipeline.load(fake_settings.replace(evidence_depth=0))
+    question = "Who was appointed as the new director?"
+    with_rerank, without = on.ask(question, k=1), off.ask(question, k=1)
+    assert "retrieve_evidence" in with_rerank.latency_ms
+    assert "retrieve_evidence" not in without.latency_ms
+    assert len(with_rerank.hits) == len(without.hits) == 1
+    assert with_rerank.hits[0].chunk.doc_id == "balls.txt"
+
+
+def test_bm25_sees_the_header_and_idf_only_the_text(pipe: Pipeline) -> None:
+    from citechat.types import Chunk
+
+    chunk = Chunk("d#0", "d", 0, 9, "Joint working.", "comment", "Balls appoints", "Nick Bromley")
+    text = chunk.embedding_text()
+    # the identity the retriever's one-pass tokenising relies on
+    assert terms(text) == terms(text.removesuffix(chunk.text)) + terms(chunk.text)
+    r = Retriever(pipe.index, mode="bm25")
+    # "bromley" is only in the comment's header: BM25 finds it, the IDF never counts it
+    assert r.search("Bromley", k=1).hits[0].chunk.commenter == "Nick Bromley"
+    assert "bromley" not in r.idf and "joint" in r.idf

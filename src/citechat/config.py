@@ -35,6 +35,10 @@ class Settings:
     chunk_overlap: int = 1
     top_k: int = 5
     reranker: str | None = None
+    #: reorder this many retrieved chunks by the best answer sentence each holds
+    #: (answering.rerank_by_evidence) before the top_k are kept; 0 turns it off, and
+    #: a configured cross-encoder reranker replaces it
+    evidence_depth: int = 20
     #: a cross-encoder or NLI model that judges whether cited passages support a sentence
     verifier: str | None = None
     #: decline when the abstention model's p(answerable) is below this (None: as calibrated)
@@ -62,6 +66,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}; pass -k 5 or similar")
+        if self.evidence_depth < 0:
+            raise ConfigError(f"evidence_depth must be 0 (off) or more, got {self.evidence_depth}")
         if self.chunk_tokens < 32:
             raise ConfigError(f"chunk_tokens must be at least 32, got {self.chunk_tokens}")
         if self.chunk_overlap < 0:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .answering import Answerer, ExtractiveAnswerer, History, history_query
+from .answering import Answerer, ExtractiveAnswerer, History, history_query, rerank_by_evidence
 from .citations import verify
 from .config import Settings
 from .corpus import SUFFIXES, content_hash, load_corpus, load_document
@@ -38,7 +38,7 @@ from .errors import (
     UsageError,
 )
 from .index import Index, UpdateReport, write_lock
-from .retrieval import Mode, Retriever
+from .retrieval import Mode, Retrieval, Retriever
 from .types import Answer, Document
 
 log = logging.getLogger("citechat")
@@ -132,6 +132,8 @@ class Pipeline:
         self._lock = threading.Lock()
         self._set_index(index)
         self.answerers: dict[str, Answerer] = {}
+        #: the sentence scorer of the current retriever, for rerank_by_evidence
+        self._scorers: dict[int, ExtractiveAnswerer] = {}
         self.default_answerer = answerer_spec or settings.answerer
 
     def _set_index(self, index: Index) -> None:
@@ -245,6 +247,24 @@ class Pipeline:
                 self.answerers[spec] = make_answerer(spec, retriever, self.settings)
             return index, retriever, self.answerers[spec]
 
+    def retrieve(self, query: str, k: int, *, retriever: Retriever | None = None) -> Retrieval:
+        """The top ``k`` chunks: the retriever's top ``evidence_depth``, reordered
+        by the best answer sentence each holds (:func:`rerank_by_evidence`).  A
+        configured cross-encoder reads whole passages and has the last word: no
+        evidence rerank after it.  ``retriever``: the one of an ask's snapshot
+        (default: the current one)."""
+        retriever = retriever or self.retriever
+        depth = self.settings.evidence_depth
+        if depth <= 1 or retriever.reranker_name:
+            return retriever.search(query, k)
+        retrieval = retriever.search(query, max(k, depth))
+        with self._lock:
+            scorer = self._scorers.get(id(retriever))
+            if scorer is None or scorer.retriever is not retriever:
+                scorer = ExtractiveAnswerer(retriever, abstention=None)
+                self._scorers = {id(retriever): scorer}
+        return rerank_by_evidence(scorer, query, retrieval, k)
+
     def ask_stream(
         self,
         question: str,
@@ -264,7 +284,7 @@ class Pipeline:
         condense = getattr(chosen, "condense", None)
         if history and condense is not None:
             query = condense(question, history)
-        retrieval = retriever.search(query, k or self.settings.top_k)
+        retrieval = self.retrieve(query, k or self.settings.top_k, retriever=retriever)
         t1 = time.perf_counter()
         stream = getattr(chosen, "stream", None)
         finish = getattr(chosen, "finish", None)

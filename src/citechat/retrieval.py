@@ -67,6 +67,13 @@ def terms(text: str) -> list[str]:
     return list(_stemmer().stemWords(words))
 
 
+@lru_cache(maxsize=1 << 16)
+def term_set(text: str) -> frozenset[str]:
+    """``set(terms(text))``, cached: the answerer scores the same sentences and
+    words for question after question, and stemming is most of its time."""
+    return frozenset(terms(text))
+
+
 @dataclass
 class Retrieval:
     """What one search returns: hits plus what later stages can reuse."""
@@ -143,28 +150,40 @@ class Retriever:
         self.reranker_name = reranker
         self._reranker: Any = None
         self._lock = threading.Lock()
-        self._bm25 = self._build_bm25() if mode != "dense" else None
-        self.idf = self._idf()
+        # stemming every chunk is most of the start-up time: each text once and each
+        # header (title, commenter) once; BM25 sees both, as the embedder does, the IDF
+        # only the text.  terms() of "header\ntext" is terms(header) + terms(text).
+        texts = [terms(c.text) for c in index.chunks]
+        heads: dict[str, list[str]] = {}
+        for c in index.chunks:
+            head = c.embedding_text().removesuffix(c.text)
+            heads.setdefault(head, terms(head))
+        tokens = [
+            heads[c.embedding_text().removesuffix(c.text)] + t
+            for c, t in zip(index.chunks, texts, strict=True)
+        ]
+        self._bm25 = self._build_bm25(tokens) if mode != "dense" else None
+        self.idf = self._idf(texts)
 
-    def _build_bm25(self) -> Any:
+    @staticmethod
+    def _build_bm25(tokens: list[list[str]]) -> Any:
         import bm25s
 
         logging.getLogger("bm25s").setLevel(logging.WARNING)
 
-        if not self.index.chunks:
+        if not tokens:
             return None
-        corpus = [terms(c.embedding_text()) for c in self.index.chunks]
         # an empty chunk still needs a token, or bm25s drops the row and ids shift
-        corpus = [toks or ["\u2205"] for toks in corpus]
+        corpus = [toks or ["\u2205"] for toks in tokens]
         bm25 = bm25s.BM25(k1=0.9, b=0.4)
         bm25.index(corpus, show_progress=False)
         return bm25
 
-    def _idf(self) -> dict[str, float]:
+    def _idf(self, tokens: list[list[str]]) -> dict[str, float]:
         """Inverse document frequency of each term over chunks (for answer scoring)."""
         df: dict[str, int] = {}
-        for chunk in self.index.chunks:
-            for t in set(terms(chunk.text)):
+        for toks in tokens:
+            for t in set(toks):
                 df[t] = df.get(t, 0) + 1
         n = max(1, len(self.index.chunks))
         return {t: float(np.log(1 + (n - d + 0.5) / (d + 0.5))) for t, d in df.items()}
