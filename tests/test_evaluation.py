@@ -514,3 +514,79 @@ def test_langchain_peer_is_scored_next_to_citechat(
     peer = result.runs[1].summary
     assert peer["retrieval"]["questions"] == 3 and peer["retrieval"]["hit@10"] is not None
     assert peer["answers"] == {"questions": 0}
+
+
+def test_report_checks_the_targets_beside_the_questions(
+    fake_settings: Settings,
+    questions: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from citechat.cli import main
+
+    # one target the tiny set meets, one it cannot (hit@1 above 1), one for another file
+    (questions.parent / "targets.json").write_text(
+        json.dumps(
+            {
+                "questions.jsonl": [
+                    {"metric": "retrieval.hit@5", "at_least": 0.5},
+                    {"metric": "retrieval.hit@1", "at_least": 1.5, "note": "unreachable"},
+                ],
+                "other.jsonl": [{"metric": "retrieval.hit@1", "at_least": 0.1}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CITECHAT_CORPUS", str(fake_settings.corpus))
+    monkeypatch.setenv("CITECHAT_INDEX", str(fake_settings.index))
+    monkeypatch.setenv("CITECHAT_EMBEDDER", "hashing-256")
+    report = tmp_path / "report"
+    out = tmp_path / "res.jsonl"
+    assert main(["eval", str(questions), "--out", str(out), "--report", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    met, missed = metrics["targets"]
+    hit1 = metrics["runs"][0]["metrics"]["retrieval"]["hit@1"]
+    assert met["metric"] == "retrieval.hit@5" and met["runs"]["hybrid"]["met"] is True
+    assert missed["runs"]["hybrid"] == {
+        "value": hit1,
+        "met": False,
+        "missed_by": round(1.5 - hit1, 4),
+    }
+    text = (report / "report.md").read_text()
+    assert "## Targets" in text
+    assert f"**missed by {1.5 - hit1:.3f}**" in text and "| met |" in text
+
+
+def test_targets_files_are_checked(tmp_path: Path) -> None:
+    from citechat.errors import UsageError
+    from citechat.report import load_targets
+
+    q = tmp_path / "questions.jsonl"
+    assert load_targets(q) == []  # no targets.json: nothing to check
+    (tmp_path / "targets.json").write_text('{"questions.jsonl": [{"metric": "hit@1"}]}')
+    with pytest.raises(UsageError, match="not a valid targets file"):
+        load_targets(q)
+    (tmp_path / "targets.json").write_text(
+        '{"questions.jsonl": [{"metric": "hit@1", "at_least": 0.5}]}'
+    )
+    with pytest.raises(UsageError, match=r"GROUP\.KEY"):
+        load_targets(q)
+    (tmp_path / "targets.json").write_text("{not json")
+    with pytest.raises(UsageError, match="targets"):
+        load_targets(q)
+
+
+def test_the_shipped_targets_name_real_metrics() -> None:
+    from citechat.report import load_targets
+
+    root = Path(__file__).resolve().parents[1] / "eval" / "datasets"
+    squad = load_targets(root / "squad-dev" / "questions_v1.1_first1000.jsonl")
+    seed = load_targets(root / "seed" / "questions.jsonl")
+    assert [(t["metric"], t["at_least"]) for t in squad] == [
+        ("retrieval.hit@1", 0.88),
+        ("retrieval.hit@10", 0.98),
+    ]
+    assert [(t["metric"], t["at_least"]) for t in seed] == [
+        ("retrieval.hit@5", 0.98),
+        ("citations.gold_passage_cited", 0.9),
+    ]

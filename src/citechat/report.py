@@ -5,8 +5,10 @@
 
 * ``metrics.json`` -- ``{"dataset", "questions_file", "questions", "k", "created",
   "command", "settings", "runs": [{"name", "mode", "reranker", "answerer",
-  "results_file", "metrics"}], "plots"}``;
-* ``report.md`` -- the headline table, detail tables per metric group, the
+  "results_file", "metrics"}], "plots", "targets"}``; ``targets``: each target set in
+  ``targets.json`` beside the questions file, checked against every run;
+* ``report.md`` -- the headline table, the targets (met, or missed by how much),
+  detail tables per metric group, the
   per-type breakdown, retrieval misses, and what each metric means;
 * ``hit_at_k.png``, ``latency.png`` and (when questions have a ``type``)
   ``by_type.png``, drawn with matplotlib's Agg backend (no display needed).
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
+from .errors import UsageError
 from .evaluation import (
     DEPTH,
     KS,
@@ -124,6 +127,70 @@ def _git_version() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return described or None
+
+
+def load_targets(questions: Path) -> list[dict[str, Any]]:
+    """The quality targets set for this question file: ``targets.json`` beside it maps
+    file names to ``[{"metric": "retrieval.hit@1", "at_least": 0.88, "note": ...}]``.
+    None set (or no such file): an empty list.  A malformed file is a UsageError."""
+    path = questions.parent / "targets.json"
+    if not path.is_file():
+        return []
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8")).get(questions.name, [])
+        targets = [
+            {"metric": str(e["metric"]), "at_least": float(e["at_least"]), "note": e.get("note")}
+            for e in entries
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(
+            f"{path} is not a valid targets file ({exc.__class__.__name__}: {exc}); "
+            'it maps question file names to [{"metric": "retrieval.hit@1", "at_least": 0.88}]'
+        ) from exc
+    for t in targets:
+        if t["metric"].count(".") != 1:
+            raise UsageError(
+                f"{path}: metric {t['metric']!r} is not GROUP.KEY; use e.g. retrieval.hit@1"
+            )
+    return targets
+
+
+def check_targets(runs: Sequence[Run], targets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each target against each run: the value, met or not, and by how much it is missed.
+
+    >>> run = Run("hybrid", Path("r.jsonl"), [], {"retrieval": {"hit@1": 0.781}})
+    >>> check_targets([run], [{"metric": "retrieval.hit@1", "at_least": 0.88, "note": None}])
+    [{'metric': 'retrieval.hit@1', 'at_least': 0.88, 'note': None, 'runs': {'hybrid': \
+{'value': 0.781, 'met': False, 'missed_by': 0.099}}}]
+    """
+    out = []
+    for t in targets:
+        group, key = t["metric"].split(".")
+        results = {}
+        for run in runs:
+            value = _get(run, group, key)
+            met = None if value is None else bool(value >= t["at_least"])
+            missed = None if value is None or met else round(t["at_least"] - value, 4)
+            results[run.name] = {"value": value, "met": met, "missed_by": missed}
+        out.append({**t, "runs": results})
+    return out
+
+
+def targets_table(checked: Sequence[dict[str, Any]]) -> str:
+    rows = ["| target | config | measured | |", "|---|---|---|---|"]
+    for t in checked:
+        for name, r in t["runs"].items():
+            verdict = (
+                "no value"
+                if r["met"] is None
+                else "met"
+                if r["met"]
+                else f"**missed by {r['missed_by']:.3f}**"
+            )
+            rows.append(
+                f"| {t['metric']} ≥ {t['at_least']:g} | {name} | {_fmt(r['value'])} | {verdict} |"
+            )
+    return "\n".join(rows)
 
 
 def primary_run(runs: Sequence[Run]) -> Run:
@@ -274,6 +341,8 @@ def write_report(
 ) -> Path:
     """Write metrics.json, report.md and the plots into ``folder``; return report.md."""
     folder.mkdir(parents=True, exist_ok=True)
+    questions_file = meta.get("questions_file")
+    targets = check_targets(runs, load_targets(Path(questions_file))) if questions_file else []
     plots = plot_all(folder, runs)
     data = {
         **meta,
@@ -290,6 +359,7 @@ def write_report(
             for r in runs
         ],
         "plots": [p.name for p in plots],
+        "targets": targets,
     }
     (folder / "metrics.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     primary = primary_run(runs)
@@ -310,6 +380,17 @@ def write_report(
         "",
         headline_table(runs),
         "",
+    ]
+    if targets:
+        parts += [
+            "## Targets",
+            "",
+            "From `targets.json` beside the questions; a miss says by how much.",
+            "",
+            targets_table(targets),
+            "",
+        ]
+    parts += [
         "## Retrieval, document level",
         "",
         _table(
