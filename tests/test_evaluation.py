@@ -389,6 +389,14 @@ def test_run_eval_scores_the_extractive_answerer(fake_settings: Settings, questi
         assert "verify" in line["latency_detail_ms"]
 
 
+def tiny_cli(monkeypatch: pytest.MonkeyPatch, settings: Settings, cwd: Path) -> None:
+    """Point the CLI at the tiny corpus and its hashing embedder, run from ``cwd``."""
+    monkeypatch.setenv("CITECHAT_CORPUS", str(settings.corpus))
+    monkeypatch.setenv("CITECHAT_INDEX", str(settings.index))
+    monkeypatch.setenv("CITECHAT_EMBEDDER", "hashing-256")
+    monkeypatch.chdir(cwd)
+
+
 def test_cli_report_folder(
     fake_settings: Settings,
     questions: Path,
@@ -398,10 +406,7 @@ def test_cli_report_folder(
 ) -> None:
     from citechat.cli import main
 
-    monkeypatch.setenv("CITECHAT_CORPUS", str(fake_settings.corpus))
-    monkeypatch.setenv("CITECHAT_INDEX", str(fake_settings.index))
-    monkeypatch.setenv("CITECHAT_EMBEDDER", "hashing-256")
-    monkeypatch.chdir(tmp_path)
+    tiny_cli(monkeypatch, fake_settings, tmp_path)
     report = tmp_path / "report"
     out = tmp_path / "res.jsonl"
     assert main(["eval", str(questions), "--out", str(out), "--report", str(report)]) == 0
@@ -438,10 +443,7 @@ def test_cli_compare_writes_one_row_and_file_per_mode(
 ) -> None:
     from citechat.cli import main
 
-    monkeypatch.setenv("CITECHAT_CORPUS", str(fake_settings.corpus))
-    monkeypatch.setenv("CITECHAT_INDEX", str(fake_settings.index))
-    monkeypatch.setenv("CITECHAT_EMBEDDER", "hashing-256")
-    monkeypatch.chdir(tmp_path)
+    tiny_cli(monkeypatch, fake_settings, tmp_path)
     peer = tmp_path / "peer.jsonl"
     peer.write_text(
         "\n".join(
@@ -537,9 +539,7 @@ def test_report_checks_the_targets_beside_the_questions(
         ),
         encoding="utf-8",
     )
-    monkeypatch.setenv("CITECHAT_CORPUS", str(fake_settings.corpus))
-    monkeypatch.setenv("CITECHAT_INDEX", str(fake_settings.index))
-    monkeypatch.setenv("CITECHAT_EMBEDDER", "hashing-256")
+    tiny_cli(monkeypatch, fake_settings, tmp_path)
     report = tmp_path / "report"
     out = tmp_path / "res.jsonl"
     assert main(["eval", str(questions), "--out", str(out), "--report", str(report)]) == 0
