@@ -133,7 +133,7 @@ class Pipeline:
         self._set_index(index)
         self.answerers: dict[str, Answerer] = {}
         #: the sentence scorer of the current retriever, for rerank_by_evidence
-        self._scorers: dict[int, ExtractiveAnswerer] = {}
+        self._scorer: ExtractiveAnswerer | None = None
         self.default_answerer = answerer_spec or settings.answerer
 
     def _set_index(self, index: Index) -> None:
@@ -259,10 +259,9 @@ class Pipeline:
             return retriever.search(query, k)
         retrieval = retriever.search(query, max(k, depth))
         with self._lock:
-            scorer = self._scorers.get(id(retriever))
+            scorer = self._scorer
             if scorer is None or scorer.retriever is not retriever:
-                scorer = ExtractiveAnswerer(retriever, abstention=None)
-                self._scorers = {id(retriever): scorer}
+                scorer = self._scorer = ExtractiveAnswerer(retriever, abstention=None)
         return rerank_by_evidence(scorer, query, retrieval, k)
 
     def ask_stream(
