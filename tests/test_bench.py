@@ -149,6 +149,7 @@ def test_million_cache_resumes_and_never_fakes(tmp_path: Path, monkeypatch: pyte
         cache.embed(Dying())
     assert cache.done() == 2 and cache.available() == 128
     assert cache.load().shape == (128, 8)
+    assert [len(b) for b in cache.batches(100)] == [64, 36]  # shard by shard, cut at the limit
     cache.embed(Dying())  # resumes at shard 2
     assert cache.done() == 4 and cache.available() == 200
 
@@ -172,7 +173,10 @@ def test_million_bench_record_on_a_small_cache(tmp_path: Path, monkeypatch: pyte
     np.save(cache.folder / "queries.npy", rows(50))
     record = bench_million.million_bench(n=3000, min_vectors=100, log=lambda _: None)
     assert record["available"] and record["vectors"] == 3000
-    assert {"flat", "hnsw_build_s", "hnsw_ef_search", "index_mb", "chosen"} <= set(record)
+    assert {"flat", "hnsw_build_s", "build_rss_mb", "hnsw_ef_search", "index_mb", "chosen"} <= set(
+        record
+    )
+    assert record["build_rss_mb"] > 0
     chosen = record["chosen"]
     assert {"type", "M", "ef_search", "p50_ms", "p95_ms", "recall_at_10", "rss_mb"} <= set(chosen)
     assert chosen["recall_at_10"] >= 0.9

@@ -153,6 +153,16 @@ class VectorCache:
             row += take
         return out
 
+    def batches(self, limit: int | None = None) -> Iterator[np.ndarray]:
+        """The first ``limit`` cached vectors, one shard at a time (bounded memory)."""
+        left = self.available() if limit is None else limit
+        i = 0
+        while left > 0 and self.shard_path(i).is_file():
+            part = np.load(self.shard_path(i))[:left]
+            left -= len(part)
+            i += 1
+            yield part.astype(np.float32, copy=False)
+
     def queries(self) -> np.ndarray | None:
         path = self.folder / "queries.npy"
         return np.load(path) if path.is_file() else None
@@ -212,7 +222,7 @@ def million_bench(
 
     import faiss
 
-    from .store import FaissParams, FaissStore
+    from .store import FaissParams
 
     cache = VectorCache.open(n)
     have = cache.available() if limit is None else min(limit, cache.available())
@@ -240,33 +250,29 @@ def million_bench(
     flat_build = time.perf_counter() - t0
     _, truth = flat.search(queries, 10)
     record["flat"] = {"build_s": round(flat_build, 2), **_single_queries(flat, queries[:100])}
-    del flat
+    del flat, vectors
     params = FaissParams()
-    log(f"million: building HNSW (M={params.hnsw_m}, efConstruction={params.ef_construction})")
-    t0 = time.perf_counter()
-    store = FaissStore.build(vectors, dim, FaissParams(flat_max=1))
-    record["hnsw_build_s"] = round(time.perf_counter() - t0, 1)
-    del vectors
-    sweep = {}
-    for ef in (32, 64, params.ef_search, 160):
-        store.faiss.hnsw.efSearch = ef
-        sweep[str(ef)] = _single_queries(store.faiss, queries, truth)
-    record["hnsw_ef_search"] = sweep
     with tempfile.TemporaryDirectory(prefix="citechat-million-") as tmp:
         path = Path(tmp) / "hnsw.index"
-        faiss.write_index(store.faiss, str(path))
+        log(
+            f"million: building HNSW (M={params.hnsw_m}, efConstruction="
+            f"{params.ef_construction}) in a fresh process (builder RSS)"
+        )
+        built = _child("build", tmp, str(n), str(have))
+        record["hnsw_build_s"] = built["build_s"]
+        record["build_rss_mb"] = built["rss_mb"]
+        index: Any = faiss.read_index(str(path))
+        sweep = {}
+        for ef in (32, 64, params.ef_search, 160):
+            index.hnsw.efSearch = ef
+            sweep[str(ef)] = _single_queries(index, queries, truth)
+        record["hnsw_ef_search"] = sweep
+        del index
         np.save(Path(tmp) / "queries.npy", queries)
         np.save(Path(tmp) / "truth.npy", truth)
         record["index_mb"] = round(path.stat().st_size / 2**20, 1)
-        del store
         log("million: searching in a fresh process (RSS)")
-        proc = subprocess.run(
-            [sys.executable, "-m", "citechat.bench_million", "search", tmp, str(params.ef_search)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        chosen = json.loads(proc.stdout.strip().splitlines()[-1])
+        chosen = _child("search", tmp, str(params.ef_search))
     record["chosen"] = {
         "type": "hnsw",
         "M": params.hnsw_m,
@@ -299,6 +305,36 @@ def _single_queries(
     return out
 
 
+def _child(*args: str) -> dict[str, Any]:
+    """Run ``python -m citechat.bench_million ARGS`` and return the JSON it prints last."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "citechat.bench_million", *args],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode:
+        raise RuntimeError(f"bench_million {args[0]} failed: {proc.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _build_child(folder: Path, n: int, have: int) -> dict[str, Any]:
+    """Build citechat's HNSW store from the cache shard by shard, as a builder that
+    streams its vectors would, and save it: build time and this process's peak RSS."""
+    import faiss
+
+    from .bench import _peak_rss_mb
+    from .store import FaissParams, FaissStore
+
+    cache = VectorCache.open(n)
+    t0 = time.perf_counter()
+    dim = np.load(cache.shard_path(0), mmap_mode="r").shape[1]
+    store = FaissStore.build_from(cache.batches(have), have, dim, FaissParams(flat_max=1))
+    build_s = time.perf_counter() - t0
+    faiss.write_index(store.faiss, str(folder / "hnsw.index"))
+    return {"build_s": round(build_s, 1), "rss_mb": _peak_rss_mb()}
+
+
 def _search_child(folder: Path, ef_search: int) -> dict[str, Any]:
     import faiss
 
@@ -320,6 +356,9 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "build":
+        print(json.dumps(_build_child(Path(args[1]), int(args[2]), int(args[3]))))
+        return 0
     if args and args[0] == "search":
         print(json.dumps(_search_child(Path(args[1]), int(args[2]))))
         return 0

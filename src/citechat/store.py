@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -39,6 +39,8 @@ StoreKind = Literal["faiss", "milvus"]
 LEGACY = {"kind": "faiss", "type": "flat", "metric": "inner_product"}
 #: HNSW can drop this share of its rows as tombstones before an update rebuilds it
 MAX_TOMBSTONES = 0.2
+#: vectors handed to FAISS per ``add`` call while building
+ADD_BATCH = 65_536
 
 
 @dataclass(frozen=True)
@@ -151,9 +153,20 @@ class FaissStore:
 
     @classmethod
     def build(cls, vectors: np.ndarray, dim: int, params: FaissParams) -> FaissStore:
+        n = len(vectors)
+        batches = (vectors[i : i + ADD_BATCH] for i in range(0, n, ADD_BATCH))
+        return cls.build_from(batches, n, dim, params)
+
+    @classmethod
+    def build_from(
+        cls, batches: Iterable[np.ndarray], n: int, dim: int, params: FaissParams
+    ) -> FaissStore:
+        """A store of ``n`` vectors added batch by batch, so the caller never needs all
+        of them in memory at once (FAISS keeps its own copy: holding the input too would
+        double the builder's peak)."""
         import faiss
 
-        type_ = params.kind_for(len(vectors))
+        type_ = params.kind_for(n)
         index: Any
         if type_ == "flat":
             index = faiss.IndexFlatIP(dim)
@@ -166,8 +179,9 @@ class FaissStore:
                 "ef_construction": params.ef_construction,
                 "ef_search": params.ef_search,
             }
-        if len(vectors):
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        for batch in batches:
+            if len(batch):
+                index.add(np.ascontiguousarray(batch, dtype=np.float32))
         return cls(index, type_, used)
 
     def updated(
