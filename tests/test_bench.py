@@ -177,6 +177,8 @@ def test_million_bench_record_on_a_small_cache(tmp_path: Path, monkeypatch: pyte
         record
     )
     assert record["build_rss_mb"] > 0
+    streamed = record["streamed"]
+    assert streamed["rss_mb"] > 0 and streamed["recall_at_10"] >= 0.9
     chosen = record["chosen"]
     assert {"type", "M", "ef_search", "p50_ms", "p95_ms", "recall_at_10", "rss_mb"} <= set(chosen)
     assert chosen["recall_at_10"] >= 0.9

@@ -110,22 +110,19 @@ def test_hnsw_recall_at_10_against_exact_search() -> None:
     assert recall >= 0.95
 
 
-def test_build_adds_in_batches_and_a_stream_builds_the_same_store(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import citechat.store as store_module
-
+def test_a_stream_of_batches_builds_the_same_store() -> None:
     vectors = unit_rows(1000, seed=4)
     queries = unit_rows(20, seed=5)
     whole = FaissStore.build(vectors, 32, FaissParams())
-    monkeypatch.setattr(store_module, "ADD_BATCH", 300)  # 4 adds: 300, 300, 300, 100
-    batched = FaissStore.build(vectors, 32, FaissParams())
+    streamed_flat = FaissStore.build_from(
+        (vectors[i : i + 300] for i in range(0, 1000, 300)), 1000, 32, FaissParams()
+    )
     streamed = FaissStore.build_from(
         (vectors[i : i + 128] for i in range(0, 1000, 128)), 1000, 32, FaissParams(flat_max=500)
     )
-    assert (batched.count(), streamed.count(), streamed.type) == (1000, 1000, "hnsw")
+    assert (streamed_flat.count(), streamed.count(), streamed.type) == (1000, 1000, "hnsw")
     expected = whole.search(queries, 5)
-    np.testing.assert_array_equal(batched.search(queries, 5)[1], expected[1])
+    np.testing.assert_array_equal(streamed_flat.search(queries, 5)[1], expected[1])
     assert np.mean(streamed.search(queries, 5)[1] == expected[1]) > 0.9
 
 

@@ -138,19 +138,18 @@ class VectorCache:
 
     def load(self, limit: int | None = None) -> np.ndarray:
         """The first ``limit`` cached vectors (all cached ones by default), float32."""
-        have = self.available()
-        limit = have if limit is None else min(limit, have)
-        out = np.empty((limit, 384), dtype=np.float32)
+        shapes: list[
+            tuple[int, ...]
+        ] = []  # from the headers: the result is allocated once, then filled
+        while self.shard_path(len(shapes)).is_file():
+            shapes.append(np.load(self.shard_path(len(shapes)), mmap_mode="r").shape)
+        rows = sum(s[0] for s in shapes)
+        rows = min(rows, self.n if limit is None else limit)
+        out = np.empty((rows, shapes[0][1] if shapes else 384), dtype=np.float32)
         row = 0
-        for i in range(self.done()):
-            if row >= limit:
-                break
-            part = np.load(self.shard_path(i))
-            take = min(len(part), limit - row)
-            if out.shape[1] != part.shape[1]:
-                out = np.empty((limit, part.shape[1]), dtype=np.float32)
-            out[row : row + take] = part[:take]
-            row += take
+        for part in self.batches(rows):
+            out[row : row + len(part)] = part
+            row += len(part)
         return out
 
     def batches(self, limit: int | None = None) -> Iterator[np.ndarray]:
@@ -258,9 +257,20 @@ def million_bench(
             f"million: building HNSW (M={params.hnsw_m}, efConstruction="
             f"{params.ef_construction}) in a fresh process (builder RSS)"
         )
-        built = _child("build", tmp, str(n), str(have))
+        built = _child("build", tmp, str(n), str(have), "whole")
         record["hnsw_build_s"] = built["build_s"]
         record["build_rss_mb"] = built["rss_mb"]
+        log("million: the same, adding the vectors shard by shard as they are read")
+        streamed = _child("build", tmp, str(n), str(have), "stream")
+        streamed_index: Any = faiss.read_index(str(Path(tmp) / "hnsw-stream.index"))
+        streamed_index.hnsw.efSearch = params.ef_search
+        record["streamed"] = {
+            **streamed,
+            **_single_queries(streamed_index, queries, truth),
+            "ef_search": params.ef_search,
+        }
+        del streamed_index
+        (Path(tmp) / "hnsw-stream.index").unlink()
         index: Any = faiss.read_index(str(path))
         sweep = {}
         for ef in (32, 64, params.ef_search, 160):
@@ -318,20 +328,29 @@ def _child(*args: str) -> dict[str, Any]:
     return result
 
 
-def _build_child(folder: Path, n: int, have: int) -> dict[str, Any]:
-    """Build citechat's HNSW store from the cache shard by shard, as a builder that
-    streams its vectors would, and save it: build time and this process's peak RSS."""
+def _build_child(folder: Path, n: int, have: int, how: str) -> dict[str, Any]:
+    """Build citechat's HNSW store over the cached vectors and save it: build time and
+    this process's peak RSS.  ``whole``: all vectors in memory, one add (as an index
+    build does); ``stream``: shard by shard as they are read (``FaissStore.build_from``)."""
     import faiss
 
     from .bench import _peak_rss_mb
     from .store import FaissParams, FaissStore
 
     cache = VectorCache.open(n)
+    params = FaissParams(flat_max=1)
     t0 = time.perf_counter()
-    dim = np.load(cache.shard_path(0), mmap_mode="r").shape[1]
-    store = FaissStore.build_from(cache.batches(have), have, dim, FaissParams(flat_max=1))
+    if how == "whole":
+        vectors = cache.load(have)
+        store = FaissStore.build(vectors, vectors.shape[1], params)
+        del vectors
+        name = "hnsw.index"
+    else:
+        dim = np.load(cache.shard_path(0), mmap_mode="r").shape[1]
+        store = FaissStore.build_from(cache.batches(have), have, dim, params)
+        name = "hnsw-stream.index"
     build_s = time.perf_counter() - t0
-    faiss.write_index(store.faiss, str(folder / "hnsw.index"))
+    faiss.write_index(store.faiss, str(folder / name))
     return {"build_s": round(build_s, 1), "rss_mb": _peak_rss_mb()}
 
 
@@ -357,7 +376,7 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "build":
-        print(json.dumps(_build_child(Path(args[1]), int(args[2]), int(args[3]))))
+        print(json.dumps(_build_child(Path(args[1]), int(args[2]), int(args[3]), args[4])))
         return 0
     if args and args[0] == "search":
         print(json.dumps(_search_child(Path(args[1]), int(args[2]))))
