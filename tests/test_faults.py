@@ -24,6 +24,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -358,6 +359,11 @@ def _drop_last_line(path: Path) -> None:
     path.write_text("".join(lines[:-1]), encoding="utf-8")
 
 
+def _manifest(gen: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((gen / "manifest.json").read_text())
+    return data
+
+
 def _edit_manifest(gen: Path, **changes: object) -> None:
     manifest = json.loads((gen / "manifest.json").read_text())
     manifest.update(changes)
@@ -380,6 +386,14 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
     "sentences truncated": lambda gen: _truncate(gen / "sentences.jsonl", 0.7),
     "vectors truncated": lambda gen: _truncate(gen / "vectors.npy"),
     "sentence vectors missing": lambda gen: (gen / "sentence_vectors.npy").unlink(),
+    "lexical terms truncated": lambda gen: _truncate(gen / "lexical" / "token_ids.npy"),
+    "lexical vocabulary missing": lambda gen: (gen / "lexical" / "vocab.json").unlink(),
+    "lexical vocabulary cut": lambda gen: _truncate(gen / "lexical" / "vocab.json", 0.7),
+    "BM25 missing": lambda gen: shutil.rmtree(gen / "lexical" / "bm25"),
+    "BM25 matrix truncated": lambda gen: _truncate(gen / "lexical" / "bm25" / "data.csc.index.npy"),
+    "lexical counts wrong": lambda gen: _edit_manifest(
+        gen, lexical={**_manifest(gen)["lexical"], "chunks": 1}
+    ),
     "manifest missing": lambda gen: (gen / "manifest.json").unlink(),
     "manifest garbage": lambda gen: (gen / "manifest.json").write_bytes(b"\x89\xff{not json"),
     "manifest not an object": lambda gen: (gen / "manifest.json").write_text("[1, 2]"),
@@ -559,6 +573,13 @@ CHILD = textwrap.dedent(
             real_write(path, rows)
             hang("writing")  # the first file is in the temporary folder
         citechat.index._write_jsonl = write_then_hang
+    elif phase == "lexical":
+        import citechat.lexical
+        real_bm25_save = citechat.lexical.LexicalIndex.save
+        def save_then_hang(self, folder):
+            real_bm25_save(self, folder)
+            hang("lexical")  # terms and BM25 written, the manifest not yet
+        citechat.lexical.LexicalIndex.save = save_then_hang
     elif phase == "switching":
         real_replace = os.replace
         def replace(src, dst):
@@ -630,7 +651,7 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str], what: s
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("phase", ["embedding", "writing", "switching", "cleaning"])
+@pytest.mark.parametrize("phase", ["embedding", "writing", "lexical", "switching", "cleaning"])
 def test_build_killed_at_any_step(built: Settings, tmp_path: Path, phase: str) -> None:
     before = current_generation(built.index)
     (built.corpus / "extra.txt").write_text("Extra news\n\nA brand new article appeared.\n")
@@ -641,7 +662,7 @@ def test_build_killed_at_any_step(built: Settings, tmp_path: Path, phase: str) -
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
 
-    if phase == "writing":
+    if phase in ("writing", "lexical"):
         assert any(n.startswith(".tmp-gen-") for n in leftovers(built.index))
     if phase == "switching":
         assert len(generations(built.index)) == 2 and ".CURRENT.tmp" in leftovers(built.index)

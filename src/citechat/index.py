@@ -4,7 +4,8 @@ On disk an index folder holds generations (see generations.py)::
 
     index/CURRENT              -> "gen-20261123T101500-1234"   (one line)
     index/gen-.../manifest.json, chunks.jsonl, documents.jsonl,
-                  vectors.npy, sentences.jsonl, sentence_vectors.npy, faiss.index
+                  vectors.npy, sentences.jsonl, sentence_vectors.npy, faiss.index,
+                  lexical/ (stemmed terms, BM25, IDF: lexical.py)
 
 A save writes a new generation in a temporary folder, renames it into place and
 only then replaces CURRENT (``os.replace`` is atomic), so a reader, or a build
@@ -54,6 +55,7 @@ from .generations import (
 )
 from .generations import remove_old_generations as _remove_old_generations
 from .generations import write_jsonl as _write_jsonl
+from .lexical import LexicalIndex
 from .store import (
     LEGACY,
     FaissParams,
@@ -143,6 +145,7 @@ class Index:
         sentence_vectors: np.ndarray,
         built_at: str | None = None,
         store: VectorStore | None = None,
+        lexical: LexicalIndex | None = None,
     ) -> None:
         self.embedder = embedder
         self.settings = settings
@@ -155,6 +158,15 @@ class Index:
         self.built_at = built_at or _now()
         # a loaded index brings its store; a new one builds it from the vectors
         self.store: VectorStore = store if store is not None else self._new_store()
+        self._lexical = lexical
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        """Stemmed terms, BM25 and IDF of the chunks (lexical.py): loaded with the
+        index, carried over by an update, or computed from the chunks when neither."""
+        if self._lexical is None:
+            self._lexical = LexicalIndex.from_chunks(self.chunks)
+        return self._lexical
 
     def _new_store(self) -> VectorStore:
         spec = parse_store(self.settings.store)
@@ -191,6 +203,7 @@ class Index:
             sentence_keys=[],
             sentence_vectors=np.zeros((0, embedder.dim), dtype=np.float32),
             store=NoStore(),
+            lexical=LexicalIndex.from_chunks([]),
         )
         return empty.updated(docs, progress=progress, checkpoint=checkpoint)[0]
 
@@ -264,6 +277,7 @@ class Index:
             if len(sorder)
             else sentence_vectors.astype(np.float32),
             store=self._updated_store(keep_rows, order, chunks, vectors),
+            lexical=self.lexical.updated(keep_rows, new_chunks, order),
         )
         report = UpdateReport(
             docs_added=len(fresh) - len(changed),
@@ -373,6 +387,7 @@ class Index:
             "dim": self.embedder.dim,
             "chunking": _chunking_settings(self.settings),
             "store": self.store.describe(),
+            "lexical": self.lexical.describe(),
             "built_at": self.built_at,
             "counts": {
                 "documents": len(self.documents),
@@ -401,6 +416,7 @@ class Index:
             _write_jsonl(tmp / "sentences.jsonl", (list(k) for k in self.sentence_keys))
             np.save(tmp / "vectors.npy", self.vectors)
             np.save(tmp / "sentence_vectors.npy", self.sentence_vectors)
+            self.lexical.save(tmp)
             if isinstance(self.store, FaissStore):
                 self.store.save(tmp)
             elif isinstance(self.store, MilvusStore):
@@ -465,6 +481,7 @@ class Index:
                 store = MilvusStore(spec, int(manifest.get("dim") or embedder.dim), keys)
             else:
                 store = FaissStore.load(gen, entry, ef_search=settings.hnsw_ef_search)
+            lexical = LexicalIndex.load(gen, manifest.get("lexical"))
         except Exception as exc:  # json, numpy, faiss, pymilvus and dataclasses raise many types
             lines = str(exc).strip().splitlines()
             raise IndexDamagedError(
@@ -474,6 +491,8 @@ class Index:
             ) from exc
         why = _inconsistency(manifest, documents, chunks, vectors, sentence_keys, sentence_vectors)
         why = why or store_inconsistency(store, len(chunks), int(manifest.get("dim") or 0))
+        if not why and lexical is not None and len(lexical) != len(chunks):
+            why = f"lexical index has {len(lexical)} chunks, the index {len(chunks)}"
         if why:
             raise IndexDamagedError(f"the index at {folder} is damaged ({why})", REBUILD)
         return cls(
@@ -486,6 +505,7 @@ class Index:
             sentence_vectors=sentence_vectors,
             built_at=manifest.get("built_at", ""),
             store=store,
+            lexical=lexical,
         )
 
 

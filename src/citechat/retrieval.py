@@ -3,28 +3,27 @@ normalised scores (reciprocal rank fusion, :func:`rrf_fuse`, is kept for compari
 
 ``Retriever.search(query, k)`` -> ranked :class:`Hit` list.  Modes: "hybrid"
 (default), "dense", "bm25".  An optional cross-encoder reranks the fused
-candidates when ``settings.reranker`` names one.  BM25 is built in memory when
-the retriever is created (bm25s indexes thousands of chunks in well under a
-second); it sees the same title/section header the embedder sees.
+candidates when ``settings.reranker`` names one.  BM25 and the terms' IDF come
+from the index's lexical part (lexical.py), saved with the index, so nothing is
+stemmed at start-up; BM25 sees the same title/section header the embedder sees.
 
 It does not pick answer sentences (answering.py does).
 """
 
 from __future__ import annotations
 
-import logging
-import re
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
 
 from .errors import ConfigError, ModelError
 from .index import Index
+from .lexical import term_set as term_set  # re-exported: answering, citations use them
+from .lexical import terms as terms
 from .types import Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -32,46 +31,6 @@ MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
 
 #: RRF constant from Cormack et al. (2009); 60 is the usual choice
 RRF_K = 60
-_TOKEN = re.compile(r"[a-z0-9]+")
-
-
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-#: question words and pronouns carry no topic; bm25s's English list keeps them
-_EXTRA_STOP = """who whom whose what which when where why how did does do done many much
-he she her hers him his they them their theirs it its i me my we us our you your s t
-said says would could should can may might also one"""
-
-
-@lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return frozenset(STOPWORDS_EN) | frozenset(_EXTRA_STOP.split())
-
-
-def terms(text: str) -> list[str]:
-    """Lowercased, stop-word-free, Snowball-stemmed word tokens.
-
-    >>> terms("Who appointed the new directors?")
-    ['appoint', 'new', 'director']
-    >>> terms("Did she lose her appeal?")
-    ['lose', 'appeal']
-    """
-    words = [w for w in _TOKEN.findall(text.lower()) if w not in _stopwords()]
-    return list(_stemmer().stemWords(words))
-
-
-@lru_cache(maxsize=1 << 16)
-def term_set(text: str) -> frozenset[str]:
-    """``set(terms(text))``, cached: the answerer scores the same sentences and
-    words for question after question, and stemming is most of its time."""
-    return frozenset(terms(text))
 
 
 @dataclass
@@ -150,43 +109,10 @@ class Retriever:
         self.reranker_name = reranker
         self._reranker: Any = None
         self._lock = threading.Lock()
-        # stemming every chunk is most of the start-up time: each text once and each
-        # header (title, commenter) once; BM25 sees both, as the embedder does, the IDF
-        # only the text.  terms() of "header\ntext" is terms(header) + terms(text).
-        texts = [terms(c.text) for c in index.chunks]
-        heads: dict[str, list[str]] = {}
-        for c in index.chunks:
-            head = c.embedding_text().removesuffix(c.text)
-            heads.setdefault(head, terms(head))
-        tokens = [
-            heads[c.embedding_text().removesuffix(c.text)] + t
-            for c, t in zip(index.chunks, texts, strict=True)
-        ]
-        self._bm25 = self._build_bm25(tokens) if mode != "dense" else None
-        self.idf = self._idf(texts)
-
-    @staticmethod
-    def _build_bm25(tokens: list[list[str]]) -> Any:
-        import bm25s
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
-
-        if not tokens:
-            return None
-        # an empty chunk still needs a token, or bm25s drops the row and ids shift
-        corpus = [toks or ["\u2205"] for toks in tokens]
-        bm25 = bm25s.BM25(k1=0.9, b=0.4)
-        bm25.index(corpus, show_progress=False)
-        return bm25
-
-    def _idf(self, tokens: list[list[str]]) -> dict[str, float]:
-        """Inverse document frequency of each term over chunks (for answer scoring)."""
-        df: dict[str, int] = {}
-        for toks in tokens:
-            for t in set(toks):
-                df[t] = df.get(t, 0) + 1
-        n = max(1, len(self.index.chunks))
-        return {t: float(np.log(1 + (n - d + 0.5) / (d + 0.5))) for t, d in df.items()}
+        lexical = index.lexical
+        self._bm25 = lexical.bm25 if mode != "dense" else None
+        #: inverse document frequency of each term over chunk texts (answer scoring)
+        self.idf = lexical.idf
 
     def bm25_search(self, query: str, n: int) -> list[tuple[int, float]]:
         if self._bm25 is None:

@@ -1,0 +1,310 @@
+"""The lexical index: every chunk's stemmed terms, BM25 over them and the terms' IDF.
+
+Built when the index is built or updated and saved in its generation, so loading an
+index reads it (BM25's matrix memory-mapped) instead of stemming the whole corpus
+again; an update stems only the new chunks::
+
+    gen-.../lexical/vocab.json           ["term", ...]            (id = position)
+    gen-.../lexical/token_ids.npy        int32, all chunks' term ids, header terms first
+    gen-.../lexical/token_indptr.npy     int64, chunk i's ids are [indptr[i], indptr[i+1])
+    gen-.../lexical/head_lengths.npy     int32, how many of chunk i's ids are header terms
+    gen-.../lexical/text_df.npy          int32, chunks whose text holds each term
+    gen-.../lexical/bm25/                bm25s's own files (scores as a CSC matrix)
+
+BM25 sees a chunk's header (title, commenter) and text, as the embedder does; the
+IDF that the answerer weighs words by counts only the texts.  The manifest records
+the tokenizer (:data:`TOKENIZER`) and BM25 parameters: an index written with others
+is re-tokenised in memory at load, and the next save writes the new form.
+
+It does not rank or fuse (retrieval.py does).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .types import Chunk
+
+#: bump when :func:`terms` changes (stop words, stemmer, token pattern)
+TOKENIZER = "snowball-en-stop-v1"
+BM25_K1 = 0.9
+BM25_B = 0.4
+#: the one term BM25 gets for a chunk without any, so that its row exists
+EMPTY = "\u2205"
+_TOKEN = re.compile(r"[a-z0-9]+")
+_FILES = ("vocab.json", "token_ids.npy", "token_indptr.npy", "head_lengths.npy", "text_df.npy")
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+#: question words and pronouns carry no topic; bm25s's English list keeps them
+_EXTRA_STOP = """who whom whose what which when where why how did does do done many much
+he she her hers him his they them their theirs it its i me my we us our you your s t
+said says would could should can may might also one"""
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN) | frozenset(_EXTRA_STOP.split())
+
+
+def terms(text: str) -> list[str]:
+    """Lowercased, stop-word-free, Snowball-stemmed word tokens.
+
+    >>> terms("Who appointed the new directors?")
+    ['appoint', 'new', 'director']
+    >>> terms("Did she lose her appeal?")
+    ['lose', 'appeal']
+    """
+    words = [w for w in _TOKEN.findall(text.lower()) if w not in _stopwords()]
+    return list(_stemmer().stemWords(words))
+
+
+@lru_cache(maxsize=1 << 16)
+def term_set(text: str) -> frozenset[str]:
+    """``set(terms(text))``, cached: the answerer scores the same sentences and
+    words for question after question, and stemming is most of its time."""
+    return frozenset(terms(text))
+
+
+def _header(chunk: Chunk) -> str:
+    return chunk.embedding_text().removesuffix(chunk.text)
+
+
+class LexicalIndex:
+    """Term ids of each chunk (CSR: ``token_ids[indptr[i]:indptr[i+1]]``, the first
+    ``head_lengths[i]`` from its header), the document frequency of each term in chunk
+    texts, and a BM25 model over header + text terms (built on first use unless loaded).
+    """
+
+    def __init__(
+        self,
+        vocab: Sequence[str],
+        token_ids: np.ndarray,
+        indptr: np.ndarray,
+        head_lengths: np.ndarray,
+        text_df: np.ndarray | None = None,
+        bm25: Any = None,
+    ) -> None:
+        self.vocab = list(vocab)
+        self.token_ids = token_ids
+        self.indptr = indptr
+        self.head_lengths = head_lengths
+        self.text_df = _text_df(self) if text_df is None else text_df
+        self._bm25 = bm25
+        self._idf: dict[str, float] | None = None
+
+    # -- building -----------------------------------------------------------------------
+
+    @classmethod
+    def from_chunks(cls, chunks: Sequence[Chunk]) -> LexicalIndex:
+        """Stem every chunk: each text once, each distinct header once."""
+        return cls.from_terms(_chunk_terms(chunks))
+
+    @classmethod
+    def from_terms(cls, rows: Sequence[tuple[list[str], list[str]]]) -> LexicalIndex:
+        """From (header terms, text terms) per chunk."""
+        ids: dict[str, int] = {}
+        flat: list[int] = []
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        heads = np.zeros(len(rows), dtype=np.int32)
+        for i, (head, text) in enumerate(rows):
+            flat.extend(ids.setdefault(t, len(ids)) for t in head)
+            flat.extend(ids.setdefault(t, len(ids)) for t in text)
+            heads[i] = len(head)
+            indptr[i + 1] = len(flat)
+        return cls(list(ids), np.asarray(flat, dtype=np.int32), indptr, heads)
+
+    def updated(
+        self, keep_rows: np.ndarray, new_chunks: Sequence[Chunk], order: np.ndarray
+    ) -> LexicalIndex:
+        """The lexical index of ``[kept rows] + new_chunks`` put in ``order`` (the same
+        arguments :meth:`Index.updated` uses for its chunks): only new chunks are stemmed,
+        and terms no chunk uses any more leave the vocabulary."""
+        fresh = LexicalIndex.from_chunks(new_chunks)
+        vocab = {t: i for i, t in enumerate(self.vocab)}
+        # new chunks' ids moved into the old vocabulary (extended by their new terms)
+        to_old = np.array([vocab.setdefault(t, len(vocab)) for t in fresh.vocab], dtype=np.int32)
+        kept, kept_lengths = _gather(self.token_ids, self.indptr, keep_rows)
+        ids = np.concatenate([kept, to_old[fresh.token_ids]]).astype(np.int32)
+        lengths = np.concatenate([kept_lengths, np.diff(fresh.indptr)])
+        heads = np.concatenate([self.head_lengths[keep_rows], fresh.head_lengths])
+        ids, lengths = _gather(ids, _indptr(lengths), order)
+        # terms no chunk uses any more leave the vocabulary; the others keep their order
+        used = np.unique(ids)
+        renumber = np.full(len(vocab), -1, dtype=np.int32)
+        renumber[used] = np.arange(len(used), dtype=np.int32)
+        names = list(vocab)
+        return LexicalIndex(
+            [names[i] for i in used.tolist()],
+            renumber[ids],
+            _indptr(lengths),
+            heads[order].astype(np.int32),
+        )
+
+    # -- what queries use -------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def rows(self) -> list[list[int]]:
+        """Each chunk's term ids (header then text)."""
+        return [part.tolist() for part in np.split(self.token_ids, self.indptr[1:-1])]
+
+    @property
+    def bm25(self) -> Any:
+        """A bm25s model over header + text terms (None for an empty corpus)."""
+        if self._bm25 is None and len(self):
+            self._bm25 = self._build_bm25()
+        return self._bm25
+
+    def _build_bm25(self) -> Any:
+        import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+        vocab = {t: i for i, t in enumerate(self.vocab)}
+        empty = vocab.setdefault(EMPTY, len(vocab))
+        # a chunk without terms still needs one, or bm25s drops its row and ids shift
+        corpus = [row or [empty] for row in self.rows()]
+        model = bm25s.BM25(k1=BM25_K1, b=BM25_B)
+        model.index(bm25s.tokenization.Tokenized(ids=corpus, vocab=vocab), show_progress=False)
+        return model
+
+    @property
+    def idf(self) -> dict[str, float]:
+        """Inverse document frequency over chunk texts of each term that some text holds."""
+        if self._idf is None:
+            n = max(1, len(self))
+            df = self.text_df.astype(np.float64)
+            values = np.log(1 + (n - df + 0.5) / (df + 0.5))
+            self._idf = {
+                t: float(v)
+                for t, v, d in zip(self.vocab, values.tolist(), self.text_df.tolist(), strict=True)
+                if d > 0
+            }
+        return self._idf
+
+    # -- persistence --------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest's ``lexical`` entry."""
+        return {
+            "tokenizer": TOKENIZER,
+            "bm25": {"k1": BM25_K1, "b": BM25_B},
+            "chunks": len(self),
+            "terms": len(self.vocab),
+            "tokens": len(self.token_ids),
+        }
+
+    def save(self, folder: Path) -> None:
+        """Write ``folder/lexical/`` (the caller's generation folder, not yet in place)."""
+        out = folder / "lexical"
+        out.mkdir()
+        (out / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False))
+        np.save(out / "token_ids.npy", self.token_ids)
+        np.save(out / "token_indptr.npy", self.indptr)
+        np.save(out / "head_lengths.npy", self.head_lengths)
+        np.save(out / "text_df.npy", self.text_df)
+        if self.bm25 is not None:
+            self.bm25.save(str(out / "bm25"), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path, entry: dict[str, Any] | None) -> LexicalIndex | None:
+        """The saved lexical index of generation ``folder``; None when the manifest
+        ``entry`` is missing (an index from before it was saved) or names another
+        tokenizer or BM25 parameters (re-tokenise).  Damaged files raise."""
+        if not entry or entry.get("tokenizer") != TOKENIZER:
+            return None
+        if entry.get("bm25") != {"k1": BM25_K1, "b": BM25_B}:
+            return None
+        base = folder / "lexical"
+        vocab = json.loads((base / "vocab.json").read_text())
+        ids, indptr, heads, df = (np.load(base / name, mmap_mode="r") for name in _FILES[1:])
+        bm25 = None
+        if (base / "bm25").is_dir():
+            import bm25s
+
+            logging.getLogger("bm25s").setLevel(logging.WARNING)
+            bm25 = bm25s.BM25.load(str(base / "bm25"), mmap=True, show_progress=False)
+        lexical = cls(vocab, ids, indptr, heads, df, bm25=bm25)
+        why = lexical.inconsistency(entry)
+        if why:
+            raise ValueError(why)
+        return lexical
+
+    def inconsistency(self, entry: dict[str, Any]) -> str | None:
+        """Why these arrays disagree with each other or with the manifest ``entry``."""
+        n = len(self)
+        if entry.get("chunks") != n or entry.get("terms") != len(self.vocab):
+            return (
+                f"lexical index has {n} chunks and {len(self.vocab)} terms, the manifest "
+                f"says {entry.get('chunks')} and {entry.get('terms')}"
+            )
+        if entry.get("tokens") != len(self.token_ids) or self.indptr[-1] != len(self.token_ids):
+            return (
+                f"lexical index has {len(self.token_ids)} term ids, expected {entry.get('tokens')}"
+            )
+        if len(self.head_lengths) != n or len(self.text_df) != len(self.vocab):
+            return "lexical index arrays have different lengths"
+        if len(self.token_ids) and int(self.token_ids.max()) >= len(self.vocab):
+            return "lexical index refers to a term outside its vocabulary"
+        if n and self._bm25 is None:
+            return "lexical index has no BM25 model"
+        if self._bm25 is not None and int(self._bm25.scores.get("num_docs", -1)) != n:
+            return f"BM25 model has {self._bm25.scores.get('num_docs')} chunks, expected {n}"
+        return None
+
+
+def _chunk_terms(chunks: Sequence[Chunk]) -> list[tuple[list[str], list[str]]]:
+    heads: dict[str, list[str]] = {}
+    rows = []
+    for c in chunks:
+        head = _header(c)
+        rows.append((heads.setdefault(head, terms(head)), terms(c.text)))
+    return rows
+
+
+def _indptr(lengths: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+def _gather(ids: np.ndarray, indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of ``rows`` (CSR), concatenated in that order, and their lengths."""
+    rows = np.asarray(rows, dtype=np.int64)
+    lengths = (indptr[rows + 1] - indptr[rows]).astype(np.int64)
+    out_starts = _indptr(lengths)[:-1]
+    pos = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(
+        indptr[rows] - out_starts, lengths
+    )
+    return np.asarray(ids)[pos], lengths
+
+
+def _text_df(lexical: LexicalIndex) -> np.ndarray:
+    """How many chunks' texts hold each term (header terms do not count)."""
+    n = len(lexical)
+    lengths = np.diff(lexical.indptr)
+    if not n or not len(lexical.token_ids):
+        return np.zeros(len(lexical.vocab), dtype=np.int32)
+    row = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    offset = np.arange(len(lexical.token_ids), dtype=np.int64) - np.repeat(
+        lexical.indptr[:-1], lengths
+    )
+    text = offset >= np.repeat(lexical.head_lengths.astype(np.int64), lengths)
+    pairs = np.unique(row[text] * len(lexical.vocab) + lexical.token_ids[text])
+    df = np.bincount(pairs % len(lexical.vocab), minlength=len(lexical.vocab))
+    return df.astype(np.int32)

@@ -1,0 +1,182 @@
+"""The lexical index (issue 6): stemmed terms, BM25 and IDF are computed when the index
+is built or updated and saved in its generation, so loading an index stems nothing; an
+update stems only new chunks and gives what a fresh build gives."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from citechat import lexical as lexical_module
+from citechat.config import Settings
+from citechat.corpus import load_corpus
+from citechat.embedding import HashingEmbedder
+from citechat.index import Index, current_generation
+from citechat.lexical import LexicalIndex, terms
+from citechat.pipeline import sync_index
+from citechat.retrieval import Retriever
+from citechat.types import Chunk
+
+QUERIES = ["new director appointed", "snow closed schools", "joint working responsibility"]
+
+
+def row_terms(lex: LexicalIndex) -> list[list[str]]:
+    return [[lex.vocab[i] for i in row] for row in lex.rows()]
+
+
+def header(chunk: Chunk) -> str:
+    return chunk.embedding_text().removesuffix(chunk.text)
+
+
+def bm25_results(lex: LexicalIndex, query: str) -> list[tuple[int, float]]:
+    q = [t for t in terms(query) if t in lex.bm25.vocab_dict]
+    if not q:
+        return []
+    rows, scores = lex.bm25.retrieve([q], k=len(lex), show_progress=False)
+    return [(int(r), round(float(s), 5)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
+
+
+def text_df(lex: LexicalIndex) -> dict[str, int]:
+    return {t: int(d) for t, d in zip(lex.vocab, lex.text_df.tolist(), strict=True) if d}
+
+
+def build(settings: Settings) -> Index:
+    return Index.build(load_corpus(settings.corpus), HashingEmbedder(256), settings)
+
+
+def test_terms_of_each_chunk_header_first_and_idf_of_texts_only(fake_settings: Settings) -> None:
+    index = build(fake_settings)
+    lex = index.lexical
+    assert len(lex) == len(index.chunks)
+    for chunk, row, head in zip(index.chunks, row_terms(lex), lex.head_lengths, strict=True):
+        assert row == terms(header(chunk)) + terms(chunk.text)
+        assert row[:head] == terms(header(chunk))
+    # document frequency counts chunk texts, once per chunk however often a term occurs
+    expected: dict[str, int] = {}
+    for chunk in index.chunks:
+        for t in set(terms(chunk.text)):
+            expected[t] = expected.get(t, 0) + 1
+    assert text_df(lex) == expected
+    n = len(index.chunks)
+    assert lex.idf == pytest.approx(
+        {t: float(np.log(1 + (n - d + 0.5) / (d + 0.5))) for t, d in expected.items()}
+    )
+    # "Nick Bromley" is only ever a comment's header: BM25 finds it, the IDF leaves it out
+    assert "bromley" in lex.vocab and "bromley" not in lex.idf
+    assert bm25_results(lex, "Bromley")
+
+
+def test_a_chunk_without_terms_keeps_its_bm25_row() -> None:
+    lex = LexicalIndex.from_terms([([], []), (["snow"], []), ([], ["snow", "bus"])])
+    assert lex.bm25.scores["num_docs"] == 3
+    assert [row for row, _ in bm25_results(lex, "bus")] == [2]
+    assert sorted(row for row, _ in bm25_results(lex, "snow")) == [1, 2]
+    assert lex.idf.keys() == {"snow", "bus"}  # the header-only "snow" of row 1 is not counted
+    assert text_df(lex) == {"snow": 1, "bus": 1}
+
+
+def test_an_update_stems_only_new_chunks_and_equals_a_fresh_build(
+    fake_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = build(fake_settings)
+    corpus = fake_settings.corpus
+    (corpus / "weather.txt").unlink()  # "snow" and "buses" leave with it
+    (corpus / "balls.txt").write_text(
+        (corpus / "balls.txt").read_text() + "\nA later update: the director resigned.\n"
+    )
+    (corpus / "courts.txt").write_text("Court ruling\n\nThe court ruled on the appeal today.\n")
+    docs = load_corpus(corpus)
+
+    stemmed: list[str] = []
+    real_terms = lexical_module.terms
+
+    def counting_terms(text: str) -> list[str]:
+        stemmed.append(text)
+        return real_terms(text)
+
+    monkeypatch.setattr(lexical_module, "terms", counting_terms)
+    new, report = old.updated(docs)
+    monkeypatch.setattr(lexical_module, "terms", real_terms)
+    assert report.chunks_added and report.chunks_removed
+    # every chunk of the changed and new documents, and nothing else, was stemmed
+    new_texts = {c.text for c in new.chunks if c.doc_id in {"balls.txt", "courts.txt"}}
+    assert new_texts <= set(stemmed)
+    assert not {c.text for c in old.chunks if c.doc_id == "weather.txt"} & set(stemmed)
+
+    fresh = LexicalIndex.from_chunks(new.chunks)
+    assert row_terms(new.lexical) == row_terms(fresh)
+    assert new.lexical.head_lengths.tolist() == fresh.head_lengths.tolist()
+    assert text_df(new.lexical) == text_df(fresh)
+    assert sorted(new.lexical.vocab) == sorted(fresh.vocab)
+    assert "snow" not in new.lexical.vocab and "court" in new.lexical.vocab
+    for query in [*QUERIES, "court appeal", "director resigned"]:
+        assert bm25_results(new.lexical, query) == bm25_results(fresh, query)
+
+
+def test_a_saved_index_loads_its_lexical_part_without_stemming(
+    fake_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync_index(fake_settings)
+    gen = current_generation(fake_settings.index)
+    entry = json.loads((gen / "manifest.json").read_text())["lexical"]
+    assert entry["tokenizer"] == lexical_module.TOKENIZER and entry["chunks"] > 0
+    assert (gen / "lexical" / "bm25" / "data.csc.index.npy").is_file()
+    built = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings)
+    expected = {q: Retriever(built).bm25_search(q, 10) for q in QUERIES}
+    idf = dict(Retriever(built).idf)
+
+    def no_stemming(text: str) -> list[str]:
+        raise AssertionError(f"stemmed {text[:40]!r} at load")
+
+    index = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings)
+    monkeypatch.setattr(lexical_module, "terms", no_stemming)
+    retriever = Retriever(index)
+    assert isinstance(index.lexical.bm25.scores["data"], np.memmap)  # mapped, not read
+    assert retriever.idf == idf
+    monkeypatch.undo()  # the query itself is stemmed, of course
+    assert {q: retriever.bm25_search(q, 10) for q in QUERIES} == expected
+    assert any(expected.values())
+
+
+def test_an_index_saved_before_the_lexical_part_or_with_another_tokenizer_still_loads(
+    fake_settings: Settings,
+) -> None:
+    sync_index(fake_settings)
+    gen = current_generation(fake_settings.index)
+    reference = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings).lexical
+    manifest = json.loads((gen / "manifest.json").read_text())
+
+    manifest["lexical"]["tokenizer"] = "some-older-tokenizer"
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    retokenised = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings).lexical
+    assert row_terms(retokenised) == row_terms(reference)
+
+    del manifest["lexical"]  # as written by citechat before the lexical part was saved
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(gen / "lexical")
+    legacy = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings)
+    assert row_terms(legacy.lexical) == row_terms(reference)
+    assert legacy.lexical.idf == reference.idf
+
+    # the next save writes the lexical part again
+    legacy.save(fake_settings.index)
+    again = current_generation(fake_settings.index)
+    assert (again / "lexical" / "vocab.json").is_file()
+    assert "lexical" in json.loads((again / "manifest.json").read_text())
+
+
+def test_lexical_index_refuses_arrays_that_disagree(tmp_path: Path) -> None:
+    lex = LexicalIndex.from_terms([(["a"], ["b", "c"]), ([], ["c"])])
+    (tmp_path / "gen").mkdir()
+    lex.save(tmp_path / "gen")
+    entry = lex.describe()
+    assert LexicalIndex.load(tmp_path / "gen", entry) is not None
+    with pytest.raises(ValueError, match="the manifest says 3 and 3"):
+        LexicalIndex.load(tmp_path / "gen", {**entry, "chunks": 3})
+    np.save(tmp_path / "gen" / "lexical" / "token_ids.npy", np.array([0, 1, 2, 9], np.int32))
+    with pytest.raises(ValueError, match="outside its vocabulary"):
+        LexicalIndex.load(tmp_path / "gen", entry)
