@@ -380,5 +380,20 @@ def test_chat_keeps_per_session_history_and_turn_numbers(
     ]
     assert len(answers) == 2 and len(chat) == 4
     assert "#cc-0-1" in chat[1]["content"] and "#cc-1-1" in chat[3]["content"]
-    export = last[-1]["value"]
+    export = last[-2]["value"]
     assert Path(export).read_text(encoding="utf-8").count("**Sources**") == 2
+
+
+def test_ask_button_is_disabled_while_an_answer_is_written(pipe: Pipeline) -> None:
+    respond = _handler(create_app(pipe), "respond")
+    frames = list(respond("Who was appointed new director?", [], [], [], 5, "extractive", False))
+    assert len(frames) >= 2
+    sends = [frame[-1] for frame in frames]
+    assert all(send.get("interactive") is False for send in sends[:-1])
+    assert sends[-1].get("interactive") is True and frames[-1][2]  # answered, enabled again
+    # an error ends the answer too: the button comes back
+    *_, failed = respond("Who was appointed?", [], [], [], 5, "no-such-answerer", False)
+    assert "⚠" in failed[0][-1]["content"] and failed[-1].get("interactive") is True
+    # an empty question changes nothing
+    (only,) = respond("   ", [], [], [], 5, "extractive", False)
+    assert "interactive" not in only[-1]

@@ -272,6 +272,7 @@ def test_llm_answer_streams_then_is_replaced_by_the_verified_answer(
         )
         ui.screenshot("-streaming")
         assert "Penguins play jazz" not in first  # it really arrived piece by piece
+        assert ui.page.locator("#cc-send").is_disabled()  # no second question meanwhile
         final = ui.page.locator("#cc-chat .cc-answer:not(.cc-streaming):not(.cc-meta)").first
         final.wait_for()
         assert streaming.count() == 0
@@ -280,6 +281,7 @@ def test_llm_answer_streams_then_is_replaced_by_the_verified_answer(
         assert final.locator(".cc-badge").inner_text() == "unsupported"
         assert "Peter Lewis" in final.locator(".cc-sent:not(.cc-unsupported)").first.inner_text()
         assert "Peter Lewis" in final.locator(".cc-source mark").first.inner_text()
+        ui.page.wait_for_function("() => !document.querySelector('#cc-send').disabled")
         ui.screenshot()
 
 

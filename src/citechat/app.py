@@ -160,14 +160,17 @@ def create_app(pipe: Pipeline) -> Any:
     ) -> Iterator[tuple[Any, ...]]:
         same = gr.update()
 
-        def frame(bubble: str, box: Any = same) -> tuple[Any, ...]:
+        busy, ready = gr.update(interactive=False), gr.update(interactive=True)
+
+        def frame(bubble: str, box: Any = same, send: Any = busy) -> tuple[Any, ...]:
             """The chat with ``bubble`` as the answer being written; the rest unchanged
-            (the question box too: the user may be typing the next question)."""
+            (the question box too: the user may be typing the next question), and the
+            Ask button disabled until the answer is complete."""
             shown = [*chat, {"role": "assistant", "content": bubble}]
-            return shown, turns, answers, same, same, same, box, same
+            return shown, turns, answers, same, same, same, box, same, send
 
         if not (message or "").strip():
-            yield chat, turns, answers, same, same, same, same, same
+            yield chat, turns, answers, same, same, same, same, same, same
             return
         chat = [*chat, {"role": "user", "content": esc(message)}]
         yield frame("<div class='cc-answer cc-meta'>Searching the documents…</div>", box="")
@@ -186,7 +189,7 @@ def create_app(pipe: Pipeline) -> Any:
                     raise
                 answer = pipe.extractive_fallback(message, exc, k=int(k), history=history)
         except CitechatError as exc:
-            yield frame(f"<div class='cc-answer'>⚠ {esc(str(exc))}</div>")
+            yield frame(f"<div class='cc-answer'>⚠ {esc(str(exc))}</div>", send=ready)
             return
         assert answer is not None  # ask_stream always ends with the Answer
         turn = len(answers)
@@ -203,6 +206,7 @@ def create_app(pipe: Pipeline) -> Any:
             render_document(pipe, None, None),
             same,
             gr.update(value=_export_file(export_markdown(pipe, answers)), interactive=True),
+            ready,
         )
 
     def open_ref(ref: str | None, answers: list[Answer]) -> tuple[str, Any]:
@@ -334,9 +338,17 @@ def create_app(pipe: Pipeline) -> Any:
         open_button = gr.Button("open", visible="hidden", elem_id="cc-open")
 
         inputs = [box, chat, turns, answers, k, choice, show]
-        outputs = [chat, turns, answers, passages, pick, document, box, export]
-        for trigger in (send.click, box.submit):
-            trigger(respond, inputs, outputs, api_visibility="private")
+        outputs = [chat, turns, answers, passages, pick, document, box, export, send]
+        # one event for both triggers: while an answer is being written, another click
+        # or Enter is ignored (trigger_mode "once"), and the button shows it
+        gr.on(
+            [send.click, box.submit],
+            respond,
+            inputs,
+            outputs,
+            api_visibility="private",
+            trigger_mode="once",
+        )
         open_button.click(
             open_ref,
             [ref, answers],
