@@ -4,7 +4,11 @@ real seed corpus with the bundled MiniLM (integration, loaded once per session).
 from __future__ import annotations
 
 import shutil
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,3 +62,42 @@ def seed_pipeline(seed_settings: Settings):  # type: ignore[no-untyped-def]
     from citechat.pipeline import Pipeline
 
     return Pipeline.load(seed_settings)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """A function that returns a TCP port on 127.0.0.1 that nothing listens on."""
+    return _free_port
+
+
+@contextmanager
+def _serving(pipe: Any) -> Iterator[str]:
+    from citechat.app import create_app, launch_options
+
+    demo = create_app(pipe)
+    demo.queue(default_concurrency_limit=8)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=_free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        **launch_options(pipe.settings),
+    )
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def serve_chat() -> Callable[[Any], AbstractContextManager[str]]:
+    """``with serve_chat(pipe) as url``: the web chat of ``pipe`` served in this process
+    on a free port, as ``citechat serve`` launches it (queue, 8 at a time), until the
+    block ends."""
+    return _serving

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -34,12 +33,6 @@ EVIL = (
     "Evil <img src=x onerror=alert(1)> page\n\nThe director <script>alert('x')</script> was "
     "appointed <img src=x onerror=alert(1)> in secret by the council.\n"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -261,20 +254,9 @@ def test_an_upload_during_an_answer_does_not_break_it(pipe: Pipeline, tmp_path: 
 
 
 @pytest.fixture
-def served(pipe: Pipeline) -> Iterator[tuple[str, Pipeline]]:
-    demo = create_app(pipe)
-    demo.queue()
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=_free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        **launch_options(pipe.settings),
-    )
-    try:
+def served(pipe: Pipeline, serve_chat: Any) -> Iterator[tuple[str, Pipeline]]:
+    with serve_chat(pipe) as url:
         yield url, pipe
-    finally:
-        demo.close()
 
 
 def test_api_returns_structured_citations(served: tuple[str, Pipeline]) -> None:

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from citechat.app import create_app, launch_options
 from citechat.config import Settings
 from citechat.generation import GenerativeAnswerer, Messages
 from citechat.pipeline import Pipeline
@@ -51,29 +48,6 @@ LONG = (
     + "".join(f"Paragraph {i} is about nets, ropes and tides on the quay.\n\n" for i in range(80))
     + "The lighthouse keeper Morwenna Tregarthen repainted the lamp room in violet.\n"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serving(pipe: Pipeline) -> Iterator[str]:
-    demo = create_app(pipe)
-    demo.queue(default_concurrency_limit=8)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=_free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        **launch_options(pipe.settings),
-    )
-    try:
-        yield url
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="session")
@@ -153,9 +127,9 @@ def open_page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 
 @pytest.mark.integration
 def test_seed_question_shows_cited_title_and_highlighted_quote(
-    seed_pipeline: Pipeline, open_page: Any
+    seed_pipeline: Pipeline, open_page: Any, serve_chat: Any
 ) -> None:
-    with serving(seed_pipeline) as url:
+    with serve_chat(seed_pipeline) as url:
         ui = open_page(url)
         answer = ui.ask("Who did Ed Balls appoint to run Haringey's children's services?")
         card = answer.locator(".cc-source").first
@@ -175,11 +149,11 @@ def test_seed_question_shows_cited_title_and_highlighted_quote(
 
 
 def test_clicking_a_citation_opens_the_document_scrolled_to_the_span(
-    fake_settings: Settings, open_page: Any
+    fake_settings: Settings, open_page: Any, serve_chat: Any
 ) -> None:
     (fake_settings.corpus / "harbour.txt").write_text(LONG, encoding="utf-8")
     pipe = Pipeline.load(fake_settings)
-    with serving(pipe) as url:
+    with serve_chat(pipe) as url:
         ui = open_page(url)
         answer = ui.ask("Who repainted the lamp room of the lighthouse?")
         assert "Morwenna Tregarthen" in answer.inner_text()
@@ -211,11 +185,11 @@ def test_clicking_a_citation_opens_the_document_scrolled_to_the_span(
 
 
 def test_injected_script_in_a_document_runs_nothing(
-    fake_settings: Settings, open_page: Any
+    fake_settings: Settings, open_page: Any, serve_chat: Any
 ) -> None:
     (fake_settings.corpus / "evil.txt").write_text(EVIL, encoding="utf-8")
     pipe = Pipeline.load(fake_settings)
-    with serving(pipe) as url:
+    with serve_chat(pipe) as url:
         ui = open_page(url)
         answer = ui.ask("Which director was appointed in secret by the council?")
         assert "<script>window.__pwned" in answer.inner_text()  # shown as text
@@ -246,7 +220,7 @@ class SlowAnswerer(GenerativeAnswerer):
 
 
 def test_llm_answer_streams_then_is_replaced_by_the_verified_answer(
-    fake_settings: Settings, open_page: Any
+    fake_settings: Settings, open_page: Any, serve_chat: Any
 ) -> None:
     pipe = Pipeline.load(fake_settings)
     question = "Who was appointed as the new director?"
@@ -258,7 +232,7 @@ def test_llm_answer_streams_then_is_replaced_by_the_verified_answer(
     )
     pipe.answerers["fake-llm"] = SlowAnswerer(pipe, reply)
     pipe.default_answerer = "fake-llm"
-    with serving(pipe) as url:
+    with serve_chat(pipe) as url:
         ui = open_page(url)
         ui.page.fill("#cc-question textarea", question)
         ui.page.click("#cc-send")
@@ -286,7 +260,7 @@ def test_llm_answer_streams_then_is_replaced_by_the_verified_answer(
 
 
 def test_upload_a_document_then_ask_about_it(
-    fake_settings: Settings, open_page: Any, tmp_path: Path
+    fake_settings: Settings, open_page: Any, tmp_path: Path, serve_chat: Any
 ) -> None:
     pipe = Pipeline.load(fake_settings)
     upload = tmp_path / "up"
@@ -302,7 +276,7 @@ def test_upload_a_document_then_ask_about_it(
     wrong = upload / "tool.exe"
     wrong.write_bytes(b"MZ\x00\x00")
     before = (fake_settings.corpus / "weather.txt").read_text(encoding="utf-8")
-    with serving(pipe) as url:
+    with serve_chat(pipe) as url:
         ui = open_page(url)
         ui.page.click("#cc-add button, #cc-add .label-wrap")
         ui.page.locator("#cc-upload input[type=file]").set_input_files([str(new), str(taken)])
@@ -330,9 +304,11 @@ def test_upload_a_document_then_ask_about_it(
     )
 
 
-def test_settings_passages_and_markdown_export(fake_settings: Settings, open_page: Any) -> None:
+def test_settings_passages_and_markdown_export(
+    fake_settings: Settings, open_page: Any, serve_chat: Any
+) -> None:
     pipe = Pipeline.load(fake_settings)
-    with serving(pipe) as url:
+    with serve_chat(pipe) as url:
         ui = open_page(url)
         ui.page.click("#cc-settings button, #cc-settings .label-wrap")
         status = ui.page.locator("#cc-index-status")
@@ -355,10 +331,10 @@ def test_settings_passages_and_markdown_export(fake_settings: Settings, open_pag
 
 
 def test_two_browser_sessions_keep_their_own_conversations(
-    fake_settings: Settings, open_page: Any
+    fake_settings: Settings, open_page: Any, serve_chat: Any
 ) -> None:
     pipe = Pipeline.load(fake_settings)
-    with serving(pipe) as url:
+    with serve_chat(pipe) as url:
         ann, bob = open_page(url), open_page(url)
         ann.ask("Who was appointed new director?")
         bob.ask("What closed schools across London?")

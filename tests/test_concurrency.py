@@ -7,7 +7,6 @@ background; every answer must cite the document its question is about.
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from citechat.app import create_app, launch_options
 from citechat.config import Settings
 from citechat.pipeline import Pipeline
 
@@ -45,12 +43,6 @@ TOPICS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def many(tmp_path: Path) -> Settings:
     corpus = tmp_path / "corpus"
@@ -66,21 +58,10 @@ def many(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def served(many: Settings) -> Iterator[tuple[str, Pipeline]]:
+def served(many: Settings, serve_chat: Any) -> Iterator[tuple[str, Pipeline]]:
     pipe = Pipeline.load(many)
-    demo = create_app(pipe)
-    demo.queue(default_concurrency_limit=8)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=_free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        **launch_options(many),
-    )
-    try:
+    with serve_chat(pipe) as url:
         yield url, pipe
-    finally:
-        demo.close()
 
 
 def test_twenty_sessions_each_get_their_own_answer_while_uploads_reindex(

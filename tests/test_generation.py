@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -308,14 +307,8 @@ def test_missing_gguf_is_a_model_error(pipe: Pipeline, tmp_path: Path) -> None:
         answerer.answer(QUESTION, pipe.retriever.search(QUESTION, 5))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_endpoint_down_is_a_quick_model_error(pipe: Pipeline) -> None:
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+def test_endpoint_down_is_a_quick_model_error(pipe: Pipeline, free_port: Callable[[], int]) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
     settings = replace(pipe.settings, openai_timeout=3.0)
     answerer = make_generative_answerer(f"openai:{url}#m", pipe.retriever, settings)
     t0 = time.perf_counter()
@@ -393,11 +386,13 @@ def _server_importable() -> bool:
 
 
 @pytest.fixture(scope="session")
-def llama_server(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def llama_server(
+    smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
+) -> Iterator[str]:
     """A real llama.cpp OpenAI-compatible server on a free port; its base URL."""
     if not _server_importable():
         pytest.skip("llama_cpp.server is not importable: pip install 'llama-cpp-python[server]'")
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]

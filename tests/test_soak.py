@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import json
 import shutil
-import socket
 import statistics
 import threading
 import time
@@ -21,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from citechat.app import create_app
 from citechat.config import Settings
 from citechat.pipeline import Pipeline
 
@@ -54,13 +52,7 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_soak_200_questions_from_10_sessions(tmp_path: Path) -> None:
+def test_soak_200_questions_from_10_sessions(tmp_path: Path, serve_chat: Any) -> None:
     from gradio_client import Client
 
     shutil.copytree(SEED, tmp_path / "corpus")
@@ -73,16 +65,10 @@ def test_soak_200_questions_from_10_sessions(tmp_path: Path) -> None:
     pool = seed + ODD
     work = [pool[i % len(pool)] for i in range(TOTAL)]
 
-    demo = create_app(pipe)
-    port = _free_port()
-    demo.queue(default_concurrency_limit=8).launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True
-    )
-    url = f"http://127.0.0.1:{port}/"
     errors: list[str] = []
     latencies: list[float] = []
     lock = threading.Lock()
-    try:
+    with serve_chat(pipe) as url:
         Client(url, verbose=False).predict(seed[0], 5, "[]", api_name="/ask")  # warm up
         gc.collect()
         rss_start = rss_mb()
@@ -121,8 +107,6 @@ def test_soak_200_questions_from_10_sessions(tmp_path: Path) -> None:
         wall_s = time.perf_counter() - t0
         gc.collect()
         rss_end = rss_mb()
-    finally:
-        demo.close()
 
     report = {
         "questions": TOTAL,
