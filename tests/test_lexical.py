@@ -70,6 +70,15 @@ def test_terms_of_each_chunk_header_first_and_idf_of_texts_only(fake_settings: S
     assert bm25_results(lex, "Bromley")
 
 
+def test_an_empty_lexical_index_has_no_rows_and_no_bm25(tmp_path: Path) -> None:
+    empty = LexicalIndex.from_chunks([])
+    assert (len(empty), empty.rows(), empty.bm25, empty.idf) == (0, [], None, {})
+    (tmp_path / "gen").mkdir()
+    empty.save(tmp_path / "gen")
+    loaded = LexicalIndex.load(tmp_path / "gen", empty.describe())
+    assert loaded is not None and len(loaded) == 0
+
+
 def test_a_chunk_without_terms_keeps_its_bm25_row() -> None:
     lex = LexicalIndex.from_terms([([], []), (["snow"], []), ([], ["snow", "bus"])])
     assert lex.bm25.scores["num_docs"] == 3

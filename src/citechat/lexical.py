@@ -164,6 +164,8 @@ class LexicalIndex:
 
     def rows(self) -> list[list[int]]:
         """Each chunk's term ids (header then text)."""
+        if not len(self):
+            return []
         return [part.tolist() for part in np.split(self.token_ids, self.indptr[1:-1])]
 
     @property
