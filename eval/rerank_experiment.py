@@ -25,8 +25,8 @@ import numpy as np
 
 from citechat.config import Settings
 from citechat.evaluation import gold_docs, read_questions
+from citechat.lexical import terms
 from citechat.pipeline import Pipeline
-from citechat.retrieval import terms
 
 FEATS = [
     "fused",

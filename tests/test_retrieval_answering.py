@@ -7,8 +7,9 @@ from citechat.citations import answer_sentences, markers, source_for, strip_mark
 from citechat.config import Settings
 from citechat.embedding import HashingEmbedder
 from citechat.errors import ConfigError, UsageError
+from citechat.lexical import terms
 from citechat.pipeline import Pipeline
-from citechat.retrieval import Retriever, rrf_fuse, terms
+from citechat.retrieval import Retriever, rrf_fuse
 
 
 @pytest.fixture

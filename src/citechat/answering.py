@@ -23,7 +23,8 @@ from typing import Literal, Protocol
 
 from .abstention import AbstentionModel
 from .index import Index
-from .retrieval import Retrieval, Retriever, term_set, terms
+from .lexical import term_set, terms
+from .retrieval import Retrieval, Retriever
 from .types import Answer, Citation, Hit, SentenceSupport, marker
 
 DECLINE = "I could not find this in the documents."

@@ -22,8 +22,7 @@ import numpy as np
 
 from .errors import ConfigError, ModelError
 from .index import Index
-from .lexical import term_set as term_set  # re-exported: answering, citations use them
-from .lexical import terms as terms
+from .lexical import terms
 from .types import Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]
