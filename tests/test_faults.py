@@ -568,18 +568,20 @@ CHILD = textwrap.dedent(
     if phase == "embedding":
         citechat.embedding.HashingEmbedder.embed = lambda self, texts: hang("embedding")
     elif phase == "writing":
-        real_write = citechat.index._write_jsonl
-        def write_then_hang(path, rows):
-            real_write(path, rows)
-            hang("writing")  # the first file is in the temporary folder
-        citechat.index._write_jsonl = write_then_hang
+        import citechat.ingest
+        real_write = citechat.ingest.StreamedBuild.write_batch
+        def write_then_hang(self, batch):
+            real_write(self, batch)
+            hang("writing")  # a batch's rows are in the temporary folder
+        citechat.ingest.StreamedBuild.write_batch = write_then_hang
     elif phase == "lexical":
         import citechat.lexical
-        real_bm25_save = citechat.lexical.LexicalIndex.save
-        def save_then_hang(self, folder):
-            real_bm25_save(self, folder)
-            hang("lexical")  # terms and BM25 written, the manifest not yet
-        citechat.lexical.LexicalIndex.save = save_then_hang
+        real_finish = citechat.lexical.LexicalBuilder.finish
+        def finish_then_hang(self, folder):
+            entry = real_finish(self, folder)
+            hang("lexical")  # vectors, terms and BM25 written; the store and manifest not yet
+            return entry
+        citechat.lexical.LexicalBuilder.finish = finish_then_hang
     elif phase == "switching":
         real_replace = os.replace
         def replace(src, dst):
@@ -588,7 +590,8 @@ CHILD = textwrap.dedent(
             return real_replace(src, dst)
         os.replace = replace
     elif phase == "cleaning":
-        citechat.index._remove_old_generations = lambda folder, keep: hang("cleaning")
+        import citechat.generations
+        citechat.generations.remove_old_generations = lambda folder, keep: hang("cleaning")
     elif phase == "logged":
         # holds the lock until the test creates marks/go, logging when it has it
         real_embed = citechat.embedding.HashingEmbedder.embed

@@ -191,7 +191,7 @@ def test_interrupted_build_resumes_from_its_checkpoint(
     dying = FailingEmbedder(fail_after=20)
     with pytest.raises(KeyboardInterrupt):
         sync_index(settings, embedder=dying)
-    batches = sorted((settings.index / CHECKPOINT).glob("batch-*.npz"))
+    batches = sorted((settings.index / CHECKPOINT).glob("stream-*/batch-*.npz"))
     assert len(batches) == 2  # two full buffers of 8 made it to disk, the third did not
     resumed = FailingEmbedder()
     result = sync_index(settings, embedder=resumed)

@@ -73,18 +73,37 @@ def load_corpus(
     Traceback (most recent call last):
     citechat.errors.CorpusError: corpus not found: no/such/folder; pass --corpus FOLDER ...
     """
+    docs: dict[str, Document] = {}
+    for doc in iter_corpus(path, on_skip=on_skip, max_bytes=max_bytes):
+        docs[doc.doc_id] = doc
+    return [docs[doc_id] for doc_id in sorted(docs)]
+
+
+def iter_corpus(
+    path: Path, *, on_skip: OnSkip | None = None, max_bytes: int = MAX_BYTES
+) -> Iterator[Document]:
+    """The readable documents under ``path`` one at a time, in file order (not
+    sorted by ``doc_id``), for a reader that must not hold the whole corpus.
+
+    Skips and duplicates (the first is kept) are as in :func:`load_corpus`.  A
+    missing corpus raises :class:`CorpusError` at once; one with no readable
+    document raises it once every file has been tried.
+    """
     skip = on_skip or _log_skip
     path = Path(path)
     if not path.exists():
         raise CorpusError(f"corpus not found: {path}; pass --corpus FOLDER or set CITECHAT_CORPUS")
     if path.is_dir():
-        files = list(_walk(path, skip))
-    elif path.is_file():
-        files = [(path, path.name)]
-    else:
-        raise CorpusError(f"not a corpus: {path}; pass a folder or a .jsonl file")
+        return _documents(path, _walk(path, skip), skip, max_bytes)
+    if path.is_file():
+        return _documents(path, iter([(path, path.name)]), skip, max_bytes)
+    raise CorpusError(f"not a corpus: {path}; pass a folder or a .jsonl file")
 
-    docs: dict[str, Document] = {}
+
+def _documents(
+    root: Path, files: Iterator[tuple[Path, str]], skip: OnSkip, max_bytes: int
+) -> Iterator[Document]:
+    seen: set[str] = set()
     for file, doc_id in files:
         try:
             if file.suffix.lower() == ".jsonl":
@@ -99,15 +118,15 @@ def load_corpus(
             skip(file, _one_line(f"cannot parse: {type(exc).__name__}: {exc}"))
             continue
         for doc in found:
-            if doc.doc_id in docs:
+            if doc.doc_id in seen:
                 skip(file, f"duplicate doc_id {doc.doc_id!r}; kept the first")
             else:
-                docs[doc.doc_id] = doc
-    if not docs:
+                seen.add(doc.doc_id)
+                yield doc
+    if not seen:
         raise CorpusError(
-            f"no readable documents in {path}; add .txt, .md, .html, .pdf or .jsonl files"
+            f"no readable documents in {root}; add .txt, .md, .html, .pdf or .jsonl files"
         )
-    return [docs[doc_id] for doc_id in sorted(docs)]
 
 
 def load_document(path: Path, doc_id: str, *, max_bytes: int = MAX_BYTES) -> Document:

@@ -176,6 +176,58 @@ def read_jsonl(path: Path) -> Iterator[Any]:
                 yield json.loads(line)
 
 
+def npy_from_raw(raw: Path, npy: Path, dtype: Any, shape: tuple[int, ...]) -> None:
+    """Write ``npy`` (NumPy's format) holding the raw little-endian array in ``raw``,
+    copied in blocks: neither file is ever held in memory whole."""
+    import numpy as np
+
+    expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if raw.stat().st_size != expected:
+        raise ValueError(f"{raw.name} holds {raw.stat().st_size} bytes, expected {expected}")
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False}
+    with open(raw, "rb") as src, open(npy, "wb") as dst:
+        np.lib.format.write_array_header_1_0(dst, {**header, "shape": shape})
+        shutil.copyfileobj(src, dst, 1 << 22)
+        dst.flush()
+        os.fsync(dst.fileno())
+
+
+def npy_header_length(path: Path) -> int:
+    """Bytes before the data of the ``.npy`` file ``path`` (to read its rows in blocks)."""
+    import numpy as np
+
+    with open(path, "rb") as fh:
+        major, _ = np.lib.format.read_magic(fh)
+        if major == 1:
+            np.lib.format.read_array_header_1_0(fh)
+        else:
+            np.lib.format.read_array_header_2_0(fh)
+        return fh.tell()
+
+
+def commit_generation(folder: Path, tmp: Path, name: str) -> Path:
+    """Move the complete generation ``tmp`` into place as ``folder/name`` and point
+    CURRENT at it (atomic ``os.replace`` each); returns its folder.  The old
+    generations and the checkpoint are removed afterwards by :func:`finish_commit`."""
+    fsync_dir(tmp)
+    final = folder / name
+    os.replace(tmp, final)
+    pointer = folder / ".CURRENT.tmp"
+    pointer.write_text(name + "\n")
+    with open(pointer, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(pointer, folder / "CURRENT")
+    fsync_dir(folder)
+    return final
+
+
+def finish_commit(folder: Path, name: str) -> None:
+    """After a commit: the embedded batches are in the new generation, the old one is
+    no longer read by anything new."""
+    shutil.rmtree(folder / CHECKPOINT, ignore_errors=True)
+    remove_old_generations(folder, keep=name)
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

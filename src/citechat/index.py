@@ -26,7 +26,6 @@ by size, or Milvus.  It does not rank with BM25 or fuse scores (retrieval.py doe
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -44,8 +43,9 @@ from .errors import IndexDamagedError, IndexError_, IndexFormatError, IndexMisma
 from .generations import (
     CHECKPOINT,
     REBUILD,
+    commit_generation,
     current_generation,
-    fsync_dir,
+    finish_commit,
     holds_lock,
     new_generation_name,
     read_jsonl,
@@ -53,7 +53,6 @@ from .generations import (
     sweep,
     write_lock,
 )
-from .generations import remove_old_generations as _remove_old_generations
 from .generations import write_jsonl as _write_jsonl
 from .lexical import LexicalIndex
 from .store import (
@@ -113,7 +112,7 @@ class UpdateReport:
         )
 
 
-def _chunking_settings(settings: Settings) -> dict[str, Any]:
+def chunking_settings(settings: Settings) -> dict[str, Any]:
     return {
         "max_tokens": settings.chunk_tokens,
         "overlap": settings.chunk_overlap,
@@ -249,7 +248,7 @@ class Index:
             self.embedder,
             texts,
             progress=progress,
-            reuse=self._known_vectors(changed),
+            reuse=self.known_vectors(changed),
             checkpoint=checkpoint / CHECKPOINT if checkpoint else None,
         )
         chunk_vecs, sent_vecs = vecs[: len(new_chunks)], vecs[len(new_chunks) :]
@@ -292,7 +291,7 @@ class Index:
         )
         return index, report
 
-    def _known_vectors(self, doc_ids: set[str]) -> dict[bytes, np.ndarray]:
+    def known_vectors(self, doc_ids: set[str]) -> dict[bytes, np.ndarray]:
         """Old vectors of ``doc_ids``' chunks and sentences, by text hash."""
         if not doc_ids:
             return {}
@@ -365,9 +364,12 @@ class Index:
         """True when ``docs`` are exactly the indexed documents, unchanged, and the
         store is the one the settings ask for (an explicit ``store`` that differs
         makes the next sync move the vectors, without re-embedding)."""
+        return self.matches({d.doc_id: d.content_hash or content_hash(d.text) for d in docs})
+
+    def matches(self, hashes: dict[str, str]) -> bool:
+        """:meth:`is_current` for ``doc_id -> content hash`` (a corpus not held in memory)."""
         have = {d.doc_id: d.content_hash for d in self.documents.values()}
-        want = {d.doc_id: d.content_hash or content_hash(d.text) for d in docs}
-        return have == want and self._store_matches()
+        return have == hashes and self._store_matches()
 
     def _store_matches(self) -> bool:
         if not self.settings.store:
@@ -380,25 +382,18 @@ class Index:
     # -- persistence ------------------------------------------------------------
 
     def manifest(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT_VERSION,
-            "citechat_version": __version__,
-            "embedder": self.embedder.name,
-            "dim": self.embedder.dim,
-            "chunking": _chunking_settings(self.settings),
-            "store": self.store.describe(),
-            "lexical": self.lexical.describe(),
-            "built_at": self.built_at,
-            "counts": {
-                "documents": len(self.documents),
-                "chunks": len(self.chunks),
-                "sentences": len(self.sentence_keys),
-            },
-            "documents": {
+        return manifest_of(
+            self.embedder,
+            self.settings,
+            store=self.store.describe(),
+            lexical=self.lexical.describe(),
+            built_at=self.built_at,
+            counts=(len(self.documents), len(self.chunks), len(self.sentence_keys)),
+            documents={
                 d.doc_id: {"hash": d.content_hash, "title": d.title}
                 for d in self.documents.values()
             },
-        }
+        )
 
     def save(self, folder: Path) -> Path:
         """Write a new generation atomically; returns its folder.
@@ -423,27 +418,14 @@ class Index:
                 self.store.flush()
             # the manifest goes last: its presence marks a complete generation
             (tmp / "manifest.json").write_text(json_dumps(self.manifest()))
-            fsync_dir(tmp)
-            final = folder / name
-            os.replace(tmp, final)
-            pointer = folder / ".CURRENT.tmp"
-            pointer.write_text(name + "\n")
-            with open(pointer, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(pointer, folder / "CURRENT")
-            fsync_dir(folder)
+            final = commit_generation(folder, tmp, name)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(exc, OSError):  # disk full, read-only, permissions
-                raise IndexError_(
-                    f"cannot write the index at {folder} ({exc.strerror or exc}); the last "
-                    "complete index is kept",
-                    "free disk space or fix the folder's permissions, or pass --index FOLDER",
-                ) from exc
-            raise
-        # the embedded batches are in the new generation now
-        shutil.rmtree(folder / CHECKPOINT, ignore_errors=True)
-        _remove_old_generations(folder, keep=name)
+            failure = write_failure(exc, folder)
+            if failure is exc:
+                raise
+            raise failure from exc
+        finish_commit(folder, name)
         return final
 
     @classmethod
@@ -534,10 +516,10 @@ def check_compatible(
             f"{str(manifest.get('embedder'))[:200]!r}, not {embedder.name!r}",
             "run `citechat index --rebuild` or use the same embedder (--embedder)",
         )
-    if manifest.get("chunking") != _chunking_settings(settings):
+    if manifest.get("chunking") != chunking_settings(settings):
         raise IndexMismatchError(
             f"the index at {folder} was built with chunking {str(manifest.get('chunking'))[:200]}, "
-            f"not {_chunking_settings(settings)}",
+            f"not {chunking_settings(settings)}",
             REBUILD,
         )
 
@@ -576,6 +558,43 @@ def _inconsistency(
         if doc is None or not 0 <= start <= end <= len(doc.text):
             return f"a chunk or sentence of {doc_id!r} points outside its document"
     return None
+
+
+def manifest_of(
+    embedder: Embedder,
+    settings: Settings,
+    *,
+    store: dict[str, Any],
+    lexical: dict[str, Any],
+    built_at: str,
+    counts: tuple[int, int, int],
+    documents: dict[str, dict[str, str]],
+) -> dict[str, Any]:
+    """A generation's manifest.json (written last: its presence marks it complete)."""
+    return {
+        "format": FORMAT_VERSION,
+        "citechat_version": __version__,
+        "embedder": embedder.name,
+        "dim": embedder.dim,
+        "chunking": chunking_settings(settings),
+        "store": store,
+        "lexical": lexical,
+        "built_at": built_at,
+        "counts": dict(zip(("documents", "chunks", "sentences"), counts, strict=True)),
+        "documents": documents,
+    }
+
+
+def write_failure(exc: BaseException, folder: Path) -> BaseException:
+    """What a failed generation write raises: an OSError (disk full, read-only,
+    permissions) as a one-line :class:`IndexError_`, anything else as it is."""
+    if isinstance(exc, OSError):
+        return IndexError_(
+            f"cannot write the index at {folder} ({exc.strerror or exc}); the last "
+            "complete index is kept",
+            "free disk space or fix the folder's permissions, or pass --index FOLDER",
+        )
+    return exc
 
 
 def _with_hash(doc: Document) -> Document:

@@ -16,6 +16,10 @@ IDF that the answerer weighs words by counts only the texts.  The manifest recor
 the tokenizer (:data:`TOKENIZER`) and BM25 parameters: an index written with others
 is re-tokenised in memory at load, and the next save writes the new form.
 
+A build that streams documents (ingest.py) uses :class:`LexicalBuilder`, which
+writes term ids to disk as chunks arrive and builds BM25 from that file, so it
+holds the vocabulary and per-chunk counts, not every chunk's ids.
+
 It does not rank or fuse (retrieval.py does).
 """
 
@@ -24,13 +28,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .generations import npy_from_raw, npy_header_length
 from .types import Chunk
 
 #: bump when :func:`terms` changes (stop words, stemmer, token pattern)
@@ -176,16 +181,8 @@ class LexicalIndex:
         return self._bm25
 
     def _build_bm25(self) -> Any:
-        import bm25s
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
-        vocab = {t: i for i, t in enumerate(self.vocab)}
-        empty = vocab.setdefault(EMPTY, len(vocab))
-        # a chunk without terms still needs one, or bm25s drops its row and ids shift
-        corpus = [row or [empty] for row in self.rows()]
-        model = bm25s.BM25(k1=BM25_K1, b=BM25_B)
-        model.index(bm25s.tokenization.Tokenized(ids=corpus, vocab=vocab), show_progress=False)
-        return model
+        ids = self.token_ids
+        return _build_bm25(self.vocab, _Rows(lambda a, b: np.asarray(ids[a:b]), self.indptr))
 
     @property
     def idf(self) -> dict[str, float]:
@@ -270,6 +267,163 @@ class LexicalIndex:
         if self._bm25 is not None and int(self._bm25.scores.get("num_docs", -1)) != n:
             return f"BM25 model has {self._bm25.scores.get('num_docs')} chunks, expected {n}"
         return None
+
+
+class LexicalBuilder:
+    """The lexical part of a generation, written chunk by chunk.
+
+    Term ids go to ``spool`` (a raw int32 file) as rows arrive; :meth:`finish`
+    turns it into ``lexical/`` with BM25 built by reading it back in blocks.  Rows
+    come stemmed (:meth:`add_chunks`) or copied from another index's lexical
+    part (:meth:`add_rows`, a kept document: not stemmed again).  What it holds
+    grows with the vocabulary and by 12 bytes a chunk (offsets, header lengths).
+    """
+
+    def __init__(self, spool: Path) -> None:
+        self.spool = spool
+        self._fh = open(spool, "wb")  # noqa: SIM115 - closed by finish()
+        self.vocab: dict[str, int] = {}
+        self._lengths = np.zeros(1024, dtype=np.int64)
+        self._heads = np.zeros(1024, dtype=np.int32)
+        self._df = np.zeros(1024, dtype=np.int32)
+        self.rows = 0
+        self.tokens = 0
+        #: per source index: its term id -> ours (-1: not seen yet)
+        self._maps: dict[int, np.ndarray] = {}
+
+    def add_chunks(self, chunks: Sequence[Chunk]) -> None:
+        """Stem ``chunks`` (header and text) and append their rows."""
+        ids: list[int] = []
+        lengths, heads = [], []
+        for head, text in _chunk_terms(chunks):
+            ids.extend(self.vocab.setdefault(t, len(self.vocab)) for t in head)
+            ids.extend(self.vocab.setdefault(t, len(self.vocab)) for t in text)
+            lengths.append(len(head) + len(text))
+            heads.append(len(head))
+        self._append(np.asarray(ids, dtype=np.int32), np.asarray(lengths), np.asarray(heads))
+
+    def add_rows(self, source: LexicalIndex, lo: int, hi: int) -> None:
+        """Append rows ``lo:hi`` of ``source`` as they are, in this vocabulary."""
+        if hi <= lo:
+            return
+        mapping = self._maps.get(id(source))
+        if mapping is None:
+            mapping = self._maps[id(source)] = np.full(len(source.vocab), -1, dtype=np.int32)
+        ids = np.asarray(source.token_ids[source.indptr[lo] : source.indptr[hi]])
+        unseen = np.unique(ids[mapping[ids] < 0])
+        for old in unseen.tolist():
+            mapping[old] = self.vocab.setdefault(source.vocab[old], len(self.vocab))
+        self._append(
+            mapping[ids],
+            np.diff(np.asarray(source.indptr[lo : hi + 1])),
+            np.asarray(source.head_lengths[lo:hi]),
+        )
+
+    def _append(self, ids: np.ndarray, lengths: np.ndarray, heads: np.ndarray) -> None:
+        n = len(lengths)
+        self._lengths = _grown(self._lengths, self.rows + n)
+        self._heads = _grown(self._heads, self.rows + n)
+        self._df = _grown(self._df, len(self.vocab))
+        self._lengths[self.rows : self.rows + n] = lengths
+        self._heads[self.rows : self.rows + n] = heads
+        if len(ids):
+            # document frequency over texts: each (row, term) of a text counts once
+            row = np.repeat(np.arange(n, dtype=np.int64), lengths)
+            offset = np.arange(len(ids), dtype=np.int64) - np.repeat(_indptr(lengths)[:-1], lengths)
+            text = offset >= np.repeat(heads.astype(np.int64), lengths)
+            width = max(1, len(self.vocab))
+            pairs = np.unique(row[text] * width + ids[text])
+            np.add.at(self._df, pairs % width, 1)
+            self._fh.write(np.ascontiguousarray(ids, dtype="<i4").tobytes())
+        self.rows += n
+        self.tokens += len(ids)
+
+    def finish(self, folder: Path) -> dict[str, Any]:
+        """Write ``folder/lexical/`` and return its manifest entry; the spool is removed."""
+        self._fh.close()
+        out = folder / "lexical"
+        out.mkdir()
+        vocab = list(self.vocab)
+        (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+        npy_from_raw(self.spool, out / "token_ids.npy", np.dtype("<i4"), (self.tokens,))
+        self.spool.unlink()
+        indptr = _indptr(self._lengths[: self.rows])
+        np.save(out / "token_indptr.npy", indptr)
+        np.save(out / "head_lengths.npy", self._heads[: self.rows])
+        np.save(out / "text_df.npy", self._df[: len(vocab)])
+        if self.rows:
+            ids_file = out / "token_ids.npy"
+            header = npy_header_length(ids_file)
+
+            def read(a: int, b: int) -> np.ndarray:
+                return np.fromfile(ids_file, dtype="<i4", count=b - a, offset=header + 4 * a)
+
+            model = _build_bm25(vocab, _Rows(read, indptr))
+            model.save(str(out / "bm25"), show_progress=False)
+        return {
+            "tokenizer": TOKENIZER,
+            "bm25": {"k1": BM25_K1, "b": BM25_B},
+            "chunks": self.rows,
+            "terms": len(vocab),
+            "tokens": self.tokens,
+        }
+
+    def abandon(self) -> None:
+        self._fh.close()
+        self.spool.unlink(missing_ok=True)
+
+
+class _Rows(Sequence[list[int]]):
+    """Each chunk's term ids, read in blocks of about :data:`_BLOCK` ids as bm25s
+    iterates (it goes over the corpus three times), never all at once; a row
+    without terms gets ``empty``, or bm25s would drop it and shift the rows."""
+
+    def __init__(self, read: Callable[[int, int], np.ndarray], indptr: np.ndarray) -> None:
+        self.read = read
+        self.indptr = np.asarray(indptr)
+        self.empty = [-1]
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def __getitem__(self, i: int) -> list[int]:  # type: ignore[override]
+        row = self.read(int(self.indptr[i]), int(self.indptr[i + 1])).tolist()
+        return row or self.empty
+
+    def __iter__(self) -> Iterator[list[int]]:
+        n = len(self)
+        first = 0
+        while first < n:
+            last = int(np.searchsorted(self.indptr, self.indptr[first] + _BLOCK, side="right"))
+            last = min(n, max(first + 1, last - 1))
+            lo = int(self.indptr[first])
+            block = self.read(lo, int(self.indptr[last])).tolist()
+            for i in range(first, last):
+                row = block[int(self.indptr[i]) - lo : int(self.indptr[i + 1]) - lo]
+                yield row or self.empty
+            first = last
+
+
+_BLOCK = 1 << 20
+
+
+def _build_bm25(vocab_list: Sequence[str], rows: _Rows) -> Any:
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    vocab = {t: i for i, t in enumerate(vocab_list)}
+    rows.empty = [vocab.setdefault(EMPTY, len(vocab))]
+    model = bm25s.BM25(k1=BM25_K1, b=BM25_B)
+    model.index(bm25s.tokenization.Tokenized(ids=rows, vocab=vocab), show_progress=False)
+    return model
+
+
+def _grown(array: np.ndarray, size: int) -> np.ndarray:
+    if size <= len(array):
+        return array
+    out = np.zeros(max(size, 2 * len(array)), dtype=array.dtype)
+    out[: len(array)] = array
+    return out
 
 
 def _chunk_terms(chunks: Sequence[Chunk]) -> list[tuple[list[str], list[str]]]:

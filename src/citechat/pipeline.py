@@ -38,6 +38,7 @@ from .errors import (
     UsageError,
 )
 from .index import Index, UpdateReport, write_lock
+from .ingest import streams, sync_streamed
 from .retrieval import Mode, Retrieval, Retriever
 from .types import Answer, Document
 
@@ -76,7 +77,8 @@ def sync_index(
         skipped.append((str(path), reason))
         log.warning("skipped %s: %s", path, reason)
 
-    docs = load_corpus(settings.corpus, on_skip=on_skip)
+    if not Path(settings.corpus).exists():  # before the lock creates the index folder
+        load_corpus(settings.corpus)  # raises the one-line error
     with write_lock(settings.index):
         old: Index | None = None
         action = "built"
@@ -92,6 +94,14 @@ def sync_index(
                 pass
         else:
             action = "rebuilt"
+        if streams(settings, old):
+            done = sync_streamed(settings, embedder, old, on_skip=on_skip, progress=progress)
+            if done is None:
+                assert old is not None
+                return SyncResult(old, None, "loaded", tuple(skipped))
+            return SyncResult(done[0], done[1], "updated" if old else action, tuple(skipped))
+        # a Milvus store: built in memory, as the collection takes the vectors at once
+        docs = load_corpus(settings.corpus, on_skip=on_skip)
         if old is not None and old.is_current(docs):
             return SyncResult(old, None, "loaded", tuple(skipped))
         base = old or Index.build([], embedder, settings)

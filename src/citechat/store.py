@@ -23,9 +23,10 @@ does not know about documents: index.py owns the chunk list.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -189,6 +190,8 @@ class FaissStore:
         vectors: np.ndarray,
         new_rows: np.ndarray,
         params: FaissParams,
+        *,
+        rebuild: Callable[[], FaissStore] | None = None,
     ) -> FaissStore:
         """The store after an update.
 
@@ -196,16 +199,19 @@ class FaissStore:
         ``vectors`` are all new-row vectors (used for a rebuild); ``new_rows``
         the rows added.  Flat stores are rebuilt (a copy, cheap); an HNSW store
         of the right type gets the new vectors added and removed rows
-        tombstoned, until tombstones pass :data:`MAX_TOMBSTONES`.
+        tombstoned, until tombstones pass :data:`MAX_TOMBSTONES`.  A rebuild
+        calls ``rebuild`` when given (a caller that streams the vectors from disk).
         """
+        if rebuild is None:
+            rebuild = functools.partial(FaissStore.build, vectors, vectors.shape[1], params)
         if self.type != "hnsw" or params.kind_for(len(vectors)) != "hnsw":
-            return FaissStore.build(vectors, vectors.shape[1], params)
+            return rebuild()
         import faiss
 
         labels = old_to_new if self.labels is None else _remap(self.labels, old_to_new)
         dead = int((labels < 0).sum())
         if dead > MAX_TOMBSTONES * (len(labels) + len(new_rows)):
-            return FaissStore.build(vectors, vectors.shape[1], params)
+            return rebuild()
         index = faiss.clone_index(self.faiss)
         if len(new_rows):
             index.add(np.ascontiguousarray(vectors[new_rows], dtype=np.float32))

@@ -1,0 +1,450 @@
+"""Streamed index builds: documents in batches, every part written to disk as it comes.
+
+What ``citechat index`` runs for FAISS stores (Milvus ones are built in memory by
+:meth:`Index.updated`).  Its memory does not grow with the corpus beyond a few
+bytes a document and chunk; FAISS's own copy of the chunk vectors (and HNSW's
+graph) and BM25's matrix are what the finished index needs anyway::
+
+    1. spool    the corpus is read one file at a time; each document is appended to a
+                spool in the temporary generation and a catalogue keeps its id, hash,
+                length and place in the spool (not its text)
+    2. batches  documents in ``doc_id`` order, about BATCH_CHARS characters of new text
+                at a time: a kept document's rows are copied from the old index, a new
+                or changed one is chunked and embedded (checkpointed per batch in
+                ``index/.checkpoint/stream-*``, so a killed build resumes); chunks,
+                sentences, documents, vectors and term ids are appended to files
+    3. finish   raw vectors become ``.npy`` files, the lexical part and the vector
+                store are built by reading them back in blocks, the manifest is
+                written and the generation committed as :meth:`Index.save` does
+
+Rows come out in the order :meth:`Index.updated` gives them (by document, then
+position), and the files are the ones it saves, so either path reads the other's
+index.  Batches of an HNSW store are inserted block by block: at a million
+vectors that gave recall@10 0.986 against 0.992 for one insert of all of them.
+
+It does not parse files (corpus.py), chunk (chunking.py) or embed (embedding.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .chunking import chunk_document
+from .config import Settings
+from .corpus import OnSkip, content_hash, iter_corpus
+from .embedding import Embedder, embed_texts
+from .generations import (
+    CHECKPOINT,
+    commit_generation,
+    finish_commit,
+    new_generation_name,
+    npy_from_raw,
+    npy_header_length,
+)
+from .index import (
+    Index,
+    UpdateReport,
+    chunking_settings,
+    faiss_params,
+    manifest_of,
+    write_failure,
+)
+from .lexical import LexicalBuilder
+from .store import FaissStore, parse_store
+from .types import Chunk, Document, Section
+
+__all__ = ["BATCH_CHARS", "Catalogue", "StreamedBuild", "spool_corpus", "sync_streamed"]
+
+#: characters of new or changed text chunked and embedded per batch (about 3,000 texts)
+BATCH_CHARS = 400_000
+#: documents per batch at most (kept ones cost little, but their rows are copied)
+BATCH_DOCS = 2_000
+#: vectors per block when the store is built from the vectors file (200 MB of 384-d)
+STORE_BLOCK = 131_072
+
+Progress = Callable[[int], None]
+
+
+# -- pass 1: the corpus into a spool, a catalogue in memory --------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    offset: int
+    length: int
+    hash: str
+    chars: int
+    title: str
+
+
+@dataclass
+class Catalogue:
+    """Where each document of the spool is: ``doc_id -> Entry``, in file order."""
+
+    spool: Path
+    entries: dict[str, Entry] = field(default_factory=dict)
+    _fh: IO[bytes] | None = None
+
+    def hashes(self) -> dict[str, str]:
+        return {doc_id: e.hash for doc_id, e in self.entries.items()}
+
+    def line(self, doc_id: str) -> bytes:
+        """The document's JSON line, as documents.jsonl holds it."""
+        if self._fh is None:
+            self._fh = open(self.spool, "rb")  # noqa: SIM115 - closed by close()
+        entry = self.entries[doc_id]
+        self._fh.seek(entry.offset)
+        return self._fh.read(entry.length)
+
+    def read(self, doc_id: str) -> Document:
+        return document_from_row(json.loads(self.line(doc_id)))
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def spool_corpus(corpus: Path, spool: Path, on_skip: OnSkip | None = None) -> Catalogue:
+    """Read ``corpus`` one file at a time into ``spool`` (one JSON line a document,
+    its content hash set); raises :class:`CorpusError` as :func:`load_corpus` does."""
+    catalogue = Catalogue(spool)
+    with open(spool, "wb") as fh:
+        for doc in iter_corpus(corpus, on_skip=on_skip):
+            doc = replace(doc, content_hash=doc.content_hash or content_hash(doc.text))
+            # ASCII JSON: a lone surrogate from a JSON corpus survives the round trip
+            line = (json.dumps(asdict(doc)) + "\n").encode("ascii")
+            catalogue.entries[doc.doc_id] = Entry(
+                fh.tell(), len(line), doc.content_hash, len(doc.text), doc.title
+            )
+            fh.write(line)
+    return catalogue
+
+
+def document_from_row(row: dict[str, Any]) -> Document:
+    row["sections"] = tuple(Section(**s) for s in row["sections"])
+    return Document(**row)
+
+
+# -- pass 2 and 3: the generation, batch by batch ---------------------------------------
+
+
+class StreamedBuild:
+    """Writes one generation into ``tmp`` from a catalogue, reusing ``old``'s rows."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        catalogue: Catalogue,
+        old: Index | None,
+        embedder: Embedder,
+        settings: Settings,
+        *,
+        checkpoint: Path | None = None,
+        progress: Progress | None = None,
+        batch_chars: int = BATCH_CHARS,
+        batch_docs: int = BATCH_DOCS,
+    ) -> None:
+        self.tmp = tmp
+        self.catalogue = catalogue
+        self.old = old
+        self.embedder = embedder
+        self.settings = settings
+        self.checkpoint = checkpoint
+        self.progress = progress
+        self.batch_chars = batch_chars
+        self.batch_docs = batch_docs
+        self.dim = embedder.dim
+        old_hash = {d.doc_id: d.content_hash for d in old.documents.values()} if old else {}
+        self.kept = {i for i, e in catalogue.entries.items() if old_hash.get(i) == e.hash}
+        self.changed = {i for i in catalogue.entries if i in old_hash and i not in self.kept}
+        self.removed = set(old_hash) - set(catalogue.entries)
+        self.chunk_rows = _ranges([c.doc_id for c in old.chunks]) if old else {}
+        self.sentence_rows = _ranges([k[0] for k in old.sentence_keys]) if old else {}
+        n_old = len(old.chunks) if old else 0
+        #: new row of each old chunk row (-1: removed), for an HNSW store carried over
+        self.old_to_new = np.full(n_old, -1, dtype=np.int64)
+        self.new_rows: list[np.ndarray] = []
+        self.chunks = 0
+        self.sentences = 0
+        self.embedded = 0
+        self.reused = 0
+        self.chunks_added = 0
+        self.documents: dict[str, dict[str, str]] = {}
+
+    def run(self) -> UpdateReport:
+        """Write every part and the manifest into ``tmp`` (not yet committed)."""
+        tmp = self.tmp
+        self.lexical = LexicalBuilder(tmp / ".token_ids.raw")
+        with (
+            open(tmp / "chunks.jsonl", "w", encoding="utf-8") as self.chunk_file,
+            open(tmp / "sentences.jsonl", "w", encoding="utf-8") as self.sentence_file,
+            open(tmp / "documents.jsonl", "wb") as self.document_file,
+            open(tmp / ".vectors.raw", "wb") as self.vector_file,
+            open(tmp / ".sentence_vectors.raw", "wb") as self.sentence_vector_file,
+        ):
+            for batch in self.batches():
+                self.write_batch(batch)
+            for fh in (self.chunk_file, self.sentence_file, self.document_file):
+                fh.flush()
+                os.fsync(fh.fileno())
+        self.catalogue.close()
+        self.catalogue.spool.unlink()
+        npy_from_raw(tmp / ".vectors.raw", tmp / "vectors.npy", "<f4", (self.chunks, self.dim))
+        (tmp / ".vectors.raw").unlink()
+        npy_from_raw(
+            tmp / ".sentence_vectors.raw",
+            tmp / "sentence_vectors.npy",
+            "<f4",
+            (self.sentences, self.dim),
+        )
+        (tmp / ".sentence_vectors.raw").unlink()
+        lexical = self.lexical.finish(tmp)
+        store = self.build_store()
+        store.save(tmp)
+        manifest = manifest_of(
+            self.embedder,
+            self.settings,
+            store=store.describe(),
+            lexical=lexical,
+            built_at=_now(),
+            counts=(len(self.documents), self.chunks, self.sentences),
+            documents=self.documents,
+        )
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        kept_chunks = int((self.old_to_new >= 0).sum())
+        return UpdateReport(
+            docs_added=len(self.catalogue.entries) - len(self.kept) - len(self.changed),
+            docs_changed=len(self.changed),
+            docs_removed=len(self.removed),
+            docs_kept=len(self.kept),
+            chunks_added=self.chunks_added,
+            chunks_removed=len(self.old_to_new) - kept_chunks,
+            chunks_kept=kept_chunks,
+            texts_embedded=self.embedded,
+            texts_reused=self.reused,
+        )
+
+    def batches(self) -> Iterator[list[str]]:
+        """Document ids in sorted order, cut where new text passes ``batch_chars``."""
+        batch: list[str] = []
+        chars = 0
+        for doc_id in sorted(self.catalogue.entries):
+            batch.append(doc_id)
+            if doc_id not in self.kept:
+                chars += self.catalogue.entries[doc_id].chars
+            if chars >= self.batch_chars or len(batch) >= self.batch_docs:
+                yield batch
+                batch, chars = [], 0
+        if batch:
+            yield batch
+
+    def write_batch(self, doc_ids: Sequence[str]) -> None:
+        """Chunk and embed the batch's new documents, then append every document's rows."""
+        fresh: dict[str, tuple[Document, list[Chunk], list[tuple[str, int, int]]]] = {}
+        for doc_id in doc_ids:
+            if doc_id in self.kept:
+                continue
+            doc = self.catalogue.read(doc_id)
+            chunks = sorted(
+                chunk_document(
+                    doc, max_tokens=self.settings.chunk_tokens, overlap=self.settings.chunk_overlap
+                ),
+                key=lambda c: c.start,
+            )
+            keys = sorted({(doc_id, a, b) for c in chunks for a, b in c.sentences})
+            fresh[doc_id] = (doc, chunks, keys)
+        texts = [c.embedding_text() for _, chunks, _ in fresh.values() for c in chunks]
+        n_chunk_texts = len(texts)
+        texts += [doc.text[a:b] for doc, _, keys in fresh.values() for _, a, b in keys]
+        vectors, embedded = embed_texts(
+            self.embedder,
+            texts,
+            progress=self.progress,
+            reuse=self.old.known_vectors(self.changed & set(fresh)) if self.old else None,
+            checkpoint=self._checkpoint(fresh),
+        )
+        self.embedded += embedded
+        self.reused += len(texts) - embedded
+        chunk_vectors, sentence_vectors = vectors[:n_chunk_texts], vectors[n_chunk_texts:]
+        ci = si = 0
+        pending: list[Chunk] = []  # new chunks of consecutive new documents: stemmed together
+        for doc_id in doc_ids:
+            self.document_file.write(self.catalogue.line(doc_id))
+            entry = self.catalogue.entries[doc_id]
+            self.documents[doc_id] = {"hash": entry.hash, "title": entry.title}
+            if doc_id in fresh:
+                doc, chunks, keys = fresh[doc_id]
+                self.new_rows.append(np.arange(self.chunks, self.chunks + len(chunks)))
+                self._chunks(chunks, chunk_vectors[ci : ci + len(chunks)])
+                self._sentences(keys, sentence_vectors[si : si + len(keys)])
+                ci, si = ci + len(chunks), si + len(keys)
+                self.chunks_added += len(chunks)
+                pending.extend(chunks)
+                continue
+            if pending:
+                self.lexical.add_chunks(pending)
+                pending = []
+            self._copy_kept(doc_id)
+        if pending:
+            self.lexical.add_chunks(pending)
+
+    def _copy_kept(self, doc_id: str) -> None:
+        old = self.old
+        assert old is not None
+        lo, hi = self.chunk_rows.get(doc_id, (0, 0))
+        self.old_to_new[lo:hi] = np.arange(self.chunks, self.chunks + hi - lo)
+        self.lexical.add_rows(old.lexical, lo, hi)
+        self._chunks(old.chunks[lo:hi], np.asarray(old.vectors[lo:hi]))
+        lo, hi = self.sentence_rows.get(doc_id, (0, 0))
+        self._sentences(old.sentence_keys[lo:hi], np.asarray(old.sentence_vectors[lo:hi]))
+
+    def _chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        for c in chunks:
+            self.chunk_file.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
+        self.vector_file.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+        self.chunks += len(chunks)
+
+    def _sentences(self, keys: Sequence[tuple[str, int, int]], vectors: np.ndarray) -> None:
+        for key in keys:
+            self.sentence_file.write(json.dumps(list(key), ensure_ascii=False) + "\n")
+        self.sentence_vector_file.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+        self.sentences += len(keys)
+
+    def _checkpoint(self, fresh: dict[str, Any]) -> Path | None:
+        """The batch's checkpoint folder: named by its documents, embedder and chunking,
+        so only a rerun of the same batch reads it (a resumed build holds one batch)."""
+        if self.checkpoint is None or not fresh:
+            return None
+        key = hashlib.blake2b(digest_size=12)
+        key.update(json.dumps([self.embedder.name, chunking_settings(self.settings)]).encode())
+        for doc_id in fresh:
+            key.update(f"\0{doc_id}\0{self.catalogue.entries[doc_id].hash}".encode())
+        return self.checkpoint / f"stream-{key.hexdigest()}"
+
+    def build_store(self) -> FaissStore:
+        params = faiss_params(self.settings)
+        vectors_npy = self.tmp / "vectors.npy"
+
+        def rebuild() -> FaissStore:
+            blocks = _npy_blocks(vectors_npy, self.chunks, self.dim, STORE_BLOCK)
+            return FaissStore.build_from(blocks, self.chunks, self.dim, params)
+
+        old_store = self.old.store if self.old else None
+        if isinstance(old_store, FaissStore):
+            new_rows = np.concatenate([np.zeros(0, dtype=np.int64), *self.new_rows])
+            return old_store.updated(
+                self.old_to_new,
+                np.load(vectors_npy, mmap_mode="r"),
+                new_rows.astype(np.int64),
+                params,
+                rebuild=rebuild,
+            )
+        return rebuild()
+
+
+def _ranges(doc_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """``doc_id -> (first row, end row)`` of rows grouped by document (as every index
+    citechat writes has them); raises ValueError when a document's rows are split."""
+    out: dict[str, tuple[int, int]] = {}
+    start = 0
+    for i in range(1, len(doc_ids) + 1):
+        if i == len(doc_ids) or doc_ids[i] != doc_ids[start]:
+            if doc_ids[start] in out:
+                raise ValueError(f"the rows of {doc_ids[start]!r} are not together")
+            out[doc_ids[start]] = (start, i)
+            start = i
+    return out
+
+
+def _npy_blocks(path: Path, rows: int, dim: int, block: int) -> Iterator[np.ndarray]:
+    """The rows of a (rows, dim) float32 ``.npy`` file, ``block`` at a time, read with
+    plain file reads (a memory map would count every page read in the builder's RSS)."""
+    header = npy_header_length(path)
+    for first in range(0, rows, block):
+        n = min(block, rows - first)
+        flat = np.fromfile(path, dtype="<f4", count=n * dim, offset=header + 4 * dim * first)
+        yield flat.reshape(n, dim)
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+# -- the whole sync ----------------------------------------------------------------------
+
+
+def streams(settings: Settings, old: Index | None) -> bool:
+    """True when a sync can take the streamed path: a FAISS store is wanted, and an
+    old index (if any) has its rows grouped by document."""
+    spec = parse_store(settings.store)
+    if spec.kind != "faiss" and settings.store:
+        return False
+    if old is not None and not settings.store and not isinstance(old.store, FaissStore):
+        return False  # a Milvus index stays in Milvus
+    if old is not None:
+        try:
+            _ranges([c.doc_id for c in old.chunks])
+            _ranges([k[0] for k in old.sentence_keys])
+        except ValueError:
+            return False
+    return True
+
+
+def sync_streamed(
+    settings: Settings,
+    embedder: Embedder,
+    old: Index | None,
+    *,
+    on_skip: OnSkip | None = None,
+    progress: Callable[[int, int], Progress] | None = None,
+    batch_chars: int = BATCH_CHARS,
+) -> tuple[Index, UpdateReport] | None:
+    """Build or update the index at ``settings.index`` (the caller holds its writer
+    lock); None when ``old`` is already current.  A failure leaves the last complete
+    index in place and the temporary generation removed."""
+    folder = settings.index
+    name = new_generation_name()
+    tmp = folder / f".tmp-{name}"
+    committed = False
+    try:
+        tmp.mkdir()
+        catalogue = spool_corpus(settings.corpus, tmp / ".documents.spool", on_skip)
+        if old is not None and old.matches(catalogue.hashes()):
+            shutil.rmtree(tmp)
+            return None
+        build = StreamedBuild(
+            tmp,
+            catalogue,
+            old,
+            embedder,
+            settings,
+            checkpoint=folder / CHECKPOINT,
+            batch_chars=batch_chars,
+        )
+        if progress:
+            todo = [e for i, e in catalogue.entries.items() if i not in build.kept]
+            build.progress = progress(sum(max(1, e.chars // 120) for e in todo), len(todo))
+        report = build.run()
+        commit_generation(folder, tmp, name)
+        committed = True
+    except BaseException as exc:
+        if not committed:
+            shutil.rmtree(tmp, ignore_errors=True)
+        failure = write_failure(exc, folder)
+        if failure is exc:
+            raise
+        raise failure from exc
+    finish_commit(folder, name)
+    return Index.load(folder, embedder, settings), report
