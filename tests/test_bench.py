@@ -42,7 +42,7 @@ def test_bench_record_has_every_part(
         seed_corpus=fake_settings.corpus,
         seed_questions=questions,
         questions=3,
-        skip=frozenset({"cold", "peer"}),
+        skip=frozenset({"cold", "peer", "ingest"}),
         work=tmp_path / "work",
         log=lambda _: None,
     )
@@ -99,7 +99,7 @@ def test_bench_record_has_every_part(
         BenchConfig(
             fake_settings,
             out=out,
-            skip=frozenset({"build", "latency", "cold", "peer"}),
+            skip=frozenset({"build", "latency", "cold", "peer", "ingest"}),
             log=lambda _: None,
         )
     )
@@ -182,3 +182,20 @@ def test_million_bench_record_on_a_small_cache(tmp_path: Path, monkeypatch: pyte
     chosen = record["chosen"]
     assert {"type", "M", "ef_search", "p50_ms", "p95_ms", "recall_at_10", "rss_mb"} <= set(chosen)
     assert chosen["recall_at_10"] >= 0.9
+
+
+def test_ingest_part_builds_both_ways_at_two_sizes(fake_settings: Settings, tmp_path: Path) -> None:
+    from citechat.bench_ingest import ingest_bench
+
+    result = ingest_bench(fake_settings.corpus, tmp_path, copies=(1, 3), log=lambda _: None)
+    runs = {(r["copies"], r["path"]): r for r in result["runs"]}
+    assert set(runs) == {(k, p) for k in (1, 3) for p in ("streamed", "in_memory")}
+    for k in (1, 3):
+        streamed, in_memory = runs[(k, "streamed")], runs[(k, "in_memory")]
+        # both paths index the same corpus: the same documents, chunks and sentences
+        for key in ("documents", "chunks", "sentences"):
+            assert streamed[key] == in_memory[key] > 0
+        assert streamed["peak_rss_mb"] > 0 and in_memory["peak_rss_mb"] > 0
+        assert streamed["with_load_peak_rss_mb"] >= streamed["peak_rss_mb"]
+    assert runs[(3, "streamed")]["documents"] == 3 * runs[(1, "streamed")]["documents"]
+    assert set(result["mb_per_1k_chunks"]) == {"streamed", "in_memory"}

@@ -449,3 +449,22 @@ def test_parse_text_never_raises_and_spans_round_trip(parts: list[str], newline:
     assert doc.text == text
     assert_well_formed(doc)
     assert isinstance(doc.title, str) and doc.title
+
+
+def test_a_jsonl_file_is_read_line_by_line_so_only_records_have_a_size_limit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = [json.dumps({"id": f"r{i}", "text": f"Record number {i}."}) for i in range(50)]
+    lines.insert(3, json.dumps({"id": "big", "text": "x" * 500}))
+    path = tmp_path / "docs.jsonl"
+    # a UTF-8 BOM, and one line in cp1252 ("café")
+    path.write_bytes(
+        b"\xef\xbb\xbf" + "\n".join(lines).encode() + b'\n{"id": "cp", "text": "caf\xe9"}\n'
+    )
+    assert path.stat().st_size > 400  # the file is over the limit, each small record is not
+    skips = Skips()
+    docs = load_corpus(path, on_skip=skips, max_bytes=400)
+    assert len(docs) == 51 and {d.doc_id for d in docs} >= {"r0", "r49", "cp"}
+    assert next(d for d in docs if d.doc_id == "cp").text == "café"
+    assert skips.calls == [("docs.jsonl:4", "record larger than 0.0004 MB limit")]
+    assert "is not UTF-8; decoded its lines as cp1252" in caplog.text

@@ -15,6 +15,9 @@ One run measures, in this order (each part can be skipped):
   with the server's peak RSS.
 * ``peer``: LangChain's FAISS retriever (eval/peers/langchain_faiss.py) on the
   same questions, as a retrieval-latency ratio, when it is installed.
+* ``ingest``: peak RSS of index builds as the corpus grows, the streamed build
+  against the in-memory one (bench_ingest.py): the build corpus copied 1 and 8
+  times (1 and 32 with ``--full``).
 * ``million`` (``--full``): HNSW vs exact search over a million real MiniLM
   vectors (bench_million.py).
 
@@ -42,7 +45,7 @@ from typing import Any
 from . import embedding  # noqa: F401 - sets OMP_WAIT_POLICY before anything loads torch
 from .config import Settings
 
-PARTS = ("build", "latency", "cold", "peer", "million")
+PARTS = ("build", "latency", "cold", "peer", "ingest", "million")
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,13 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         if "peer" not in config.skip:
             config.log("bench: the LangChain FAISS peer")
             record["peer"] = peer_latency(config, record.get("latency", {}).get("build"), work)
+        if "ingest" not in config.skip:
+            from .bench_ingest import ingest_bench
+
+            copies = (1, 32) if config.full else (1, 8)
+            record["ingest"] = ingest_bench(
+                config.build_corpus, work, copies=copies, log=config.log
+            )
         if config.full and "million" not in config.skip:
             from .bench_million import million_bench
 

@@ -118,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="PART",
-        help="build | latency | cold | peer | million; repeat to skip several",
+        help="build | latency | cold | peer | ingest | million; repeat to skip several",
     )
     s.add_argument("--json", action="store_true", help="print the whole record as JSON")
     return p

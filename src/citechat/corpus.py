@@ -105,24 +105,24 @@ def _documents(
 ) -> Iterator[Document]:
     seen: set[str] = set()
     for file, doc_id in files:
+        # a JSONL file is read as it is consumed: a failure half-way keeps what came before
         try:
+            found: Iterator[Document] | list[Document]
             if file.suffix.lower() == ".jsonl":
-                found = list(_read_jsonl(file, skip, max_bytes))
+                found = _read_jsonl(file, skip, max_bytes)
             else:
                 found = [_read(file, doc_id, max_bytes)]
+            for doc in found:
+                if doc.doc_id in seen:
+                    skip(file, f"duplicate doc_id {doc.doc_id!r}; kept the first")
+                else:
+                    seen.add(doc.doc_id)
+                    yield doc
         except _Unreadable as exc:
             skip(file, _one_line(str(exc)))
-            continue
         except Exception as exc:  # a parser bug on one odd file must not stop the rest
             log.debug("unexpected error reading %s", file, exc_info=True)
             skip(file, _one_line(f"cannot parse: {type(exc).__name__}: {exc}"))
-            continue
-        for doc in found:
-            if doc.doc_id in seen:
-                skip(file, f"duplicate doc_id {doc.doc_id!r}; kept the first")
-            else:
-                seen.add(doc.doc_id)
-                yield doc
     if not seen:
         raise CorpusError(
             f"no readable documents in {root}; add .txt, .md, .html, .pdf or .jsonl files"
@@ -267,10 +267,23 @@ def _read(path: Path, doc_id: str, max_bytes: int) -> Document:
 
 
 def _read_jsonl(path: Path, skip: OnSkip, max_bytes: int) -> Iterator[Document]:
-    """One Document per ``{"id", "title", "text"}`` line; bad lines are skipped."""
-    text = _decode(_read_bytes(path, max_bytes), path)
-    # Split on "\n" only: JSON strings may hold a raw U+2028 that splitlines() cuts.
-    for lineno, line in enumerate(text.split("\n"), start=1):
+    """One Document per ``{"id", "title", "text"}`` line; bad lines are skipped.
+
+    Read line by line, so a JSONL corpus may be any size; ``max_bytes`` limits
+    each record.  UTF-16 files (rare) are decoded whole, within ``max_bytes``.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError as exc:
+        raise _Unreadable(f"cannot read file: {exc.strerror or exc}") from None
+    if not head:
+        raise _Unreadable("empty file")
+    if head in (b"\xff\xfe", b"\xfe\xff"):
+        lines: Iterator[str] = iter(_decode(_read_bytes(path, max_bytes), path).split("\n"))
+    else:
+        lines = _utf8_lines(path, skip, max_bytes)
+    for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
@@ -289,6 +302,37 @@ def _read_jsonl(path: Path, skip: OnSkip, max_bytes: int) -> Iterator[Document]:
             skip(where, 'no "text"')
         else:
             yield _whole_text_document(str(doc_id), body, title if isinstance(title, str) else "")
+
+
+def _utf8_lines(path: Path, skip: OnSkip, max_bytes: int) -> Iterator[str]:
+    """The lines of ``path`` split on "\\n" only (JSON strings may hold a raw U+2028
+    that ``splitlines`` would cut), decoded as UTF-8, else cp1252/latin-1 with one
+    warning; a line over ``max_bytes`` becomes an empty line, reported."""
+    warned = False
+    try:
+        with open(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if lineno == 1:
+                    raw = raw.removeprefix(b"\xef\xbb\xbf")
+                if len(raw) > max_bytes:
+                    skip(f"{path}:{lineno}", f"record larger than {max_bytes / 1e6:g} MB limit")
+                    yield ""
+                    continue
+                try:
+                    yield raw.decode("utf-8")
+                    continue
+                except UnicodeDecodeError:
+                    pass
+                try:
+                    text, encoding = raw.decode("cp1252"), "cp1252"
+                except UnicodeDecodeError:  # cp1252 leaves five bytes undefined; latin-1 none
+                    text, encoding = raw.decode("latin-1"), "latin-1"
+                if not warned:
+                    log.warning("%s is not UTF-8; decoded its lines as %s", path, encoding)
+                    warned = True
+                yield text
+    except OSError as exc:
+        raise _Unreadable(f"cannot read file: {exc.strerror or exc}") from None
 
 
 def _whole_text_document(doc_id: str, text: str, title: str) -> Document:

@@ -62,7 +62,14 @@ from .lexical import LexicalBuilder
 from .store import FaissStore, parse_store
 from .types import Chunk, Document, Section
 
-__all__ = ["BATCH_CHARS", "Catalogue", "StreamedBuild", "spool_corpus", "sync_streamed"]
+__all__ = [
+    "BATCH_CHARS",
+    "Catalogue",
+    "StreamedBuild",
+    "spool_corpus",
+    "sync_streamed",
+    "write_streamed",
+]
 
 #: characters of new or changed text chunked and embedded per batch (about 3,000 texts)
 BATCH_CHARS = 400_000
@@ -151,8 +158,8 @@ class StreamedBuild:
         *,
         checkpoint: Path | None = None,
         progress: Progress | None = None,
-        batch_chars: int = BATCH_CHARS,
-        batch_docs: int = BATCH_DOCS,
+        batch_chars: int | None = None,
+        batch_docs: int | None = None,
     ) -> None:
         self.tmp = tmp
         self.catalogue = catalogue
@@ -161,8 +168,9 @@ class StreamedBuild:
         self.settings = settings
         self.checkpoint = checkpoint
         self.progress = progress
-        self.batch_chars = batch_chars
-        self.batch_docs = batch_docs
+        # read at call time, so a test (or a caller) can set the module's values
+        self.batch_chars = batch_chars or BATCH_CHARS
+        self.batch_docs = batch_docs or BATCH_DOCS
         self.dim = embedder.dim
         old_hash = {d.doc_id: d.content_hash for d in old.documents.values()} if old else {}
         self.kept = {i for i, e in catalogue.entries.items() if old_hash.get(i) == e.hash}
@@ -402,18 +410,19 @@ def streams(settings: Settings, old: Index | None) -> bool:
     return True
 
 
-def sync_streamed(
+def write_streamed(
     settings: Settings,
     embedder: Embedder,
     old: Index | None,
     *,
     on_skip: OnSkip | None = None,
     progress: Callable[[int, int], Progress] | None = None,
-    batch_chars: int = BATCH_CHARS,
-) -> tuple[Index, UpdateReport] | None:
-    """Build or update the index at ``settings.index`` (the caller holds its writer
-    lock); None when ``old`` is already current.  A failure leaves the last complete
-    index in place and the temporary generation removed."""
+    batch_chars: int | None = None,
+) -> UpdateReport | None:
+    """Build or update the index at ``settings.index`` and commit it (the caller holds
+    its writer lock); None, and nothing written, when ``old`` is already current.  A
+    failure leaves the last complete index in place and the temporary generation
+    removed."""
     folder = settings.index
     name = new_generation_name()
     tmp = folder / f".tmp-{name}"
@@ -447,4 +456,19 @@ def sync_streamed(
             raise
         raise failure from exc
     finish_commit(folder, name)
-    return Index.load(folder, embedder, settings), report
+    return report
+
+
+def sync_streamed(
+    settings: Settings,
+    embedder: Embedder,
+    old: Index | None,
+    *,
+    on_skip: OnSkip | None = None,
+    progress: Callable[[int, int], Progress] | None = None,
+) -> tuple[Index, UpdateReport] | None:
+    """:func:`write_streamed`, then the new index loaded (vectors memory-mapped)."""
+    report = write_streamed(settings, embedder, old, on_skip=on_skip, progress=progress)
+    if report is None:
+        return None
+    return Index.load(settings.index, embedder, settings), report

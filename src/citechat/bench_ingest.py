@@ -1,0 +1,136 @@
+"""``citechat bench``'s ``ingest`` part: does an index build's memory grow with the corpus?
+
+The build corpus (SQuAD dev's 2,067 paragraphs) is copied ``k`` times, each copy
+a distinct document (its id and a closing line differ), and indexed from scratch
+by ``citechat index``'s streamed path and by the in-memory path
+(``Index.build`` + ``save``, what Milvus stores use), each in a fresh process
+whose peak RSS (VmHWM) is the builder's.  The embedder is ``hashing-384``: real
+MiniLM would take an hour at the largest size, and the vectors it gives are the
+same size (384 float32), which is what the memory is about; the model's own
+~300 MB comes on top of either path alike.
+
+Reported per size: documents, chunks, sentences, build seconds and peak RSS of
+each path, and the growth of each path's peak per 1,000 chunks between the
+smallest and largest size.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+EMBEDDER = "hashing-384"
+PATHS = ("streamed", "in_memory")
+
+
+def write_copies(source: Path, copies: int, out: Path) -> Path:
+    """A JSONL corpus of ``copies`` distinct copies of every document of ``source``."""
+    from .corpus import iter_corpus
+
+    with open(out, "w", encoding="utf-8") as dst:
+        for c in range(copies):
+            for doc in iter_corpus(source):
+                record = {"id": f"{doc.doc_id}~{c}", "title": doc.title}
+                record["text"] = f"{doc.text}\n\nCopy {c} of {doc.doc_id}."
+                dst.write(json.dumps(record) + "\n")
+    return out
+
+
+def ingest_bench(
+    source: Path,
+    work: Path,
+    *,
+    copies: Sequence[int] = (1, 8),
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    runs = []
+    for k in copies:
+        corpus = write_copies(source, k, work / f"ingest-x{k}.jsonl")
+        for path in PATHS:
+            log(f"bench: ingest {k} x {source.name} ({path}, child process)")
+            runs.append(
+                {"copies": k, "path": path, **_child(path, corpus, work / f"idx-{path}-{k}")}
+            )
+    out: dict[str, Any] = {"embedder": EMBEDDER, "corpus": str(source), "runs": runs}
+    small, large = min(copies), max(copies)
+    if small != large:
+        out["mb_per_1k_chunks"] = {}
+        for path in PATHS:
+            a, b = (
+                next(r for r in runs if r["copies"] == k and r["path"] == path)
+                for k in (small, large)
+            )
+            chunks = (b["chunks"] - a["chunks"]) / 1000
+            out["mb_per_1k_chunks"][path] = round((b["peak_rss_mb"] - a["peak_rss_mb"]) / chunks, 2)
+    return out
+
+
+def _child(path: str, corpus: Path, index: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "citechat.bench_ingest", path, str(corpus), str(index)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"ingest bench child {path!r} failed:\n{proc.stderr[-3000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def build(path: str, corpus: Path, index: Path) -> dict[str, Any]:
+    """One build from scratch in this process (the child side).  ``peak_rss_mb`` is the
+    builder's; for the streamed path, ``with_load_peak_rss_mb`` adds loading the
+    finished index, as ``citechat index`` and ``serve`` do after a build (what a
+    loaded index holds is the server's memory, not the build's)."""
+    from .bench import _peak_rss_mb
+    from .config import Settings
+    from .corpus import load_corpus
+    from .embedding import load_embedder
+    from .generations import write_lock
+    from .index import Index
+    from .ingest import write_streamed
+
+    settings = Settings(corpus=corpus, index=index, embedder=EMBEDDER)
+    embedder = load_embedder(EMBEDDER)
+    embedder.embed(["warm up"])
+    out: dict[str, Any] = {}
+    start = time.perf_counter()
+    if path == "streamed":
+        with write_lock(index):
+            write_streamed(settings, embedder, None)
+        out["build_s"] = round(time.perf_counter() - start, 1)
+        out["peak_rss_mb"] = _peak_rss_mb()
+        built = Index.load(index, embedder, settings)
+        out["with_load_peak_rss_mb"] = _peak_rss_mb()
+    else:
+        built = Index.build(load_corpus(corpus), embedder, settings)
+        built.save(index)
+        out["build_s"] = round(time.perf_counter() - start, 1)
+        out["peak_rss_mb"] = _peak_rss_mb()
+    return {
+        "documents": len(built.documents),
+        "chunks": len(built.chunks),
+        "sentences": len(built.sentence_keys),
+        **out,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 3 or args[0] not in PATHS:
+        print(
+            "usage: python -m citechat.bench_ingest streamed|in_memory CORPUS INDEX",
+            file=sys.stderr,
+        )
+        return 2
+    print(json.dumps(build(args[0], Path(args[1]), Path(args[2]))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

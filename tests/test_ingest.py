@@ -1,0 +1,324 @@
+"""Streamed builds (ingest.py): the same index as an in-memory build, one batch of
+documents in memory at a time, resumable batch by batch, and the corpus read lazily."""
+
+from __future__ import annotations
+
+import json
+import weakref
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from citechat import corpus as corpus_mod
+from citechat import embedding, ingest, pipeline
+from citechat.config import Settings
+from citechat.corpus import iter_corpus, load_corpus
+from citechat.embedding import HashingEmbedder
+from citechat.generations import CHECKPOINT
+from citechat.index import Index
+from citechat.lexical import LexicalBuilder, LexicalIndex, terms
+from citechat.pipeline import sync_index
+from citechat.retrieval import Retriever
+
+WORDS = [
+    "snow",
+    "london",
+    "school",
+    "bus",
+    "council",
+    "director",
+    "report",
+    "police",
+    "budget",
+    "ofsted",
+]
+QUERIES = ["snow closed the school", "council director report", "police budget ofsted"]
+
+
+def write_corpus(folder: Path, n: int, seed: int = 1) -> Path:
+    """``n`` documents of a few paragraphs: files at the top and in a subfolder (so
+    walk order is not doc_id order), and a JSONL file whose ids are out of order."""
+    rng = np.random.default_rng(seed)
+    (folder / "sub").mkdir(parents=True)
+
+    def body() -> str:
+        paragraphs = [
+            ". ".join(" ".join(rng.choice(WORDS, 7)) for _ in range(int(rng.integers(2, 6))))
+            for _ in range(int(rng.integers(1, 4)))
+        ]
+        return ".\n\n".join(paragraphs) + ".\n"
+
+    records = []
+    for i in range(n):
+        if i % 3 == 0:
+            records.append({"id": f"rec-{n - i:03d}", "title": f"Record {i}", "text": body()})
+        else:
+            where = folder / ("sub" if i % 3 == 1 else "") / f"d{i:03d}.txt"
+            where.write_text(f"Doc {i}\n\n{body()}")
+    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
+
+
+def settings_for(tmp_path: Path, **kw: Any) -> Settings:
+    return Settings(
+        corpus=tmp_path / "corpus", index=tmp_path / "index", embedder="hashing-256", **kw
+    )
+
+
+def terms_of(lexical: LexicalIndex) -> list[list[str]]:
+    return [[lexical.vocab[i] for i in row] for row in lexical.rows()]
+
+
+def assert_same_index(got: Index, want: Index) -> None:
+    assert got.documents == want.documents
+    assert got.chunks == want.chunks
+    assert got.sentence_keys == want.sentence_keys
+    np.testing.assert_array_equal(np.asarray(got.vectors), np.asarray(want.vectors))
+    np.testing.assert_array_equal(np.asarray(got.sentence_vectors), want.sentence_vectors)
+    assert terms_of(got.lexical) == terms_of(want.lexical)
+    assert got.lexical.idf == pytest.approx(want.lexical.idf)
+    assert got.store.describe() == want.store.describe()
+    for query in QUERIES:
+        a, b = Retriever(got).search(query, k=5), Retriever(want).search(query, k=5)
+        assert [h.chunk.chunk_id for h in a.hits] == [h.chunk.chunk_id for h in b.hits]
+        assert [h.score for h in a.hits] == pytest.approx([h.score for h in b.hits])
+        vector = got.embedder.embed([query])[0]
+        dense, want_dense = got.search_dense(vector, 5), want.search_dense(vector, 5)
+        assert [r for r, _ in dense] == [r for r, _ in want_dense]
+        assert [s for _, s in dense] == pytest.approx([s for _, s in want_dense])
+
+
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Small batches (about two documents), and a record of each batch's documents."""
+    monkeypatch.setattr(ingest, "BATCH_CHARS", 300)
+    seen: list[list[str]] = []
+    real = ingest.StreamedBuild.write_batch
+
+    def recorded(self: ingest.StreamedBuild, doc_ids: list[str]) -> None:
+        seen.append(list(doc_ids))
+        real(self, doc_ids)
+
+    monkeypatch.setattr(ingest.StreamedBuild, "write_batch", recorded)
+    return seen
+
+
+def test_a_streamed_build_equals_an_in_memory_build(
+    tmp_path: Path, batches: list[list[str]]
+) -> None:
+    settings = settings_for(tmp_path)
+    write_corpus(settings.corpus, 30)
+    result = sync_index(settings)
+    assert result.action == "built" and result.report is not None
+    order = [doc_id for batch in batches for doc_id in batch]
+    assert len(batches) >= 5 and order == sorted(order)  # doc_id order
+    want = Index.build(load_corpus(settings.corpus), HashingEmbedder(256), settings)
+    assert_same_index(result.index, want)
+    assert result.report.chunks_added == len(want.chunks) and result.report.docs_added == 30
+    # nothing of the build is left beside the generation
+    assert sorted(p.name for p in settings.index.iterdir()) == [".lock", "CURRENT", _gen(settings)]
+    gen = settings.index / _gen(settings)
+    assert not [p.name for p in gen.rglob("*") if p.name.startswith(".")]
+
+
+def _gen(settings: Settings) -> str:
+    return (settings.index / "CURRENT").read_text().strip()
+
+
+@pytest.mark.parametrize("flat_max", [100_000, 5])  # flat (rebuilt), HNSW (carried over)
+def test_a_streamed_update_equals_an_in_memory_update(
+    tmp_path: Path, batches: list[list[str]], flat_max: int
+) -> None:
+    settings = settings_for(tmp_path, flat_max=flat_max)
+    write_corpus(settings.corpus, 24)
+    sync_index(settings)
+    old = Index.load(settings.index, HashingEmbedder(256), settings)
+    assert old.store.describe()["type"] == ("hnsw" if flat_max == 5 else "flat")
+    changed = settings.corpus / "d002.txt"
+    changed.write_text(changed.read_text() + "\nA council report on the snow.\n")
+    (settings.corpus / "sub" / "d004.txt").unlink()
+    (settings.corpus / "a-new.txt").write_text("New\n\nThe director of police spoke.\n")
+    batches.clear()
+
+    result = sync_index(settings)
+    want, want_report = old.updated(load_corpus(settings.corpus))
+    assert result.action == "updated" and result.report == want_report
+    assert (want_report.docs_added, want_report.docs_changed, want_report.docs_removed) == (1, 1, 1)
+    assert_same_index(result.index, want)
+    if flat_max == 5:  # the HNSW graph was extended, not rebuilt: the removed rows are tombstones
+        assert result.index.store.describe()["tombstones"] > 0
+    # only the changed and the new document's texts were looked at (kept ones were copied),
+    # and with nothing changed the index just loads
+    touched = {"d002.txt", "a-new.txt"}
+    texts = sum(c.doc_id in touched for c in result.index.chunks)
+    texts += sum(k[0] in touched for k in result.index.sentence_keys)
+    assert result.report.texts_embedded + result.report.texts_reused == texts
+    assert sync_index(settings).action == "loaded"
+
+
+def test_a_build_holds_one_batch_of_documents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents come from the spool one batch at a time and are dropped after it; the
+    whole corpus is never loaded, and the embedder sees one batch's texts per call."""
+    monkeypatch.setattr(ingest, "BATCH_CHARS", 1)  # one document a batch
+    settings = settings_for(tmp_path)
+    write_corpus(settings.corpus, 12)
+    live: set[int] = set()
+    real_read = ingest.document_from_row
+
+    def tracked(row: dict[str, Any]) -> Any:
+        doc = real_read(row)
+        live.add(id(doc))
+        weakref.finalize(doc, live.discard, id(doc))
+        return doc
+
+    def no_whole_corpus(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the streamed build loaded the whole corpus")
+
+    monkeypatch.setattr(ingest, "document_from_row", tracked)
+    monkeypatch.setattr(pipeline, "load_corpus", no_whole_corpus)
+    at_embed: list[tuple[int, int]] = []
+
+    class Watching(HashingEmbedder):
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            at_embed.append((len(live), len(texts)))
+            return super().embed(texts)
+
+    result = sync_index(settings, embedder=Watching(256))
+    assert len(at_embed) >= 12  # one call (or more) per document
+    assert max(n for n, _ in at_embed) == 1  # one document alive while it is embedded
+    assert not live  # and none once the build is done
+    per_doc = [len(c.sentences) + 1 for c in result.index.chunks]
+    assert max(n for _, n in at_embed) <= sum(per_doc)
+    assert len(result.index.documents) == 12
+
+
+def test_a_killed_build_resumes_batch_by_batch(tmp_path: Path, batches: list[list[str]]) -> None:
+    class Dying(HashingEmbedder):
+        def __init__(self, fail_after: int | None) -> None:
+            super().__init__(256)
+            self.fail_after, self.seen = fail_after, []  # type: ignore[var-annotated]
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            if self.fail_after is not None and len(self.seen) + len(texts) > self.fail_after:
+                raise KeyboardInterrupt("killed half-way")
+            self.seen.extend(texts)
+            return super().embed(texts)
+
+    settings = settings_for(tmp_path)
+    write_corpus(settings.corpus, 20)
+    dying = Dying(fail_after=40)
+    with pytest.raises(KeyboardInterrupt):
+        sync_index(settings, embedder=dying)
+    assert len(batches) >= 3  # some batches finished before the kill
+    done = list((settings.index / CHECKPOINT).glob("stream-*"))
+    assert len(done) >= 2 and not (settings.index / "CURRENT").exists()
+    assert not list(settings.index.glob(".tmp-gen-*"))  # the half-written generation is gone
+
+    resumed = Dying(fail_after=None)
+    result = sync_index(settings, embedder=resumed)
+    assert result.report is not None and result.report.texts_reused >= len(dying.seen)
+    assert not set(resumed.seen) & set(dying.seen)  # finished batches are not embedded again
+    assert not (settings.index / CHECKPOINT).exists()
+    assert_same_index(
+        result.index, Index.build(load_corpus(settings.corpus), HashingEmbedder(256), settings)
+    )
+
+
+def test_an_index_whose_rows_are_not_grouped_is_updated_in_memory() -> None:
+    chunk = SimpleNamespace
+    grouped = SimpleNamespace(
+        chunks=[chunk(doc_id="a"), chunk(doc_id="a"), chunk(doc_id="b")],
+        sentence_keys=[("a", 0, 1), ("b", 0, 1)],
+        store=None,
+    )
+    split = SimpleNamespace(
+        chunks=[chunk(doc_id="a"), chunk(doc_id="b"), chunk(doc_id="a")],
+        sentence_keys=[("a", 0, 1), ("b", 0, 1)],
+        store=None,
+    )
+    settings = Settings(store="faiss")
+    assert ingest.streams(settings, grouped)  # type: ignore[arg-type]
+    assert not ingest.streams(settings, split)  # type: ignore[arg-type]
+    assert not ingest.streams(Settings(store="milvus://localhost:19530/c"), None)
+    assert ingest._ranges(["a", "a", "b"]) == {"a": (0, 2), "b": (2, 3)}
+    with pytest.raises(ValueError, match="not together"):
+        ingest._ranges(["a", "b", "a"])
+
+
+def test_the_spool_keeps_every_document_exactly(tmp_path: Path) -> None:
+    corpus = tmp_path / "docs.jsonl"
+    records = [
+        {"id": "z", "title": "Zed", "text": "Lone \ud800 surrogate and caf\u00e9."},
+        {"id": "a", "title": "A", "text": "Plain text."},
+    ]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
+    catalogue = ingest.spool_corpus(corpus, tmp_path / "spool")
+    assert list(catalogue.entries) == ["z", "a"]  # file order; the build sorts
+    want = {d.doc_id: d for d in load_corpus(corpus)}
+    for doc_id in ("a", "z"):
+        got = catalogue.read(doc_id)
+        assert got.text == want[doc_id].text and got.sections == want[doc_id].sections
+        assert catalogue.entries[doc_id].hash == got.content_hash != ""
+    catalogue.close()
+
+
+def test_iter_corpus_reads_one_file_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_text(f"{name}\n\nSome text in {name}.\n")
+    read: list[str] = []
+    real = corpus_mod._read
+
+    def logged(path: Path, doc_id: str, max_bytes: int) -> Any:
+        read.append(doc_id)
+        return real(path, doc_id, max_bytes)
+
+    monkeypatch.setattr(corpus_mod, "_read", logged)
+    docs = iter_corpus(tmp_path)
+    assert read == [] and next(docs).doc_id == "a.txt" and read == ["a.txt"]
+    assert [d.doc_id for d in docs] == ["b.txt", "c.txt"]
+
+
+def test_lexical_builder_equals_a_built_lexical_index(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    write_corpus(settings.corpus, 9)
+    index = Index.build(load_corpus(settings.corpus), HashingEmbedder(256), settings)
+    builder = LexicalBuilder(tmp_path / "ids.raw")
+    half = len(index.chunks) // 2
+    builder.add_rows(index.lexical, 0, half)  # copied, as a kept document's rows
+    builder.add_chunks(index.chunks[half:])  # stemmed, as a new document's
+    out = tmp_path / "gen"
+    out.mkdir()
+    entry = builder.finish(out)
+    got = LexicalIndex.load(out, entry)
+    assert got is not None and not (tmp_path / "ids.raw").exists()
+    assert terms_of(got) == terms_of(index.lexical)
+    assert got.idf == pytest.approx(index.lexical.idf)
+    want_bm25, got_bm25 = index.lexical.bm25, got.bm25
+    for query in QUERIES:
+        tokens = terms(query)
+        assert got_bm25.get_scores(tokens) == pytest.approx(want_bm25.get_scores(tokens))
+
+
+def test_embedding_is_checkpointed_per_batch(tmp_path: Path, batches: list[list[str]]) -> None:
+    """Each batch's checkpoint is named by its documents: a rerun reads only its own."""
+    settings = settings_for(tmp_path)
+    write_corpus(settings.corpus, 10)
+    names: list[Path | None] = []
+    real = embedding.embed_texts
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        names.append(kwargs.get("checkpoint"))
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ingest, "embed_texts", spy)
+        sync_index(settings)
+    assert len(names) == len(batches) and len(set(names)) == len(names)
+    assert all(n is not None and n.parent == settings.index / CHECKPOINT for n in names)
