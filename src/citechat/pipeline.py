@@ -6,7 +6,8 @@
 
 ``sync_index`` builds the index when missing, updates it when the corpus has
 changed (only changed documents are re-embedded) and saves it atomically under
-the writer lock.  ``Pipeline.ask`` validates the question, retrieves with the
+the writer lock: streamed in batches (ingest.py) for FAISS stores, in memory for
+Milvus ones.  ``Pipeline.ask`` validates the question, retrieves with the
 conversation in mind, answers, verifies every sentence against its citations
 and times each stage.
 """
