@@ -322,3 +322,22 @@ def test_embedding_is_checkpointed_per_batch(tmp_path: Path, batches: list[list[
         sync_index(settings)
     assert len(names) == len(batches) and len(set(names)) == len(names)
     assert all(n is not None and n.parent == settings.index / CHECKPOINT for n in names)
+
+
+def test_documents_the_old_index_holds_unchanged_are_not_spooled(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    write_corpus(settings.corpus, 6)
+    old = sync_index(settings).index
+    catalogue = ingest.spool_corpus(settings.corpus, tmp_path / "spool", known=old.documents)
+    assert (tmp_path / "spool").stat().st_size == 0  # nothing changed: nothing written
+    doc_id = next(iter(old.documents))
+    assert catalogue.read(doc_id) == old.documents[doc_id]
+    assert json.loads(catalogue.line(doc_id))["text"] == old.documents[doc_id].text
+    # a changed document is spooled, alone
+    changed = settings.corpus / "d002.txt"
+    changed.write_text(changed.read_text() + "More snow.\n")
+    catalogue = ingest.spool_corpus(settings.corpus, tmp_path / "spool2", known=old.documents)
+    spooled = [
+        json.loads(line)["doc_id"] for line in (tmp_path / "spool2").read_text().splitlines()
+    ]
+    assert spooled == ["d002.txt"] and "More snow." in catalogue.read("d002.txt").text

@@ -31,7 +31,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -96,10 +96,12 @@ class Entry:
 
 @dataclass
 class Catalogue:
-    """Where each document of the spool is: ``doc_id -> Entry``, in file order."""
+    """Where each document of the spool is: ``doc_id -> Entry``, in file order.  A
+    document equal to one in ``known`` (the old index's) is not spooled (offset -1)."""
 
     spool: Path
     entries: dict[str, Entry] = field(default_factory=dict)
+    known: Mapping[str, Document] = field(default_factory=dict)
     _fh: IO[bytes] | None = None
 
     def hashes(self) -> dict[str, str]:
@@ -107,13 +109,17 @@ class Catalogue:
 
     def line(self, doc_id: str) -> bytes:
         """The document's JSON line, as documents.jsonl holds it."""
+        entry = self.entries[doc_id]
+        if entry.offset < 0:
+            return _line(self.known[doc_id])
         if self._fh is None:
             self._fh = open(self.spool, "rb")  # noqa: SIM115 - closed by close()
-        entry = self.entries[doc_id]
         self._fh.seek(entry.offset)
         return self._fh.read(entry.length)
 
     def read(self, doc_id: str) -> Document:
+        if self.entries[doc_id].offset < 0:
+            return self.known[doc_id]
         return document_from_row(json.loads(self.line(doc_id)))
 
     def close(self) -> None:
@@ -122,20 +128,34 @@ class Catalogue:
             self._fh = None
 
 
-def spool_corpus(corpus: Path, spool: Path, on_skip: OnSkip | None = None) -> Catalogue:
+def spool_corpus(
+    corpus: Path,
+    spool: Path,
+    on_skip: OnSkip | None = None,
+    known: Mapping[str, Document] | None = None,
+) -> Catalogue:
     """Read ``corpus`` one file at a time into ``spool`` (one JSON line a document,
-    its content hash set); raises :class:`CorpusError` as :func:`load_corpus` does."""
-    catalogue = Catalogue(spool)
+    its content hash set), except documents equal to ``known`` ones (an unchanged
+    corpus writes nothing); raises :class:`CorpusError` as :func:`load_corpus` does."""
+    catalogue = Catalogue(spool, known=known or {})
     with open(spool, "wb") as fh:
         for doc in iter_corpus(corpus, on_skip=on_skip):
             doc = replace(doc, content_hash=doc.content_hash or content_hash(doc.text))
-            # ASCII JSON: a lone surrogate from a JSON corpus survives the round trip
-            line = (json.dumps(asdict(doc)) + "\n").encode("ascii")
+            if catalogue.known.get(doc.doc_id) == doc:
+                offset, length = -1, 0
+            else:
+                line = _line(doc)
+                offset, length = fh.tell(), len(line)
+                fh.write(line)
             catalogue.entries[doc.doc_id] = Entry(
-                fh.tell(), len(line), doc.content_hash, len(doc.text), doc.title
+                offset, length, doc.content_hash, len(doc.text), doc.title
             )
-            fh.write(line)
     return catalogue
+
+
+def _line(doc: Document) -> bytes:
+    # ASCII JSON: a lone surrogate from a JSON corpus survives the round trip
+    return (json.dumps(asdict(doc)) + "\n").encode("ascii")
 
 
 def document_from_row(row: dict[str, Any]) -> Document:
@@ -430,7 +450,8 @@ def write_streamed(
     committed = False
     try:
         tmp.mkdir()
-        catalogue = spool_corpus(settings.corpus, tmp / ".documents.spool", on_skip)
+        known = old.documents if old is not None else None
+        catalogue = spool_corpus(settings.corpus, tmp / ".documents.spool", on_skip, known)
         if old is not None and old.matches(catalogue.hashes()):
             shutil.rmtree(tmp)
             return None
