@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import shutil
+from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -202,7 +203,8 @@ class StreamedBuild:
         n_old = len(old.chunks) if old else 0
         #: new row of each old chunk row (-1: removed), for an HNSW store carried over
         self.old_to_new = np.full(n_old, -1, dtype=np.int64)
-        self.new_rows: list[np.ndarray] = []
+        #: the rows of new chunks, as (first, end) runs: 16 bytes a new document
+        self.new_runs = array("q")
         self.chunks = 0
         self.sentences = 0
         self.embedded = 0
@@ -313,7 +315,7 @@ class StreamedBuild:
             self.document_file.write(self.catalogue.line(doc_id))
             if doc_id in fresh:
                 doc, chunks, keys = fresh[doc_id]
-                self.new_rows.append(np.arange(self.chunks, self.chunks + len(chunks)))
+                self.new_runs.extend((self.chunks, self.chunks + len(chunks)))
                 self._chunks(chunks, chunk_vectors[ci : ci + len(chunks)])
                 self._sentences(keys, sentence_vectors[si : si + len(keys)])
                 ci, si = ci + len(chunks), si + len(keys)
@@ -370,7 +372,10 @@ class StreamedBuild:
 
         old_store = self.old.store if self.old else None
         if isinstance(old_store, FaissStore):
-            new_rows = np.concatenate([np.zeros(0, dtype=np.int64), *self.new_rows])
+            runs = np.frombuffer(self.new_runs, dtype=np.int64).reshape(-1, 2)
+            new_rows = np.concatenate(
+                [np.zeros(0, dtype=np.int64)] + [np.arange(a, b) for a, b in runs]
+            )
             return old_store.updated(
                 self.old_to_new,
                 np.load(vectors_npy, mmap_mode="r"),
