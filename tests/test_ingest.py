@@ -341,3 +341,31 @@ def test_documents_the_old_index_holds_unchanged_are_not_spooled(tmp_path: Path)
         json.loads(line)["doc_id"] for line in (tmp_path / "spool2").read_text().splitlines()
     ]
     assert spooled == ["d002.txt"] and "More snow." in catalogue.read("d002.txt").text
+
+
+def test_citechat_index_does_not_load_what_it_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A loaded index holds every chunk as Python objects; `citechat index` only prints
+    counts, read from the new manifest, so its memory stays the build's."""
+    from citechat.cli import main
+
+    settings = settings_for(tmp_path)
+    write_corpus(settings.corpus, 8)
+    monkeypatch.setenv("CITECHAT_CORPUS", str(settings.corpus))
+    monkeypatch.setenv("CITECHAT_INDEX", str(settings.index))
+    monkeypatch.setenv("CITECHAT_EMBEDDER", "hashing-256")
+    loads: list[Path] = []
+    real = Index.load.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[Index], folder: Path, *args: Any) -> Index:
+        loads.append(folder)
+        return real(cls, folder, *args)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Index, "load", classmethod(counted))
+    assert main(["index", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(loads) == 1  # the look for an old index (there was none), nothing after
+    result = sync_index(settings)  # up to date: the old index is the result
+    assert out["action"] == "built" and out["index"] == result.index.stats() == result.stats
+    assert out["report"]["docs_added"] == 8

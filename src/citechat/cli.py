@@ -195,7 +195,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.replace(store=args.store)
     result = sync_index(settings, rebuild=args.rebuild, progress=_progress_bar("embedding"))
     report = result.report
-    stats = result.index.stats()
+    stats = result.stats
     if args.json:
         out: dict[str, Any] = {
             "action": result.action,

@@ -79,6 +79,7 @@ __all__ = [
     "UpdateReport",
     "check_compatible",
     "current_generation",
+    "index_stats",
     "read_manifest",
     "sweep",
     "write_lock",
@@ -354,6 +355,7 @@ class Index:
         return None if row is None else self.sentence_vectors[row]
 
     def stats(self) -> dict[str, Any]:
+        """Counts, embedder and store (:func:`index_stats` reads the same from a manifest)."""
         return {
             "documents": len(self.documents),
             "chunks": len(self.chunks),
@@ -586,6 +588,20 @@ def manifest_of(
         "built_at": built_at,
         "counts": dict(zip(("documents", "chunks", "sentences"), counts, strict=True)),
         "documents": documents,
+    }
+
+
+def index_stats(manifest: dict[str, Any]) -> dict[str, Any]:
+    """:meth:`Index.stats` of a saved index, from its manifest (nothing else is read)."""
+    counts = manifest.get("counts") or {}
+    return {
+        "documents": counts.get("documents"),
+        "chunks": counts.get("chunks"),
+        "sentences": counts.get("sentences"),
+        "embedder": manifest.get("embedder"),
+        "dim": manifest.get("dim"),
+        "store": (manifest.get("store") or {}).get("type"),
+        "built_at": manifest.get("built_at"),
     }
 
 

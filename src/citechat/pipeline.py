@@ -14,6 +14,7 @@ and times each stage.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import shutil
@@ -21,8 +22,9 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from .answering import Answerer, ExtractiveAnswerer, History, history_query, rerank_by_evidence
 from .citations import verify
@@ -38,8 +40,15 @@ from .errors import (
     ModelError,
     UsageError,
 )
-from .index import Index, UpdateReport, write_lock
-from .ingest import streams, sync_streamed
+from .index import (
+    Index,
+    UpdateReport,
+    current_generation,
+    index_stats,
+    read_manifest,
+    write_lock,
+)
+from .ingest import streams, write_streamed
 from .retrieval import Mode, Retrieval, Retriever
 from .types import Answer, Document
 
@@ -48,10 +57,20 @@ log = logging.getLogger("citechat")
 
 @dataclass(frozen=True)
 class SyncResult:
-    index: Index
+    """What :func:`sync_index` did.  ``index`` is loaded on first use: ``citechat
+    index`` needs only ``stats``, and a loaded index of a million chunks holds
+    gigabytes of Python objects (see README, "Streamed, resumable ingestion")."""
+
+    load: Callable[[], Index] = field(repr=False)
     report: UpdateReport | None
     action: str  # "loaded" | "built" | "updated" | "rebuilt"
     skipped: tuple[tuple[str, str], ...] = ()
+    #: Index.stats() of the index, without loading it
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def index(self) -> Index:
+        return self.load()
 
 
 def sync_index(
@@ -96,20 +115,33 @@ def sync_index(
         else:
             action = "rebuilt"
         if streams(settings, old):
-            done = sync_streamed(settings, embedder, old, on_skip=on_skip, progress=progress)
-            if done is None:
+            report = write_streamed(settings, embedder, old, on_skip=on_skip, progress=progress)
+            if report is None:
                 assert old is not None
-                return SyncResult(old, None, "loaded", tuple(skipped))
-            return SyncResult(done[0], done[1], "updated" if old else action, tuple(skipped))
+                return _result(old, None, "loaded", skipped)
+            folder = settings.index
+            return SyncResult(
+                functools.partial(Index.load, folder, embedder, settings),
+                report,
+                "updated" if old else action,
+                tuple(skipped),
+                index_stats(read_manifest(current_generation(folder))),
+            )
         # a Milvus store: built in memory, as the collection takes the vectors at once
         docs = load_corpus(settings.corpus, on_skip=on_skip)
         if old is not None and old.is_current(docs):
-            return SyncResult(old, None, "loaded", tuple(skipped))
+            return _result(old, None, "loaded", skipped)
         base = old or Index.build([], embedder, settings)
         callback = progress(_texts_to_embed(base, docs), len(docs)) if progress else None
         index, report = base.updated(docs, progress=callback)
         index.save(settings.index)
-        return SyncResult(index, report, "updated" if old else action, tuple(skipped))
+        return _result(index, report, "updated" if old else action, skipped)
+
+
+def _result(
+    index: Index, report: UpdateReport | None, action: str, skipped: list[tuple[str, str]]
+) -> SyncResult:
+    return SyncResult(lambda: index, report, action, tuple(skipped), index.stats())
 
 
 def _texts_to_embed(index: Index, docs: list[Document]) -> int:
