@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import weakref
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from citechat.index import Index
 from citechat.lexical import LexicalBuilder, LexicalIndex, terms
 from citechat.pipeline import sync_index
 from citechat.retrieval import Retriever
+from citechat.saved_index import NotStreamable, SavedIndex, _Groups
 
 WORDS = [
     "snow",
@@ -229,25 +229,43 @@ def test_a_killed_build_resumes_batch_by_batch(tmp_path: Path, batches: list[lis
     )
 
 
-def test_an_index_whose_rows_are_not_grouped_is_updated_in_memory() -> None:
-    chunk = SimpleNamespace
-    grouped = SimpleNamespace(
-        chunks=[chunk(doc_id="a"), chunk(doc_id="a"), chunk(doc_id="b")],
-        sentence_keys=[("a", 0, 1), ("b", 0, 1)],
-        store=None,
+def test_an_index_that_cannot_be_streamed_is_updated_in_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_for(tmp_path)
+    write_corpus(settings.corpus, 6)
+    sync_index(settings)
+    # an index from before the lexical part was saved: its terms are not on disk
+    manifest_path = settings.index / _gen(settings) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["lexical"]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(NotStreamable, match="no saved lexical part"):
+        SavedIndex.open(settings.index, HashingEmbedder(256), settings)
+    old = Index.load(settings.index, HashingEmbedder(256), settings)
+    (settings.corpus / "a-new.txt").write_text("New\n\nThe director of police spoke.\n")
+    with caplog.at_level("INFO", logger="citechat"):
+        result = sync_index(settings)
+    assert "in memory: no saved lexical part" in caplog.text
+    want, report = old.updated(load_corpus(settings.corpus))
+    assert result.report == report and result.index.documents == want.documents
+    # saved by Index.save, with its lexical part: the next update streams again
+    assert SavedIndex.open(settings.index, HashingEmbedder(256), settings).n_chunks == len(
+        want.chunks
     )
-    split = SimpleNamespace(
-        chunks=[chunk(doc_id="a"), chunk(doc_id="b"), chunk(doc_id="a")],
-        sentence_keys=[("a", 0, 1), ("b", 0, 1)],
-        store=None,
-    )
-    settings = Settings(store="faiss")
-    assert ingest.streams(settings, grouped)  # type: ignore[arg-type]
-    assert not ingest.streams(settings, split)  # type: ignore[arg-type]
-    assert not ingest.streams(Settings(store="milvus://localhost:19530/c"), None)
-    assert ingest._ranges(["a", "a", "b"]) == {"a": (0, 2), "b": (2, 3)}
-    with pytest.raises(ValueError, match="not together"):
-        ingest._ranges(["a", "b", "a"])
+
+
+def test_rows_of_a_document_must_be_together_to_be_copied() -> None:
+    rows: dict[str, tuple[int, int]] = {}
+    groups = _Groups(rows)
+    for doc_id in ["a", "a", "b"]:
+        groups.add(doc_id)
+    groups.close()
+    assert rows == {"a": (0, 2), "b": (2, 3)}
+    split = _Groups({})
+    with pytest.raises(NotStreamable, match="not together"):
+        for doc_id in ["a", "b", "a"]:
+            split.add(doc_id)
 
 
 def test_the_spool_keeps_every_document_exactly(tmp_path: Path) -> None:
@@ -328,7 +346,8 @@ def test_documents_the_old_index_holds_unchanged_are_not_spooled(tmp_path: Path)
     settings = settings_for(tmp_path)
     write_corpus(settings.corpus, 6)
     old = sync_index(settings).index
-    catalogue = ingest.spool_corpus(settings.corpus, tmp_path / "spool", known=old.documents)
+    saved = SavedIndex.open(settings.index, HashingEmbedder(256), settings)
+    catalogue = ingest.spool_corpus(settings.corpus, tmp_path / "spool", known=saved)
     assert (tmp_path / "spool").stat().st_size == 0  # nothing changed: nothing written
     doc_id = next(iter(old.documents))
     assert catalogue.read(doc_id) == old.documents[doc_id]
@@ -336,7 +355,7 @@ def test_documents_the_old_index_holds_unchanged_are_not_spooled(tmp_path: Path)
     # a changed document is spooled, alone
     changed = settings.corpus / "d002.txt"
     changed.write_text(changed.read_text() + "More snow.\n")
-    catalogue = ingest.spool_corpus(settings.corpus, tmp_path / "spool2", known=old.documents)
+    catalogue = ingest.spool_corpus(settings.corpus, tmp_path / "spool2", known=saved)
     spooled = [
         json.loads(line)["doc_id"] for line in (tmp_path / "spool2").read_text().splitlines()
     ]
@@ -346,8 +365,9 @@ def test_documents_the_old_index_holds_unchanged_are_not_spooled(tmp_path: Path)
 def test_citechat_index_does_not_load_what_it_built(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A loaded index holds every chunk as Python objects; `citechat index` only prints
-    counts, read from the new manifest, so its memory stays the build's."""
+    """A loaded index holds every chunk as Python objects; `citechat index` reads the old
+    index as files (SavedIndex) and prints counts from the new manifest, so neither a
+    build nor an update loads one."""
     from citechat.cli import main
 
     settings = settings_for(tmp_path)
@@ -365,7 +385,12 @@ def test_citechat_index_does_not_load_what_it_built(
     monkeypatch.setattr(Index, "load", classmethod(counted))
     assert main(["index", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert len(loads) == 1  # the look for an old index (there was none), nothing after
-    result = sync_index(settings)  # up to date: the old index is the result
-    assert out["action"] == "built" and out["index"] == result.index.stats() == result.stats
-    assert out["report"]["docs_added"] == 8
+    (settings.corpus / "a-new.txt").write_text("New\n\nThe director of police spoke.\n")
+    assert main(["index", "--json"]) == 0
+    updated = json.loads(capsys.readouterr().out)
+    assert loads == []
+    result = sync_index(settings)  # up to date: loads only when asked
+    assert loads == [] and result.action == "loaded"
+    assert updated["index"] == result.stats == result.index.stats() and len(loads) == 1
+    assert out["action"] == "built" and out["report"]["docs_added"] == 8
+    assert updated["action"] == "updated" and updated["report"]["docs_added"] == 1

@@ -543,26 +543,38 @@ def _inconsistency(
     A file cut at a line boundary still parses, so counts are checked against
     the manifest (written last) and against each other.
     """
-    counts = manifest.get("counts")
-    if not isinstance(counts, dict):
-        return "manifest has no counts"
-    if counts.get("documents") != len(documents):
-        return f"{len(documents)} documents, the manifest says {counts.get('documents')}"
-    if counts.get("chunks") != len(chunks):
-        return f"{len(chunks)} chunks, the manifest says {counts.get('chunks')}"
-    if counts.get("sentences") != len(sentence_keys):
-        return f"{len(sentence_keys)} sentences, the manifest says {counts.get('sentences')}"
-    dim = manifest.get("dim")
-    for what, array, rows in (
-        ("chunk", vectors, chunks),
-        ("sentence", sentence_vectors, sentence_keys),
-    ):
-        if array.ndim != 2 or array.shape != (len(rows), dim):
-            return f"{what} vectors have shape {array.shape}, expected ({len(rows)}, {dim})"
+    counts = (len(documents), len(chunks), len(sentence_keys))
+    why = count_inconsistency(manifest, counts, vectors, sentence_vectors)
+    if why:
+        return why
     for doc_id, start, end in [(c.doc_id, c.start, c.end) for c in chunks] + sentence_keys:
         doc = documents.get(doc_id)
         if doc is None or not 0 <= start <= end <= len(doc.text):
             return f"a chunk or sentence of {doc_id!r} points outside its document"
+    return None
+
+
+def count_inconsistency(
+    manifest: dict[str, Any],
+    counts: tuple[int, int, int],
+    vectors: np.ndarray,
+    sentence_vectors: np.ndarray,
+) -> str | None:
+    """Why (documents, chunks, sentences) counts and the vector arrays disagree with
+    the manifest and each other, or None."""
+    said = manifest.get("counts")
+    if not isinstance(said, dict):
+        return "manifest has no counts"
+    for what, n in zip(("documents", "chunks", "sentences"), counts, strict=True):
+        if said.get(what) != n:
+            return f"{n} {what}, the manifest says {said.get(what)}"
+    dim = manifest.get("dim")
+    for what, array, rows in (
+        ("chunk", vectors, counts[1]),
+        ("sentence", sentence_vectors, counts[2]),
+    ):
+        if array.ndim != 2 or array.shape != (rows, dim):
+            return f"{what} vectors have shape {array.shape}, expected ({rows}, {dim})"
     return None
 
 

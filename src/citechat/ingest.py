@@ -34,7 +34,7 @@ import json
 import os
 import shutil
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -62,7 +62,8 @@ from .index import (
     write_failure,
 )
 from .lexical import LexicalBuilder
-from .store import FaissStore, parse_store
+from .saved_index import SavedIndex
+from .store import FaissStore
 from .types import Chunk, Document, Section
 
 __all__ = [
@@ -100,11 +101,11 @@ class Entry:
 @dataclass
 class Catalogue:
     """Where each document of the spool is: ``doc_id -> Entry``, in file order.  A
-    document equal to one in ``known`` (the old index's) is not spooled (offset -1)."""
+    document whose line equals the old index's (``known``) is not spooled (offset -1)."""
 
     spool: Path
     entries: dict[str, Entry] = field(default_factory=dict)
-    known: Mapping[str, Document] = field(default_factory=dict)
+    known: SavedIndex | None = None
     _fh: IO[bytes] | None = None
 
     def hashes(self) -> dict[str, str]:
@@ -114,15 +115,14 @@ class Catalogue:
         """The document's JSON line, as documents.jsonl holds it."""
         entry = self.entries[doc_id]
         if entry.offset < 0:
-            return _line(self.known[doc_id])
+            assert self.known is not None
+            return self.known.document_line(doc_id)
         if self._fh is None:
             self._fh = open(self.spool, "rb")  # noqa: SIM115 - closed by close()
         self._fh.seek(entry.offset)
         return self._fh.read(entry.length)
 
     def read(self, doc_id: str) -> Document:
-        if self.entries[doc_id].offset < 0:
-            return self.known[doc_id]
         return document_from_row(json.loads(self.line(doc_id)))
 
     def close(self) -> None:
@@ -135,19 +135,27 @@ def spool_corpus(
     corpus: Path,
     spool: Path,
     on_skip: OnSkip | None = None,
-    known: Mapping[str, Document] | None = None,
+    known: SavedIndex | None = None,
 ) -> Catalogue:
     """Read ``corpus`` one file at a time into ``spool`` (one JSON line a document,
-    its content hash set), except documents equal to ``known`` ones (an unchanged
-    corpus writes nothing); raises :class:`CorpusError` as :func:`load_corpus` does."""
-    catalogue = Catalogue(spool, known=known or {})
+    its content hash set), except documents whose line ``known`` holds already (an
+    unchanged corpus writes nothing); raises :class:`CorpusError` as
+    :func:`load_corpus` does."""
+    catalogue = Catalogue(spool, known=known)
     with open(spool, "wb") as fh:
         for doc in iter_corpus(corpus, on_skip=on_skip):
             doc = replace(doc, content_hash=doc.content_hash or content_hash(doc.text))
-            if catalogue.known.get(doc.doc_id) == doc:
+            line = _line(doc)
+            if (
+                known is not None
+                and doc.doc_id in known.hashes
+                and (
+                    known.hashes[doc.doc_id] == doc.content_hash
+                    and known.document_line(doc.doc_id).rstrip(b"\n") == line.rstrip(b"\n")
+                )
+            ):
                 offset, length = -1, 0
             else:
-                line = _line(doc)
                 offset, length = fh.tell(), len(line)
                 fh.write(line)
             catalogue.entries[doc.doc_id] = Entry(
@@ -176,7 +184,7 @@ class StreamedBuild:
         self,
         tmp: Path,
         catalogue: Catalogue,
-        old: Index | None,
+        old: SavedIndex | None,
         embedder: Embedder,
         settings: Settings,
         *,
@@ -196,13 +204,11 @@ class StreamedBuild:
         self.batch_chars = batch_chars or BATCH_CHARS
         self.batch_docs = batch_docs or BATCH_DOCS
         self.dim = embedder.dim
-        old_hash = {d.doc_id: d.content_hash for d in old.documents.values()} if old else {}
+        old_hash = old.hashes if old else {}
         self.kept = {i for i, e in catalogue.entries.items() if old_hash.get(i) == e.hash}
         self.changed = {i for i in catalogue.entries if i in old_hash and i not in self.kept}
         self.removed = set(old_hash) - set(catalogue.entries)
-        self.chunk_rows = _ranges([c.doc_id for c in old.chunks]) if old else {}
-        self.sentence_rows = _ranges([k[0] for k in old.sentence_keys]) if old else {}
-        n_old = len(old.chunks) if old else 0
+        n_old = old.n_chunks if old else 0
         #: new row of each old chunk row (-1: removed), for an HNSW store carried over
         self.old_to_new = np.full(n_old, -1, dtype=np.int64)
         #: the rows of new chunks, as (first, end) runs: 16 bytes a new document
@@ -218,8 +224,8 @@ class StreamedBuild:
         tmp = self.tmp
         self.lexical = LexicalBuilder(tmp / ".token_ids.raw")
         with (
-            open(tmp / "chunks.jsonl", "w", encoding="utf-8") as self.chunk_file,
-            open(tmp / "sentences.jsonl", "w", encoding="utf-8") as self.sentence_file,
+            open(tmp / "chunks.jsonl", "wb") as self.chunk_file,
+            open(tmp / "sentences.jsonl", "wb") as self.sentence_file,
             open(tmp / "documents.jsonl", "wb") as self.document_file,
             open(tmp / ".vectors.raw", "wb") as self.vector_file,
             open(tmp / ".sentence_vectors.raw", "wb") as self.sentence_vector_file,
@@ -305,7 +311,11 @@ class StreamedBuild:
             self.embedder,
             texts,
             progress=self.progress,
-            reuse=self.old.known_vectors(self.changed & set(fresh)) if self.old else None,
+            reuse=(
+                self.old.known_vectors(self.changed & set(fresh), self.embedder.name)
+                if self.old
+                else None
+            ),
             checkpoint=self._checkpoint(fresh),
         )
         self.embedded += embedded
@@ -332,25 +342,31 @@ class StreamedBuild:
             self.lexical.add_chunks(pending)
 
     def _copy_kept(self, doc_id: str) -> None:
+        """A kept document's rows, copied as they are: lines, vectors and term ids."""
         old = self.old
         assert old is not None
-        lo, hi = self.chunk_rows.get(doc_id, (0, 0))
+        lo, hi = old.chunk_rows.get(doc_id, (0, 0))
         self.old_to_new[lo:hi] = np.arange(self.chunks, self.chunks + hi - lo)
+        assert old.lexical is not None  # SavedIndex.open refuses an index without one
         self.lexical.add_rows(old.lexical, lo, hi)
-        self._chunks(old.chunks[lo:hi], np.asarray(old.vectors[lo:hi]))
-        lo, hi = self.sentence_rows.get(doc_id, (0, 0))
-        self._sentences(old.sentence_keys[lo:hi], np.asarray(old.sentence_vectors[lo:hi]))
+        self.chunk_file.write(_lines_of(old.chunk_lines(lo, hi)))
+        self.vector_file.write(_f4(old.vectors[lo:hi]))
+        self.chunks += hi - lo
+        lo, hi = old.sentence_rows.get(doc_id, (0, 0))
+        self.sentence_file.write(_lines_of(old.sentence_lines(lo, hi)))
+        self.sentence_vector_file.write(_f4(old.sentence_vectors[lo:hi]))
+        self.sentences += hi - lo
 
     def _chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         for c in chunks:
-            self.chunk_file.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
-        self.vector_file.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+            self.chunk_file.write(_json_line(asdict(c)))
+        self.vector_file.write(_f4(vectors))
         self.chunks += len(chunks)
 
     def _sentences(self, keys: Sequence[tuple[str, int, int]], vectors: np.ndarray) -> None:
         for key in keys:
-            self.sentence_file.write(json.dumps(list(key), ensure_ascii=False) + "\n")
-        self.sentence_vector_file.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+            self.sentence_file.write(_json_line(list(key)))
+        self.sentence_vector_file.write(_f4(vectors))
         self.sentences += len(keys)
 
     def _checkpoint(self, fresh: dict[str, Any]) -> Path | None:
@@ -388,18 +404,18 @@ class StreamedBuild:
         return rebuild()
 
 
-def _ranges(doc_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """``doc_id -> (first row, end row)`` of rows grouped by document (as every index
-    citechat writes has them); raises ValueError when a document's rows are split."""
-    out: dict[str, tuple[int, int]] = {}
-    start = 0
-    for i in range(1, len(doc_ids) + 1):
-        if i == len(doc_ids) or doc_ids[i] != doc_ids[start]:
-            if doc_ids[start] in out:
-                raise ValueError(f"the rows of {doc_ids[start]!r} are not together")
-            out[doc_ids[start]] = (start, i)
-            start = i
-    return out
+def _json_line(row: Any) -> bytes:
+    """A JSONL row as Index.save writes it (UTF-8, not ASCII-escaped)."""
+    return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _lines_of(data: bytes) -> bytes:
+    """Copied rows, ending in a newline even when the old file's last one did not."""
+    return data if not data or data.endswith(b"\n") else data + b"\n"
+
+
+def _f4(vectors: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vectors, dtype="<f4").tobytes()
 
 
 def _npy_blocks(path: Path, rows: int, dim: int, block: int) -> Iterator[np.ndarray]:
@@ -421,27 +437,10 @@ def _now() -> str:
 # -- the whole sync ----------------------------------------------------------------------
 
 
-def streams(settings: Settings, old: Index | None) -> bool:
-    """True when a sync can take the streamed path: a FAISS store is wanted, and an
-    old index (if any) has its rows grouped by document."""
-    spec = parse_store(settings.store)
-    if spec.kind != "faiss" and settings.store:
-        return False
-    if old is not None and not settings.store and not isinstance(old.store, FaissStore):
-        return False  # a Milvus index stays in Milvus
-    if old is not None:
-        try:
-            _ranges([c.doc_id for c in old.chunks])
-            _ranges([k[0] for k in old.sentence_keys])
-        except ValueError:
-            return False
-    return True
-
-
 def write_streamed(
     settings: Settings,
     embedder: Embedder,
-    old: Index | None,
+    old: SavedIndex | None,
     *,
     on_skip: OnSkip | None = None,
     progress: Callable[[int, int], Progress] | None = None,
@@ -457,8 +456,7 @@ def write_streamed(
     committed = False
     try:
         tmp.mkdir()
-        known = old.documents if old is not None else None
-        catalogue = spool_corpus(settings.corpus, tmp / ".documents.spool", on_skip, known)
+        catalogue = spool_corpus(settings.corpus, tmp / ".documents.spool", on_skip, old)
         if old is not None and old.matches(catalogue.hashes()):
             shutil.rmtree(tmp)
             return None
@@ -491,7 +489,7 @@ def write_streamed(
 def sync_streamed(
     settings: Settings,
     embedder: Embedder,
-    old: Index | None,
+    old: SavedIndex | None,
     *,
     on_skip: OnSkip | None = None,
     progress: Callable[[int, int], Progress] | None = None,

@@ -48,8 +48,10 @@ from .index import (
     read_manifest,
     write_lock,
 )
-from .ingest import streams, write_streamed
+from .ingest import write_streamed
 from .retrieval import Mode, Retrieval, Retriever
+from .saved_index import NotStreamable, SavedIndex
+from .store import parse_store
 from .types import Answer, Document
 
 log = logging.getLogger("citechat")
@@ -100,34 +102,12 @@ def sync_index(
     if not Path(settings.corpus).exists():  # before the lock creates the index folder
         load_corpus(settings.corpus)  # raises the one-line error
     with write_lock(settings.index):
-        old: Index | None = None
-        action = "built"
-        if not rebuild:
-            try:
-                old = Index.load(settings.index, embedder, settings)
-            except (IndexDamagedError, IndexFormatError) as exc:
-                log.warning("%s; rebuilding it from the corpus %s", exc.problem, settings.corpus)
-                action = "rebuilt"
-            except IndexMismatchError:
-                raise
-            except IndexError_:  # none yet: build it
-                pass
-        else:
-            action = "rebuilt"
-        if streams(settings, old):
-            report = write_streamed(settings, embedder, old, on_skip=on_skip, progress=progress)
-            if report is None:
-                assert old is not None
-                return _result(old, None, "loaded", skipped)
-            folder = settings.index
-            return SyncResult(
-                functools.partial(Index.load, folder, embedder, settings),
-                report,
-                "updated" if old else action,
-                tuple(skipped),
-                index_stats(read_manifest(current_generation(folder))),
-            )
-        # a Milvus store: built in memory, as the collection takes the vectors at once
+        old, action = _open_old(settings, embedder, rebuild)
+        if not isinstance(old, Index) and parse_store(settings.store).kind != "milvus":
+            return _sync_streamed(settings, embedder, old, action, skipped, on_skip, progress)
+        # in memory: a Milvus store (its collection takes the vectors at once), or an
+        # index that cannot be streamed (see SavedIndex)
+        assert not isinstance(old, SavedIndex)
         docs = load_corpus(settings.corpus, on_skip=on_skip)
         if old is not None and old.is_current(docs):
             return _result(old, None, "loaded", skipped)
@@ -136,6 +116,53 @@ def sync_index(
         index, report = base.updated(docs, progress=callback)
         index.save(settings.index)
         return _result(index, report, "updated" if old else action, skipped)
+
+
+def _open_old(
+    settings: Settings, embedder: Embedder, rebuild: bool
+) -> tuple[Index | SavedIndex | None, str]:
+    """The index to update and the action if it is rebuilt: read as files for a
+    streamed update (:class:`SavedIndex`), loaded whole when it is updated in memory
+    (Milvus, or an older index), None when there is none or it must be rebuilt."""
+    if rebuild:
+        return None, "rebuilt"
+    try:
+        if parse_store(settings.store).kind == "milvus":
+            return Index.load(settings.index, embedder, settings), "built"
+        try:
+            return SavedIndex.open(settings.index, embedder, settings), "built"
+        except NotStreamable as why:
+            log.info("updating the index at %s in memory: %s", settings.index, why)
+            return Index.load(settings.index, embedder, settings), "built"
+    except (IndexDamagedError, IndexFormatError) as exc:
+        log.warning("%s; rebuilding it from the corpus %s", exc.problem, settings.corpus)
+        return None, "rebuilt"
+    except IndexMismatchError:
+        raise
+    except IndexError_:  # none yet: build it
+        return None, "built"
+
+
+def _sync_streamed(
+    settings: Settings,
+    embedder: Embedder,
+    old: SavedIndex | None,
+    action: str,
+    skipped: list[tuple[str, str]],
+    on_skip: Callable[[Path | str, str], None],
+    progress: Callable[[int, int], Callable[[int], None]] | None,
+) -> SyncResult:
+    folder = settings.index
+    try:
+        report = write_streamed(settings, embedder, old, on_skip=on_skip, progress=progress)
+    finally:
+        if old is not None:
+            old.close()
+    load = functools.partial(Index.load, folder, embedder, settings)
+    stats = index_stats(read_manifest(current_generation(folder)))
+    if report is None:
+        return SyncResult(load, None, "loaded", tuple(skipped), stats)
+    return SyncResult(load, report, "updated" if old else action, tuple(skipped), stats)
 
 
 def _result(
