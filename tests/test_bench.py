@@ -189,7 +189,7 @@ def test_ingest_part_builds_both_ways_at_two_sizes(fake_settings: Settings, tmp_
 
     result = ingest_bench(fake_settings.corpus, tmp_path, copies=(1, 3), log=lambda _: None)
     runs = {(r["copies"], r["path"]): r for r in result["runs"]}
-    assert set(runs) == {(k, p) for k in (1, 3) for p in ("streamed", "in_memory")}
+    assert set(runs) == {(k, p) for k in (1, 3) for p in ("streamed", "in_memory", "update")}
     for k in (1, 3):
         streamed, in_memory = runs[(k, "streamed")], runs[(k, "in_memory")]
         # both paths index the same corpus: the same documents, chunks and sentences
@@ -198,4 +198,8 @@ def test_ingest_part_builds_both_ways_at_two_sizes(fake_settings: Settings, tmp_
         assert streamed["peak_rss_mb"] > 0 and in_memory["peak_rss_mb"] > 0
         assert streamed["with_load_peak_rss_mb"] >= streamed["peak_rss_mb"]
     assert runs[(3, "streamed")]["documents"] == 3 * runs[(1, "streamed")]["documents"]
+    for k in (1, 3):  # one document changed: a few texts embedded, the rest copied
+        update = runs[(k, "update")]
+        assert update["documents"] == runs[(k, "streamed")]["documents"]
+        assert 0 < update["texts_embedded"] <= 4 and update["peak_rss_mb"] > 0
     assert set(result["mb_per_1k_chunks"]) == {"streamed", "in_memory"}

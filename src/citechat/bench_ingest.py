@@ -10,8 +10,9 @@ same size (384 float32), which is what the memory is about; the model's own
 ~300 MB comes on top of either path alike.
 
 Reported per size: documents, chunks, sentences, build seconds and peak RSS of
-each path, and the growth of each path's peak per 1,000 chunks between the
-smallest and largest size.
+each path, then a streamed update of the streamed index after one document
+changed (``update``: seconds, peak RSS, texts embedded), and the growth of each
+path's peak per 1,000 chunks between the smallest and largest size.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 EMBEDDER = "hashing-384"
 PATHS = ("streamed", "in_memory")
+MODES = (*PATHS, "update")
 
 
 def write_copies(source: Path, copies: int, out: Path) -> Path:
@@ -56,6 +58,11 @@ def ingest_bench(
             runs.append(
                 {"copies": k, "path": path, **_child(path, corpus, work / f"idx-{path}-{k}")}
             )
+        log(f"bench: ingest {k} x {source.name} (one document changed, streamed update)")
+        changed = _change_one(corpus, work / f"ingest-x{k}-changed.jsonl")
+        runs.append(
+            {"copies": k, "path": "update", **_child("update", changed, work / f"idx-streamed-{k}")}
+        )
     out: dict[str, Any] = {"embedder": EMBEDDER, "corpus": str(source), "runs": runs}
     small, large = min(copies), max(copies)
     if small != large:
@@ -67,6 +74,16 @@ def ingest_bench(
             )
             chunks = (b["chunks"] - a["chunks"]) / 1000
             out["mb_per_1k_chunks"][path] = round((b["peak_rss_mb"] - a["peak_rss_mb"]) / chunks, 2)
+    return out
+
+
+def _change_one(corpus: Path, out: Path) -> Path:
+    """``corpus`` with one sentence added to its middle record."""
+    lines = corpus.read_text(encoding="utf-8").splitlines()
+    record = json.loads(lines[len(lines) // 2])
+    record["text"] += "\n\nOne sentence added for the update benchmark."
+    lines[len(lines) // 2] = json.dumps(record)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
 
 
@@ -91,15 +108,26 @@ def build(path: str, corpus: Path, index: Path) -> dict[str, Any]:
     from .config import Settings
     from .corpus import load_corpus
     from .embedding import load_embedder
-    from .generations import write_lock
-    from .index import Index
+    from .generations import current_generation, read_manifest, write_lock
+    from .index import Index, index_stats
     from .ingest import write_streamed
+    from .saved_index import SavedIndex
 
     settings = Settings(corpus=corpus, index=index, embedder=EMBEDDER)
     embedder = load_embedder(EMBEDDER)
     embedder.embed(["warm up"])
     out: dict[str, Any] = {}
     start = time.perf_counter()
+    if path == "update":  # an index of the corpus before the change is at ``index``
+        with write_lock(index):
+            old = SavedIndex.open(index, embedder, settings)
+            report = write_streamed(settings, embedder, old)
+        assert report is not None
+        out["update_s"] = round(time.perf_counter() - start, 1)
+        out["peak_rss_mb"] = _peak_rss_mb()
+        out["texts_embedded"] = report.texts_embedded
+        stats = index_stats(read_manifest(current_generation(index)))
+        return {k: stats[k] for k in ("documents", "chunks", "sentences")} | out
     if path == "streamed":
         with write_lock(index):
             write_streamed(settings, embedder, None)
@@ -122,9 +150,9 @@ def build(path: str, corpus: Path, index: Path) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 3 or args[0] not in PATHS:
+    if len(args) != 3 or args[0] not in MODES:
         print(
-            "usage: python -m citechat.bench_ingest streamed|in_memory CORPUS INDEX",
+            "usage: python -m citechat.bench_ingest streamed|in_memory|update CORPUS INDEX",
             file=sys.stderr,
         )
         return 2
