@@ -21,8 +21,10 @@ bounded batches that are checkpointed in ``index/.checkpoint`` while the
 writer lock is held, so a killed build resumes where it stopped.
 
 ``citechat index`` builds and updates FAISS-backed indexes with ingest.py,
-which streams documents in batches and writes the same files; :meth:`Index.updated`
-(everything in memory) serves Milvus stores, tests and small corpora.
+which streams documents in batches and writes the same files, reading the old
+generation with saved_index.py rather than loading it; :meth:`Index.updated`
+(everything in memory) serves Milvus stores and indexes older than the saved
+lexical part.
 
 Chunk vectors are searched by a vector store (store.py): FAISS flat or HNSW
 by size, or Milvus.  It does not rank with BM25 or fuse scores (retrieval.py does).

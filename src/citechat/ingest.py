@@ -340,6 +340,8 @@ class StreamedBuild:
             self._copy_kept(doc_id)
         if pending:
             self.lexical.add_chunks(pending)
+        if self.old is not None:
+            self.old.release()
 
     def _copy_kept(self, doc_id: str) -> None:
         """A kept document's rows, copied as they are: lines, vectors and term ids."""
@@ -394,12 +396,14 @@ class StreamedBuild:
             new_rows = np.concatenate(
                 [np.zeros(0, dtype=np.int64)] + [np.arange(a, b) for a, b in runs]
             )
+            # the old store is this build's own (SavedIndex): extended in place, not copied
             return old_store.updated(
                 self.old_to_new,
                 np.load(vectors_npy, mmap_mode="r"),
                 new_rows.astype(np.int64),
                 params,
                 rebuild=rebuild,
+                in_place=True,
             )
         return rebuild()
 

@@ -192,6 +192,7 @@ class FaissStore:
         params: FaissParams,
         *,
         rebuild: Callable[[], FaissStore] | None = None,
+        in_place: bool = False,
     ) -> FaissStore:
         """The store after an update.
 
@@ -201,6 +202,8 @@ class FaissStore:
         of the right type gets the new vectors added and removed rows
         tombstoned, until tombstones pass :data:`MAX_TOMBSTONES`.  A rebuild
         calls ``rebuild`` when given (a caller that streams the vectors from disk).
+        ``in_place`` extends this store's graph instead of a copy (a caller that owns
+        it: the copy would double an HNSW store's memory).
         """
         if rebuild is None:
             rebuild = functools.partial(FaissStore.build, vectors, vectors.shape[1], params)
@@ -212,7 +215,7 @@ class FaissStore:
         dead = int((labels < 0).sum())
         if dead > MAX_TOMBSTONES * (len(labels) + len(new_rows)):
             return rebuild()
-        index = faiss.clone_index(self.faiss)
+        index = self.faiss if in_place else faiss.clone_index(self.faiss)
         if len(new_rows):
             index.add(np.ascontiguousarray(vectors[new_rows], dtype=np.float32))
         labels = np.concatenate([labels, new_rows.astype(np.int64)])
