@@ -391,6 +391,11 @@ class StreamedBuild:
             return FaissStore.build_from(blocks, self.chunks, self.dim, params)
 
         old_store = self.old.store if self.old else None
+        if self.old is not None and not (
+            isinstance(old_store, FaissStore) and old_store.type == "hnsw"
+        ):
+            # a flat store is rebuilt anyway (a copy is cheap): let the old one go first
+            self.old.store = old_store = None
         if isinstance(old_store, FaissStore):
             runs = np.frombuffer(self.new_runs, dtype=np.int64).reshape(-1, 2)
             new_rows = np.concatenate(
