@@ -390,13 +390,9 @@ class StreamedBuild:
             blocks = _npy_blocks(vectors_npy, self.chunks, self.dim, STORE_BLOCK)
             return FaissStore.build_from(blocks, self.chunks, self.dim, params)
 
-        old_store = self.old.store if self.old else None
-        if self.old is not None and not (
-            isinstance(old_store, FaissStore) and old_store.type == "hnsw"
-        ):
-            # a flat store is rebuilt anyway (a copy is cheap): let the old one go first
-            self.old.store = old_store = None
-        if isinstance(old_store, FaissStore):
+        # an old HNSW graph is extended; a flat store is rebuilt (a copy is cheap)
+        old_store = self.old.take_store() if self.old else None
+        if old_store is not None:
             runs = np.frombuffer(self.new_runs, dtype=np.int64).reshape(-1, 2)
             new_rows = np.concatenate(
                 [np.zeros(0, dtype=np.int64)] + [np.arange(a, b) for a, b in runs]

@@ -60,8 +60,9 @@ class SavedIndex:
         self._files: dict[str, Any] = {}
         self.vectors: np.ndarray = np.zeros((0, 0), dtype=np.float32)
         self.sentence_vectors: np.ndarray = np.zeros((0, 0), dtype=np.float32)
-        #: None for a Milvus store (moving to FAISS: the store is built anew)
-        self.store: FaissStore | None = None
+        #: the store's manifest entry; None for a Milvus store (moving to FAISS: the
+        #: store is built anew).  The store itself is read by take_store(), late.
+        self.store_entry: dict[str, Any] | None = None
         self.lexical: LexicalIndex | None = None
 
     @classmethod
@@ -80,11 +81,10 @@ class SavedIndex:
             saved._scan()
             saved.vectors = np.load(gen / "vectors.npy", mmap_mode="r")
             saved.sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode="r")
-            saved.store = (
-                None
-                if entry.get("kind") == "milvus"
-                else FaissStore.load(gen, entry, ef_search=settings.hnsw_ef_search)
-            )
+            store = None
+            if entry.get("kind") != "milvus":
+                saved.store_entry = entry
+                store = FaissStore.load(gen, entry, ef_search=settings.hnsw_ef_search)
             lexical = LexicalIndex.load(gen, manifest.get("lexical"))
         except NotStreamable:
             raise
@@ -104,8 +104,11 @@ class SavedIndex:
             saved.vectors,
             saved.sentence_vectors,
         )
-        if not why and saved.store is not None:
-            why = store_inconsistency(saved.store, saved.n_chunks, int(manifest.get("dim") or 0))
+        if not why and store is not None:
+            why = store_inconsistency(store, saved.n_chunks, int(manifest.get("dim") or 0))
+        # read again when the update needs it: an HNSW store held from here would sit
+        # beside BM25's construction, the peak of a build (5.2 GB at a million chunks)
+        del store
         if not why and len(lexical) != saved.n_chunks:
             why = f"lexical index has {len(lexical)} chunks, the index {saved.n_chunks}"
         if why:
@@ -151,7 +154,14 @@ class SavedIndex:
     def matches(self, hashes: dict[str, str]) -> bool:
         """True when these are exactly the indexed documents and the store is the one
         the settings ask for (a Milvus index asked to move to FAISS does not match)."""
-        return hashes == self.hashes and self.store is not None
+        return hashes == self.hashes and self.store_entry is not None
+
+    def take_store(self) -> FaissStore | None:
+        """The old HNSW store, read again, for an update to extend in place; None for a
+        flat or Milvus one (rebuilt from the new vectors)."""
+        if self.store_entry is None or self.store_entry.get("type") != "hnsw":
+            return None
+        return FaissStore.load(self.gen, self.store_entry, ef_search=self.settings.hnsw_ef_search)
 
     def document_line(self, doc_id: str) -> bytes:
         offset, length, _ = self._doc_at[doc_id]
