@@ -243,12 +243,17 @@ def _decode(data: bytes, path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
-    try:
-        text, encoding = data.decode("cp1252"), "cp1252"
-    except UnicodeDecodeError:  # cp1252 leaves five bytes undefined; latin-1 none
-        text, encoding = data.decode("latin-1"), "latin-1"
+    text, encoding = _not_utf8(data)
     log.warning("%s is not UTF-8; decoded it as %s", path, encoding)
     return text
+
+
+def _not_utf8(data: bytes) -> tuple[str, str]:
+    """(text, encoding) of bytes that are not UTF-8: cp1252, else latin-1."""
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:  # cp1252 leaves five bytes undefined; latin-1 none
+        return data.decode("latin-1"), "latin-1"
 
 
 def _read(path: Path, doc_id: str, max_bytes: int) -> Document:
@@ -323,10 +328,7 @@ def _utf8_lines(path: Path, skip: OnSkip, max_bytes: int) -> Iterator[str]:
                     continue
                 except UnicodeDecodeError:
                     pass
-                try:
-                    text, encoding = raw.decode("cp1252"), "cp1252"
-                except UnicodeDecodeError:  # cp1252 leaves five bytes undefined; latin-1 none
-                    text, encoding = raw.decode("latin-1"), "latin-1"
+                text, encoding = _not_utf8(raw)
                 if not warned:
                     log.warning("%s is not UTF-8; decoded its lines as %s", path, encoding)
                     warned = True

@@ -473,12 +473,7 @@ class Index:
                 store = FaissStore.load(gen, entry, ef_search=settings.hnsw_ef_search)
             lexical = LexicalIndex.load(gen, manifest.get("lexical"))
         except Exception as exc:  # json, numpy, faiss, pymilvus and dataclasses raise many types
-            lines = str(exc).strip().splitlines()
-            raise IndexDamagedError(
-                f"the index at {folder} is damaged ({exc.__class__.__name__}: "
-                f"{lines[0][:200] if lines else 'unreadable'})",
-                REBUILD,
-            ) from exc
+            raise damaged(folder, exc) from exc
         why = _inconsistency(manifest, documents, chunks, vectors, sentence_keys, sentence_vectors)
         why = why or store_inconsistency(store, len(chunks), int(manifest.get("dim") or 0))
         if not why and lexical is not None and len(lexical) != len(chunks):
@@ -554,6 +549,16 @@ def _inconsistency(
         if doc is None or not 0 <= start <= end <= len(doc.text):
             return f"a chunk or sentence of {doc_id!r} points outside its document"
     return None
+
+
+def damaged(folder: Path, exc: Exception) -> IndexDamagedError:
+    """The one-line error for a part of the index at ``folder`` that failed to read."""
+    lines = str(exc).strip().splitlines()
+    return IndexDamagedError(
+        f"the index at {folder} is damaged ({exc.__class__.__name__}: "
+        f"{lines[0][:200] if lines else 'unreadable'})",
+        REBUILD,
+    )
 
 
 def count_inconsistency(

@@ -30,7 +30,7 @@ from .config import Settings
 from .embedding import Embedder, text_key
 from .errors import IndexDamagedError
 from .generations import REBUILD, current_generation, read_manifest
-from .index import check_compatible, count_inconsistency
+from .index import check_compatible, count_inconsistency, damaged
 from .lexical import LexicalIndex
 from .store import LEGACY, FaissStore, parse_store, store_inconsistency
 from .types import Chunk
@@ -89,12 +89,7 @@ class SavedIndex:
         except NotStreamable:
             raise
         except Exception as exc:  # json, numpy and faiss raise many types
-            lines = str(exc).strip().splitlines()
-            raise IndexDamagedError(
-                f"the index at {folder} is damaged ({exc.__class__.__name__}: "
-                f"{lines[0][:200] if lines else 'unreadable'})",
-                REBUILD,
-            ) from exc
+            raise damaged(folder, exc) from exc
         if lexical is None:
             raise NotStreamable("no saved lexical part")
         saved.lexical = lexical
