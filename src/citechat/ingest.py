@@ -116,7 +116,7 @@ class Catalogue:
         entry = self.entries[doc_id]
         if entry.offset < 0:
             assert self.known is not None
-            return self.known.document_line(doc_id)
+            return _lines_of(self.known.document_line(doc_id))
         if self._fh is None:
             self._fh = open(self.spool, "rb")  # noqa: SIM115 - closed by close()
         self._fh.seek(entry.offset)
@@ -148,11 +148,8 @@ def spool_corpus(
             line = _line(doc)
             if (
                 known is not None
-                and doc.doc_id in known.hashes
-                and (
-                    known.hashes[doc.doc_id] == doc.content_hash
-                    and known.document_line(doc.doc_id).rstrip(b"\n") == line.rstrip(b"\n")
-                )
+                and known.hashes.get(doc.doc_id) == doc.content_hash
+                and known.document_line(doc.doc_id).rstrip(b"\n") == line.rstrip(b"\n")
             ):
                 offset, length = -1, 0
             else:
