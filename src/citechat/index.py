@@ -372,12 +372,9 @@ class Index:
         """True when ``docs`` are exactly the indexed documents, unchanged, and the
         store is the one the settings ask for (an explicit ``store`` that differs
         makes the next sync move the vectors, without re-embedding)."""
-        return self.matches({d.doc_id: d.content_hash or content_hash(d.text) for d in docs})
-
-    def matches(self, hashes: dict[str, str]) -> bool:
-        """:meth:`is_current` for ``doc_id -> content hash`` (a corpus not held in memory)."""
         have = {d.doc_id: d.content_hash for d in self.documents.values()}
-        return have == hashes and self._store_matches()
+        want = {d.doc_id: d.content_hash or content_hash(d.text) for d in docs}
+        return have == want and self._store_matches()
 
     def _store_matches(self) -> bool:
         if not self.settings.store:

@@ -54,7 +54,6 @@ from .generations import (
     npy_header_length,
 )
 from .index import (
-    Index,
     UpdateReport,
     chunking_settings,
     faiss_params,
@@ -71,7 +70,6 @@ __all__ = [
     "Catalogue",
     "StreamedBuild",
     "spool_corpus",
-    "sync_streamed",
     "write_streamed",
 ]
 
@@ -486,18 +484,3 @@ def write_streamed(
         raise failure from exc
     finish_commit(folder, name)
     return report
-
-
-def sync_streamed(
-    settings: Settings,
-    embedder: Embedder,
-    old: SavedIndex | None,
-    *,
-    on_skip: OnSkip | None = None,
-    progress: Callable[[int, int], Progress] | None = None,
-) -> tuple[Index, UpdateReport] | None:
-    """:func:`write_streamed`, then the new index loaded (vectors memory-mapped)."""
-    report = write_streamed(settings, embedder, old, on_skip=on_skip, progress=progress)
-    if report is None:
-        return None
-    return Index.load(settings.index, embedder, settings), report
