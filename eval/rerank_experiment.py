@@ -25,7 +25,7 @@ import numpy as np
 
 from citechat.config import Settings
 from citechat.evaluation import gold_docs, read_questions
-from citechat.lexical import terms
+from citechat.text import terms
 from citechat.pipeline import Pipeline
 
 FEATS = [

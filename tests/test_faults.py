@@ -47,7 +47,8 @@ from citechat.errors import (
     UsageError,
 )
 from citechat.index import Index, current_generation, sweep, write_lock
-from citechat.pipeline import Pipeline, sync_index
+from citechat.index import sync_index
+from citechat.pipeline import Pipeline
 from citechat.types import Answer
 
 QUESTION = "Who was appointed new director?"
@@ -554,7 +555,7 @@ CHILD = textwrap.dedent(
     """
     import contextlib, os, sys, time
     from pathlib import Path
-    import citechat.embedding, citechat.index, citechat.pipeline
+    import citechat.embedding, citechat.index, citechat.index.sync
 
     marks, phase = Path(sys.argv[1]), sys.argv[2]
 
@@ -568,20 +569,20 @@ CHILD = textwrap.dedent(
     if phase == "embedding":
         citechat.embedding.HashingEmbedder.embed = lambda self, texts: hang("embedding")
     elif phase == "writing":
-        import citechat.ingest
-        real_write = citechat.ingest.StreamedBuild.write_batch
+        import citechat.index.build
+        real_write = citechat.index.build.StreamedBuild.write_batch
         def write_then_hang(self, batch):
             real_write(self, batch)
             hang("writing")  # a batch's rows are in the temporary folder
-        citechat.ingest.StreamedBuild.write_batch = write_then_hang
+        citechat.index.build.StreamedBuild.write_batch = write_then_hang
     elif phase == "lexical":
-        import citechat.lexical
-        real_finish = citechat.lexical.LexicalBuilder.finish
+        import citechat.index.lexical
+        real_finish = citechat.index.lexical.LexicalBuilder.finish
         def finish_then_hang(self, folder):
             entry = real_finish(self, folder)
             hang("lexical")  # vectors, terms and BM25 written; the store and manifest not yet
             return entry
-        citechat.lexical.LexicalBuilder.finish = finish_then_hang
+        citechat.index.lexical.LexicalBuilder.finish = finish_then_hang
     elif phase == "switching":
         real_replace = os.replace
         def replace(src, dst):
@@ -590,8 +591,8 @@ CHILD = textwrap.dedent(
             return real_replace(src, dst)
         os.replace = replace
     elif phase == "cleaning":
-        import citechat.generations
-        citechat.generations.remove_old_generations = lambda folder, keep: hang("cleaning")
+        import citechat.index.generations
+        citechat.index.generations.remove_old_generations = lambda folder, keep: hang("cleaning")
     elif phase == "logged":
         # holds the lock until the test creates marks/go, logging when it has it
         real_embed = citechat.embedding.HashingEmbedder.embed
@@ -600,7 +601,7 @@ CHILD = textwrap.dedent(
                 time.sleep(0.05)
             return real_embed(self, texts)
         citechat.embedding.HashingEmbedder.embed = slow_embed
-        real_lock = citechat.pipeline.write_lock
+        real_lock = citechat.index.sync.write_lock
         @contextlib.contextmanager
         def logged_lock(folder, **kw):
             with real_lock(folder, **kw):
@@ -611,11 +612,11 @@ CHILD = textwrap.dedent(
                 finally:
                     with open(marks / "events", "a") as fh:
                         fh.write(f"released {os.getpid()}\\n")
-        citechat.pipeline.write_lock = logged_lock
+        citechat.index.sync.write_lock = logged_lock
     elif phase == "impatient":
         import functools
-        citechat.pipeline.write_lock = functools.partial(
-            citechat.pipeline.write_lock, wait_s=0.5
+        citechat.index.sync.write_lock = functools.partial(
+            citechat.index.sync.write_lock, wait_s=0.5
         )
 
     from citechat.cli import main

@@ -15,7 +15,7 @@ from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder
 from citechat.errors import IndexError_, IndexLockedError, IndexMismatchError
 from citechat.index import Index, current_generation, write_lock
-from citechat.pipeline import sync_index
+from citechat.index import sync_index
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -126,7 +126,7 @@ def test_killed_build_leaves_previous_index_loadable(fake_settings: Settings) ->
         import numpy as np
         from pathlib import Path
         from citechat.config import Settings
-        from citechat.pipeline import sync_index
+        from citechat.index import sync_index
         real = np.save
         calls = []
         def dying_save(*a, **k):

@@ -1,4 +1,4 @@
-"""Streamed builds (ingest.py): the same index as an in-memory build, one batch of
+"""Streamed builds (index/build.py): the same index as an in-memory build, one batch of
 documents in memory at a time, resumable batch by batch, and the corpus read lazily."""
 
 from __future__ import annotations
@@ -12,16 +12,19 @@ import numpy as np
 import pytest
 
 from citechat import corpus as corpus_mod
-from citechat import embedding, ingest, pipeline
+from citechat import embedding
+from citechat.index import build as ingest
+from citechat.index import sync as index_sync
 from citechat.config import Settings
 from citechat.corpus import iter_corpus, load_corpus
 from citechat.embedding import HashingEmbedder
-from citechat.generations import CHECKPOINT
+from citechat.index.generations import CHECKPOINT
 from citechat.index import Index
-from citechat.lexical import LexicalBuilder, LexicalIndex, terms
-from citechat.pipeline import sync_index
+from citechat.index.lexical import LexicalBuilder, LexicalIndex
+from citechat.text import terms
+from citechat.index import sync_index
 from citechat.retrieval import Retriever
-from citechat.saved_index import NotStreamable, SavedIndex, _Groups
+from citechat.index.saved import NotStreamable, SavedIndex, _Groups
 
 WORDS = [
     "snow",
@@ -180,7 +183,7 @@ def test_a_build_holds_one_batch_of_documents(
         raise AssertionError("the streamed build loaded the whole corpus")
 
     monkeypatch.setattr(ingest, "document_from_row", tracked)
-    monkeypatch.setattr(pipeline, "load_corpus", no_whole_corpus)
+    monkeypatch.setattr(index_sync, "load_corpus", no_whole_corpus)
     at_embed: list[tuple[int, int]] = []
 
     class Watching(HashingEmbedder):

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from citechat.config import Settings
-from citechat.pipeline import Pipeline, sync_index
+from citechat.index import sync_index
+from citechat.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ from citechat.config import Settings
 from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder
 from citechat.index import Index, current_generation
-from citechat.pipeline import sync_index
+from citechat.index import sync_index
 from citechat.retrieval import Retriever
-from citechat.store import MilvusStore
+from citechat.index.stores import MilvusStore
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")

@@ -15,10 +15,10 @@ from citechat.config import Settings
 from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder, embed_texts
 from citechat.errors import ConfigError
-from citechat.generations import CHECKPOINT
+from citechat.index.generations import CHECKPOINT
 from citechat.index import Index, current_generation
-from citechat.pipeline import sync_index
-from citechat.store import FaissParams, FaissStore, StoreSpec, parse_store
+from citechat.index import sync_index
+from citechat.index.stores import FaissParams, FaissStore, StoreSpec, parse_store
 
 
 def unit_rows(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:

@@ -43,8 +43,8 @@ _LAZY = {
     "CitechatError": "errors",
     "Settings": "config",
     "Index": "index",
+    "sync_index": "index",
     "Pipeline": "pipeline",
-    "sync_index": "pipeline",
     "chunk_document": "chunking",
     "load_corpus": "corpus",
 }
@@ -55,7 +55,8 @@ if TYPE_CHECKING:
     from .corpus import load_corpus
     from .errors import CitechatError
     from .index import Index
-    from .pipeline import Pipeline, sync_index
+    from .index import sync_index
+    from .pipeline import Pipeline
     from .types import Answer, Chunk, Citation, Document, Hit, Section
 
 

@@ -23,7 +23,7 @@ from typing import Literal, Protocol
 
 from .abstention import AbstentionModel
 from .index import Index
-from .lexical import term_set, terms
+from .text import term_set, terms
 from .retrieval import Retrieval, Retriever
 from .types import Answer, Citation, Hit, SentenceSupport, marker
 

@@ -134,7 +134,7 @@ def build_and_update(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]
     Runs in the child process (:func:`_child`); the model is loaded and warm first.
     """
     from .embedding import load_embedder
-    from .pipeline import sync_index
+    from .index import sync_index
 
     embedder = load_embedder(settings.embedder)
     embedder.embed(["warm up the model"] * 8)
@@ -179,7 +179,7 @@ def _one_document_update(settings: Settings, embedder: Any, build_s: float) -> d
     """Change one document of (a copy of) the corpus and time the update."""
     import shutil
 
-    from .pipeline import sync_index
+    from .index import sync_index
 
     src = settings.corpus
     copy = settings.index.parent / f"changed-{src.name}"

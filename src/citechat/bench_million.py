@@ -11,7 +11,7 @@ benchmark can run on the shards embedded so far (a shuffled prefix is a fair
 sample of the whole).
 
 It does not build citechat indexes (the vectors go straight into the vector
-stores of store.py) and it never fakes vectors: a missing shard is reported,
+stores of index/stores.py) and it never fakes vectors: a missing shard is reported,
 not filled with random numbers.
 
 Run the embedding in the background::
@@ -221,7 +221,7 @@ def million_bench(
 
     import faiss
 
-    from .store import FaissParams
+    from .index.stores import FaissParams
 
     cache = VectorCache.open(n)
     have = cache.available() if limit is None else min(limit, cache.available())
@@ -335,7 +335,7 @@ def _build_child(folder: Path, n: int, have: int, how: str) -> dict[str, Any]:
     import faiss
 
     from .bench import _peak_rss_mb
-    from .store import FaissParams, FaissStore
+    from .index.stores import FaissParams, FaissStore
 
     cache = VectorCache.open(n)
     params = FaissParams(flat_max=1)

@@ -25,7 +25,7 @@ import numpy as np
 from .chunking import split_sentences
 from .embedding import Embedder
 from .errors import ModelError
-from .lexical import terms
+from .text import terms
 from .types import MARKER_PATTERN, SentenceSupport
 
 MARKER = re.compile(MARKER_PATTERN)

@@ -186,10 +186,10 @@ def _progress_bar(desc: str) -> Callable[[int, int], Callable[[int], None]]:
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    from .pipeline import sync_index
+    from .index import sync_index
 
     if args.store:
-        from .store import parse_store
+        from .index.stores import parse_store
 
         parse_store(args.store)  # a bad value fails before any work
     settings = settings.replace(store=args.store)

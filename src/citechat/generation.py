@@ -30,7 +30,7 @@ from .answering import DECLINE, ExtractiveAnswerer, History, history_query, make
 from .citations import MARKER, answer_sentences, load_judge, source_for, strip_markers, verify
 from .config import Settings
 from .errors import CitechatError, ConfigError, ModelError
-from .lexical import terms
+from .text import terms
 from .retrieval import Retrieval, Retriever
 from .types import Answer, Citation, Hit, SentenceSupport, marker
 

@@ -4,10 +4,8 @@
 >>> pipe.ask("Who did Ed Balls appoint?").citations[0].doc_id  # doctest: +SKIP
 '002_a97dc062ef764fe9.txt'
 
-``sync_index`` builds the index when missing, updates it when the corpus has
-changed (only changed documents are re-embedded) and saves it atomically under
-the writer lock: streamed in batches (ingest.py) for FAISS stores, in memory for
-Milvus ones.  ``Pipeline.ask`` validates the question, retrieves with the
+``sync_index`` (index/sync.py) builds the index when missing and updates it when
+the corpus has changed; ``Pipeline.load`` calls it.  ``Pipeline.ask`` validates the question, retrieves with the
 conversation in mind, answers, verifies every sentence against its citations
 and times each stage.
 """
@@ -40,142 +38,13 @@ from .errors import (
     ModelError,
     UsageError,
 )
-from .index import (
-    Index,
-    UpdateReport,
-    current_generation,
-    index_stats,
-    read_manifest,
-    write_lock,
-)
-from .ingest import write_streamed
+from .index import Index
+from .index.sync import SyncResult, sync_index
 from .retrieval import Mode, Retrieval, Retriever
-from .saved_index import NotStreamable, SavedIndex
-from .store import parse_store
-from .types import Answer, Document
+from .types import Answer
+from .uploads import AddReport, check_upload, copy_new
 
 log = logging.getLogger("citechat")
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    """What :func:`sync_index` did.  ``index`` is loaded on first use: ``citechat
-    index`` needs only ``stats``, and a loaded index of a million chunks holds
-    gigabytes of Python objects (see README, "Streamed, resumable ingestion")."""
-
-    load: Callable[[], Index] = field(repr=False)
-    report: UpdateReport | None
-    action: str  # "loaded" | "built" | "updated" | "rebuilt"
-    skipped: tuple[tuple[str, str], ...] = ()
-    #: Index.stats() of the index, without loading it
-    stats: dict[str, Any] = field(default_factory=dict)
-
-    @functools.cached_property
-    def index(self) -> Index:
-        return self.load()
-
-
-def sync_index(
-    settings: Settings,
-    *,
-    embedder: Embedder | None = None,
-    rebuild: bool = False,
-    progress: Callable[[int, int], Callable[[int], None]] | None = None,
-) -> SyncResult:
-    """Bring the index at ``settings.index`` in line with ``settings.corpus``.
-
-    ``progress(total)`` may return a callback that is told how many texts each
-    embedding batch covered (the CLI hands in a tqdm bar).
-
-    A damaged index, or one written by another citechat format, is rebuilt
-    from the corpus with a logged warning (action "rebuilt"); one built with
-    another embedder or chunking raises :class:`IndexMismatchError`, as a
-    rebuild would throw away work the user may want back.
-    """
-    embedder = embedder or load_embedder(settings.embedder)
-    skipped: list[tuple[str, str]] = []
-
-    def on_skip(path: Path | str, reason: str) -> None:
-        skipped.append((str(path), reason))
-        log.warning("skipped %s: %s", path, reason)
-
-    if not Path(settings.corpus).exists():  # before the lock creates the index folder
-        load_corpus(settings.corpus)  # raises the one-line error
-    with write_lock(settings.index):
-        old, action = _open_old(settings, embedder, rebuild)
-        if not isinstance(old, Index) and parse_store(settings.store).kind != "milvus":
-            return _sync_streamed(settings, embedder, old, action, skipped, on_skip, progress)
-        # in memory: a Milvus store (its collection takes the vectors at once), or an
-        # index that cannot be streamed (see SavedIndex)
-        assert not isinstance(old, SavedIndex)
-        docs = load_corpus(settings.corpus, on_skip=on_skip)
-        if old is not None and old.is_current(docs):
-            return _result(old, None, "loaded", skipped)
-        base = old or Index.build([], embedder, settings)
-        callback = progress(_texts_to_embed(base, docs), len(docs)) if progress else None
-        index, report = base.updated(docs, progress=callback)
-        index.save(settings.index)
-        return _result(index, report, "updated" if old else action, skipped)
-
-
-def _open_old(
-    settings: Settings, embedder: Embedder, rebuild: bool
-) -> tuple[Index | SavedIndex | None, str]:
-    """The index to update and the action if it is rebuilt: read as files for a
-    streamed update (:class:`SavedIndex`), loaded whole when it is updated in memory
-    (Milvus, or an older index), None when there is none or it must be rebuilt."""
-    if rebuild:
-        return None, "rebuilt"
-    try:
-        if parse_store(settings.store).kind == "milvus":
-            return Index.load(settings.index, embedder, settings), "built"
-        try:
-            return SavedIndex.open(settings.index, embedder, settings), "built"
-        except NotStreamable as why:
-            log.info("updating the index at %s in memory: %s", settings.index, why)
-            return Index.load(settings.index, embedder, settings), "built"
-    except (IndexDamagedError, IndexFormatError) as exc:
-        log.warning("%s; rebuilding it from the corpus %s", exc.problem, settings.corpus)
-        return None, "rebuilt"
-    except IndexMismatchError:
-        raise
-    except IndexError_:  # none yet: build it
-        return None, "built"
-
-
-def _sync_streamed(
-    settings: Settings,
-    embedder: Embedder,
-    old: SavedIndex | None,
-    action: str,
-    skipped: list[tuple[str, str]],
-    on_skip: Callable[[Path | str, str], None],
-    progress: Callable[[int, int], Callable[[int], None]] | None,
-) -> SyncResult:
-    folder = settings.index
-    try:
-        report = write_streamed(settings, embedder, old, on_skip=on_skip, progress=progress)
-    finally:
-        if old is not None:
-            old.close()
-    load = functools.partial(Index.load, folder, embedder, settings)
-    stats = index_stats(read_manifest(current_generation(folder)))
-    if report is None:
-        return SyncResult(load, None, "loaded", tuple(skipped), stats)
-    return SyncResult(load, report, "updated" if old else action, tuple(skipped), stats)
-
-
-def _result(
-    index: Index, report: UpdateReport | None, action: str, skipped: list[tuple[str, str]]
-) -> SyncResult:
-    return SyncResult(lambda: index, report, action, tuple(skipped), index.stats())
-
-
-def _texts_to_embed(index: Index, docs: list[Document]) -> int:
-    """A rough count for the progress bar: chunks+sentences scale with text size."""
-    have = {d.doc_id: d.content_hash for d in index.documents.values()}
-    todo = [d for d in docs if have.get(d.doc_id) != (d.content_hash or content_hash(d.text))]
-    return sum(max(1, len(d.text) // 120) for d in todo)
 
 
 def make_answerer(spec: str, retriever: Retriever, settings: Settings) -> Answerer:
@@ -419,7 +288,7 @@ class Pipeline:
         with _ADD_LOCK:  # one upload at a time, so index swaps land in order
             added: list[tuple[str, str]] = []
             for name, path, safe in checked:
-                added.append((name, _copy_new(path, folder, safe)))
+                added.append((name, copy_new(path, folder, safe)))
             try:
                 result = self.refresh(progress=progress)
             except CitechatError:
@@ -431,76 +300,3 @@ class Pipeline:
 
 #: serialises uploads in this process (the index's file lock serialises processes)
 _ADD_LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class AddReport:
-    """What :meth:`Pipeline.add_documents` did: ``added`` pairs each uploaded
-    name with the doc_id it was saved as; ``rejected`` pairs a name with why."""
-
-    added: tuple[tuple[str, str], ...]
-    rejected: tuple[tuple[str, str], ...]
-    sync: SyncResult | None
-
-
-def upload_name(name: str) -> str:
-    """A safe corpus file name for an uploaded file: its last path part, only
-    letters, digits, ``.``, ``-`` and ``_``, no leading dot, suffix lower-cased.
-
-    >>> upload_name("../../etc/Passwd.TXT"), upload_name("C:\\\\tmp\\\\My report (v2).md")
-    ('Passwd.txt', 'My_report_v2.md')
-    >>> upload_name(".bashrc.txt"), upload_name("????.pdf")
-    ('bashrc.txt', 'upload.pdf')
-    """
-    base = re.split(r"[/\\]", unicodedata.normalize("NFKC", name))[-1]
-    stem, dot, suffix = base.rpartition(".")
-    if not dot:
-        stem, suffix = base, ""
-    stem = re.sub(r"[^\w.-]+", "_", stem).strip("._-")[:100].rstrip("._-") or "upload"
-    suffix = re.sub(r"[^\w]+", "", suffix).lower()
-    return f"{stem}.{suffix}" if suffix else stem
-
-
-def check_upload(name: str, path: Path, limit_bytes: int) -> str:
-    """The safe name for an upload, or UsageError saying why it cannot go in."""
-    safe = upload_name(name)
-    suffix = Path(safe).suffix
-    if suffix not in SUFFIXES:
-        kinds = ", ".join(sorted(SUFFIXES))
-        raise UsageError(f"{suffix or 'no extension'} files are not supported; upload {kinds}")
-    size = path.stat().st_size
-    if size > limit_bytes:
-        raise UsageError(
-            f"{size / 2**20:.1f} MB is over the {limit_bytes / 2**20:g} MB upload limit "
-            "(CITECHAT_MAX_UPLOAD_MB)"
-        )
-    try:
-        doc = load_document(path, safe, max_bytes=limit_bytes)
-    except CitechatError as exc:
-        raise UsageError(str(exc).removeprefix(f"cannot load {path}: ")) from None
-    if not doc.sections:
-        raise UsageError("no readable text in it (a scanned PDF needs OCR first)")
-    return safe
-
-
-def _copy_new(src: Path, folder: Path, name: str) -> str:
-    """Copy ``src`` into ``folder`` under ``name`` (or ``stem-2.ext`` ... when taken);
-    exclusive create, so an existing file or a planted symlink is never written through."""
-    stem, suffix = Path(name).stem, Path(name).suffix
-    root = folder.resolve()
-    for n in range(1, 1000):
-        candidate = root / (name if n == 1 else f"{stem}-{n}{suffix}")
-        if candidate.parent != root:  # cannot happen with upload_name's output
-            raise UsageError(f"refusing to write {candidate} outside {root}")
-        try:
-            out = open(candidate, "xb")  # noqa: SIM115 - closed below, removed on failure
-        except FileExistsError:
-            continue
-        try:
-            with out, open(src, "rb") as inp:
-                shutil.copyfileobj(inp, out)
-        except OSError as exc:
-            candidate.unlink(missing_ok=True)
-            raise UsageError(f"could not save {name} in {folder}: {exc.strerror or exc}") from exc
-        return candidate.name
-    raise UsageError(f"too many files named like {name} in {folder}; rename the upload")

@@ -4,7 +4,7 @@ normalised scores (reciprocal rank fusion, :func:`rrf_fuse`, is kept for compari
 ``Retriever.search(query, k)`` -> ranked :class:`Hit` list.  Modes: "hybrid"
 (default), "dense", "bm25".  An optional cross-encoder reranks the fused
 candidates when ``settings.reranker`` names one.  BM25 and the terms' IDF come
-from the index's lexical part (lexical.py), saved with the index, so nothing is
+from the index's lexical part (index/lexical.py), saved with the index, so nothing is
 stemmed at start-up; BM25 sees the same title/section header the embedder sees.
 
 It does not pick answer sentences (answering.py does).
@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import ConfigError, ModelError
 from .index import Index
-from .lexical import terms
+from .text import terms
 from .types import Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]

@@ -41,10 +41,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from .chunking import chunk_document
-from .config import Settings
-from .corpus import OnSkip, content_hash, iter_corpus
-from .embedding import Embedder, embed_texts
+from ..chunking import chunk_document
+from ..config import Settings
+from ..corpus import OnSkip, content_hash, iter_corpus
+from ..embedding import Embedder, embed_texts
 from .generations import (
     CHECKPOINT,
     commit_generation,
@@ -53,7 +53,7 @@ from .generations import (
     npy_from_raw,
     npy_header_length,
 )
-from .index import (
+from .view import (
     UpdateReport,
     chunking_settings,
     faiss_params,
@@ -61,9 +61,9 @@ from .index import (
     write_failure,
 )
 from .lexical import LexicalBuilder
-from .saved_index import SavedIndex
-from .store import FaissStore
-from .types import Chunk, Document, Section
+from .saved import SavedIndex
+from .stores import FaissStore
+from ..types import Chunk, Document, Section
 
 __all__ = [
     "BATCH_CHARS",

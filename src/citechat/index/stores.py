@@ -18,7 +18,7 @@ Two kinds, chosen by ``--store`` / ``CITECHAT_STORE`` (:func:`parse_store`):
 
 A store answers ``search(vectors, k) -> (scores, rows)`` with chunk rows of
 the current generation (``-1`` pads a short answer).  It does not embed and
-does not know about documents: index.py owns the chunk list.
+does not know about documents: view.py owns the chunk list.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from .errors import ConfigError, ModelError
+from ..errors import ConfigError, ModelError
 
 StoreKind = Literal["faiss", "milvus"]
 #: the manifest entry of indexes written before stores had types

@@ -20,13 +20,13 @@ document's unchanged sentences keep theirs) are embedded, longest first, in
 bounded batches that are checkpointed in ``index/.checkpoint`` while the
 writer lock is held, so a killed build resumes where it stopped.
 
-``citechat index`` builds and updates FAISS-backed indexes with ingest.py,
+``citechat index`` builds and updates FAISS-backed indexes with build.py,
 which streams documents in batches and writes the same files, reading the old
-generation with saved_index.py rather than loading it; :meth:`Index.updated`
+generation with saved.py rather than loading it; :meth:`Index.updated`
 (everything in memory) serves Milvus stores and indexes older than the saved
 lexical part.
 
-Chunk vectors are searched by a vector store (store.py): FAISS flat or HNSW
+Chunk vectors are searched by a vector store (stores.py): FAISS flat or HNSW
 by size, or Milvus.  It does not rank with BM25 or fuse scores (retrieval.py does).
 """
 
@@ -40,12 +40,12 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .chunking import chunk_document
-from .config import Settings
-from .corpus import content_hash
-from .embedding import Embedder, embed_texts, text_key
-from .errors import IndexDamagedError, IndexError_, IndexFormatError, IndexMismatchError
+from .. import __version__
+from ..chunking import chunk_document
+from ..config import Settings
+from ..corpus import content_hash
+from ..embedding import Embedder, embed_texts, text_key
+from ..errors import IndexDamagedError, IndexError_, IndexFormatError, IndexMismatchError
 from .generations import (
     CHECKPOINT,
     REBUILD,
@@ -61,7 +61,7 @@ from .generations import (
 )
 from .generations import write_jsonl as _write_jsonl
 from .lexical import LexicalIndex
-from .store import (
+from .stores import (
     LEGACY,
     FaissParams,
     FaissStore,
@@ -73,7 +73,7 @@ from .store import (
     parse_store,
     store_inconsistency,
 )
-from .types import Chunk, Document, Section
+from ..types import Chunk, Document, Section
 
 __all__ = [
     "FORMAT_VERSION",

@@ -5,7 +5,7 @@ object (about 3.5 KB a chunk: 7 GB at a million chunks).  An update needs much
 less, and this reads only that from the current generation: each document's
 hash and where its line is, each JSONL row's byte offset and which rows belong
 to which document, the vectors memory-mapped, the lexical part and the FAISS
-store.  Rows of a kept document are then copied as bytes (ingest.py).
+store.  Rows of a kept document are then copied as bytes (build.py).
 
 It checks what :meth:`Index.load` checks (counts against the manifest, shapes,
 spans inside their documents, the store and lexical part against the chunks),
@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from .config import Settings
-from .embedding import Embedder, text_key
-from .errors import IndexDamagedError
+from ..config import Settings
+from ..embedding import Embedder, text_key
+from ..errors import IndexDamagedError
 from .generations import REBUILD, current_generation, read_manifest
-from .index import check_compatible, count_inconsistency, damaged
+from .view import check_compatible, count_inconsistency, damaged
 from .lexical import LexicalIndex
-from .store import LEGACY, FaissStore, parse_store, store_inconsistency
-from .types import Chunk
+from .stores import LEGACY, FaissStore, parse_store, store_inconsistency
+from ..types import Chunk
 
 __all__ = ["NotStreamable", "SavedIndex"]
 

@@ -7,7 +7,7 @@ what killed writers left: ``.tmp-gen-*`` folders, ``.CURRENT.tmp`` and
 generations CURRENT does not name.  ``.checkpoint/`` is not swept: it holds
 the embedded batches of an interrupted build, which the next build reuses.
 
-It does not know what a generation contains (index.py writes and checks that).
+It does not know what a generation contains (view.py and build.py write it, view.py and saved.py check it).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import IndexDamagedError, IndexError_, IndexLockedError
+from ..errors import IndexDamagedError, IndexError_, IndexLockedError
 
 REBUILD = "run `citechat index --rebuild`"
 #: generation folder names as save() writes them; CURRENT must name one

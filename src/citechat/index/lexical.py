@@ -16,7 +16,7 @@ IDF that the answerer weighs words by counts only the texts.  The manifest recor
 the tokenizer (:data:`TOKENIZER`) and BM25 parameters: an index written with others
 is re-tokenised in memory at load, and the next save writes the new form.
 
-A build that streams documents (ingest.py) uses :class:`LexicalBuilder`, which
+A build that streams documents (build.py) uses :class:`LexicalBuilder`, which
 writes term ids to disk as chunks arrive and builds BM25 from that file, so it
 holds the vocabulary and per-chunk counts, not every chunk's ids.
 
@@ -35,56 +35,15 @@ from typing import Any
 
 import numpy as np
 
+from ..text import TOKENIZER, term_set, terms
+from ..types import Chunk
 from .generations import npy_from_raw, npy_header_length
-from .types import Chunk
 
-#: bump when :func:`terms` changes (stop words, stemmer, token pattern)
-TOKENIZER = "snowball-en-stop-v1"
 BM25_K1 = 0.9
 BM25_B = 0.4
 #: the one term BM25 gets for a chunk without any, so that its row exists
 EMPTY = "\u2205"
-_TOKEN = re.compile(r"[a-z0-9]+")
 _FILES = ("vocab.json", "token_ids.npy", "token_indptr.npy", "head_lengths.npy", "text_df.npy")
-
-
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-#: question words and pronouns carry no topic; bm25s's English list keeps them
-_EXTRA_STOP = """who whom whose what which when where why how did does do done many much
-he she her hers him his they them their theirs it its i me my we us our you your s t
-said says would could should can may might also one"""
-
-
-@lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return frozenset(STOPWORDS_EN) | frozenset(_EXTRA_STOP.split())
-
-
-def terms(text: str) -> list[str]:
-    """Lowercased, stop-word-free, Snowball-stemmed word tokens.
-
-    >>> terms("Who appointed the new directors?")
-    ['appoint', 'new', 'director']
-    >>> terms("Did she lose her appeal?")
-    ['lose', 'appeal']
-    """
-    words = [w for w in _TOKEN.findall(text.lower()) if w not in _stopwords()]
-    return list(_stemmer().stemWords(words))
-
-
-@lru_cache(maxsize=1 << 16)
-def term_set(text: str) -> frozenset[str]:
-    """``set(terms(text))``, cached: the answerer scores the same sentences and
-    words for question after question, and stemming is most of its time."""
-    return frozenset(terms(text))
 
 
 def _header(chunk: Chunk) -> str:

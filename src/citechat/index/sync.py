@@ -1,0 +1,150 @@
+"""Bring an index in line with its corpus: build it when missing, update it when
+documents changed (only those are re-embedded), rebuild it when damaged.
+
+Runs under the index's writer lock.  FAISS-backed indexes are streamed in batches
+(build.py) and the old generation is read as files (saved.py); Milvus stores are
+updated in memory.  It does not answer questions (pipeline.py does).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..corpus import content_hash, load_corpus
+from ..embedding import Embedder, load_embedder
+from ..errors import IndexDamagedError, IndexError_, IndexFormatError, IndexMismatchError
+from ..types import Document
+from .build import write_streamed
+from .generations import current_generation, read_manifest, write_lock
+from .saved import NotStreamable, SavedIndex
+from .stores import parse_store
+from .view import Index, UpdateReport, index_stats
+
+log = logging.getLogger("citechat")
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What :func:`sync_index` did.  ``index`` is loaded on first use: ``citechat
+    index`` needs only ``stats``, and a loaded index of a million chunks holds
+    gigabytes of Python objects (see README, "Streamed, resumable ingestion")."""
+
+    load: Callable[[], Index] = field(repr=False)
+    report: UpdateReport | None
+    action: str  # "loaded" | "built" | "updated" | "rebuilt"
+    skipped: tuple[tuple[str, str], ...] = ()
+    #: Index.stats() of the index, without loading it
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def index(self) -> Index:
+        return self.load()
+
+
+def sync_index(
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    rebuild: bool = False,
+    progress: Callable[[int, int], Callable[[int], None]] | None = None,
+) -> SyncResult:
+    """Bring the index at ``settings.index`` in line with ``settings.corpus``.
+
+    ``progress(total)`` may return a callback that is told how many texts each
+    embedding batch covered (the CLI hands in a tqdm bar).
+
+    A damaged index, or one written by another citechat format, is rebuilt
+    from the corpus with a logged warning (action "rebuilt"); one built with
+    another embedder or chunking raises :class:`IndexMismatchError`, as a
+    rebuild would throw away work the user may want back.
+    """
+    embedder = embedder or load_embedder(settings.embedder)
+    skipped: list[tuple[str, str]] = []
+
+    def on_skip(path: Path | str, reason: str) -> None:
+        skipped.append((str(path), reason))
+        log.warning("skipped %s: %s", path, reason)
+
+    if not Path(settings.corpus).exists():  # before the lock creates the index folder
+        load_corpus(settings.corpus)  # raises the one-line error
+    with write_lock(settings.index):
+        old, action = _open_old(settings, embedder, rebuild)
+        if not isinstance(old, Index) and parse_store(settings.store).kind != "milvus":
+            return _sync_streamed(settings, embedder, old, action, skipped, on_skip, progress)
+        # in memory: a Milvus store (its collection takes the vectors at once), or an
+        # index that cannot be streamed (see SavedIndex)
+        assert not isinstance(old, SavedIndex)
+        docs = load_corpus(settings.corpus, on_skip=on_skip)
+        if old is not None and old.is_current(docs):
+            return _result(old, None, "loaded", skipped)
+        base = old or Index.build([], embedder, settings)
+        callback = progress(_texts_to_embed(base, docs), len(docs)) if progress else None
+        index, report = base.updated(docs, progress=callback)
+        index.save(settings.index)
+        return _result(index, report, "updated" if old else action, skipped)
+
+
+def _open_old(
+    settings: Settings, embedder: Embedder, rebuild: bool
+) -> tuple[Index | SavedIndex | None, str]:
+    """The index to update and the action if it is rebuilt: read as files for a
+    streamed update (:class:`SavedIndex`), loaded whole when it is updated in memory
+    (Milvus, or an older index), None when there is none or it must be rebuilt."""
+    if rebuild:
+        return None, "rebuilt"
+    try:
+        if parse_store(settings.store).kind == "milvus":
+            return Index.load(settings.index, embedder, settings), "built"
+        try:
+            return SavedIndex.open(settings.index, embedder, settings), "built"
+        except NotStreamable as why:
+            log.info("updating the index at %s in memory: %s", settings.index, why)
+            return Index.load(settings.index, embedder, settings), "built"
+    except (IndexDamagedError, IndexFormatError) as exc:
+        log.warning("%s; rebuilding it from the corpus %s", exc.problem, settings.corpus)
+        return None, "rebuilt"
+    except IndexMismatchError:
+        raise
+    except IndexError_:  # none yet: build it
+        return None, "built"
+
+
+def _sync_streamed(
+    settings: Settings,
+    embedder: Embedder,
+    old: SavedIndex | None,
+    action: str,
+    skipped: list[tuple[str, str]],
+    on_skip: Callable[[Path | str, str], None],
+    progress: Callable[[int, int], Callable[[int], None]] | None,
+) -> SyncResult:
+    folder = settings.index
+    try:
+        report = write_streamed(settings, embedder, old, on_skip=on_skip, progress=progress)
+    finally:
+        if old is not None:
+            old.close()
+    load = functools.partial(Index.load, folder, embedder, settings)
+    stats = index_stats(read_manifest(current_generation(folder)))
+    if report is None:
+        return SyncResult(load, None, "loaded", tuple(skipped), stats)
+    return SyncResult(load, report, "updated" if old else action, tuple(skipped), stats)
+
+
+def _result(
+    index: Index, report: UpdateReport | None, action: str, skipped: list[tuple[str, str]]
+) -> SyncResult:
+    return SyncResult(lambda: index, report, action, tuple(skipped), index.stats())
+
+
+def _texts_to_embed(index: Index, docs: list[Document]) -> int:
+    """A rough count for the progress bar: chunks+sentences scale with text size."""
+    have = {d.doc_id: d.content_hash for d in index.documents.values()}
+    todo = [d for d in docs if have.get(d.doc_id) != (d.content_hash or content_hash(d.text))]
+    return sum(max(1, len(d.text) // 120) for d in todo)
