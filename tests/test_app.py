@@ -19,7 +19,7 @@ from citechat.app import _is_loopback, auth_from_env, create_app, launch_options
 from citechat.config import Settings
 from citechat.errors import CitechatError, UsageError
 from citechat.generation import GenerativeAnswerer, Messages
-from citechat.pipeline import Pipeline, upload_name
+from citechat.pipeline import Pipeline
 from citechat.render import (
     export_markdown,
     render_answer,
@@ -28,6 +28,7 @@ from citechat.render import (
     render_sources,
 )
 from citechat.types import Answer, Citation, SentenceSupport
+from citechat.uploads import upload_name
 
 EVIL = (
     "Evil <img src=x onerror=alert(1)> page\n\nThe director <script>alert('x')</script> was "

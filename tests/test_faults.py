@@ -46,8 +46,7 @@ from citechat.errors import (
     ModelError,
     UsageError,
 )
-from citechat.index import Index, current_generation, sweep, write_lock
-from citechat.index import sync_index
+from citechat.index import Index, current_generation, sweep, sync_index, write_lock
 from citechat.pipeline import Pipeline
 from citechat.types import Answer
 

@@ -14,8 +14,7 @@ from citechat.config import Settings
 from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder
 from citechat.errors import IndexError_, IndexLockedError, IndexMismatchError
-from citechat.index import Index, current_generation, write_lock
-from citechat.index import sync_index
+from citechat.index import Index, current_generation, sync_index, write_lock
 
 
 class CountingEmbedder(HashingEmbedder):

@@ -13,18 +13,17 @@ import pytest
 
 from citechat import corpus as corpus_mod
 from citechat import embedding
-from citechat.index import build as ingest
-from citechat.index import sync as index_sync
 from citechat.config import Settings
 from citechat.corpus import iter_corpus, load_corpus
 from citechat.embedding import HashingEmbedder
+from citechat.index import Index, sync_index
+from citechat.index import build as ingest
+from citechat.index import sync as index_sync
 from citechat.index.generations import CHECKPOINT
-from citechat.index import Index
 from citechat.index.lexical import LexicalBuilder, LexicalIndex
-from citechat.text import terms
-from citechat.index import sync_index
-from citechat.retrieval import Retriever
 from citechat.index.saved import NotStreamable, SavedIndex, _Groups
+from citechat.retrieval import Retriever
+from citechat.text import terms
 
 WORDS = [
     "snow",

@@ -11,15 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from citechat.index import lexical as lexical_module
 from citechat.config import Settings
 from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder
-from citechat.index import Index, current_generation
+from citechat.index import Index, current_generation, sync_index
+from citechat.index import lexical as lexical_module
 from citechat.index.lexical import LexicalIndex
-from citechat.text import terms
-from citechat.index import sync_index
 from citechat.retrieval import Retriever
+from citechat.text import terms
 from citechat.types import Chunk
 
 QUERIES = ["new director appointed", "snow closed schools", "joint working responsibility"]

@@ -14,10 +14,9 @@ from citechat.cli import main
 from citechat.config import Settings
 from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder
-from citechat.index import Index, current_generation
-from citechat.index import sync_index
-from citechat.retrieval import Retriever
+from citechat.index import Index, current_generation, sync_index
 from citechat.index.stores import MilvusStore
+from citechat.retrieval import Retriever
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")

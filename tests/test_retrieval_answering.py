@@ -7,9 +7,9 @@ from citechat.citations import answer_sentences, markers, source_for, strip_mark
 from citechat.config import Settings
 from citechat.embedding import HashingEmbedder
 from citechat.errors import ConfigError, UsageError
-from citechat.text import terms
 from citechat.pipeline import Pipeline
 from citechat.retrieval import Retriever, rrf_fuse
+from citechat.text import terms
 
 
 @pytest.fixture

@@ -15,9 +15,8 @@ from citechat.config import Settings
 from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder, embed_texts
 from citechat.errors import ConfigError
+from citechat.index import Index, current_generation, sync_index
 from citechat.index.generations import CHECKPOINT
-from citechat.index import Index, current_generation
-from citechat.index import sync_index
 from citechat.index.stores import FaissParams, FaissStore, StoreSpec, parse_store
 
 

@@ -54,8 +54,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .corpus import load_corpus
     from .errors import CitechatError
-    from .index import Index
-    from .index import sync_index
+    from .index import Index, sync_index
     from .pipeline import Pipeline
     from .types import Answer, Chunk, Citation, Document, Hit, Section
 

@@ -23,8 +23,8 @@ from typing import Literal, Protocol
 
 from .abstention import AbstentionModel
 from .index import Index
-from .text import term_set, terms
 from .retrieval import Retrieval, Retriever
+from .text import term_set, terms
 from .types import Answer, Citation, Hit, SentenceSupport, marker
 
 DECLINE = "I could not find this in the documents."

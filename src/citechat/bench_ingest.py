@@ -108,9 +108,9 @@ def build(path: str, corpus: Path, index: Path) -> dict[str, Any]:
     from .config import Settings
     from .corpus import load_corpus
     from .embedding import load_embedder
-    from .index.generations import current_generation, read_manifest, write_lock
     from .index import Index, index_stats
     from .index.build import write_streamed
+    from .index.generations import current_generation, read_manifest, write_lock
     from .index.saved import SavedIndex
 
     settings = Settings(corpus=corpus, index=index, embedder=EMBEDDER)

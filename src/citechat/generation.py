@@ -30,8 +30,8 @@ from .answering import DECLINE, ExtractiveAnswerer, History, history_query, make
 from .citations import MARKER, answer_sentences, load_judge, source_for, strip_markers, verify
 from .config import Settings
 from .errors import CitechatError, ConfigError, ModelError
-from .text import terms
 from .retrieval import Retrieval, Retriever
+from .text import terms
 from .types import Answer, Citation, Hit, SentenceSupport, marker
 
 log = logging.getLogger("citechat")

@@ -4,37 +4,27 @@
 >>> pipe.ask("Who did Ed Balls appoint?").citations[0].doc_id  # doctest: +SKIP
 '002_a97dc062ef764fe9.txt'
 
-``sync_index`` (index/sync.py) builds the index when missing and updates it when
-the corpus has changed; ``Pipeline.load`` calls it.  ``Pipeline.ask`` validates the question, retrieves with the
+``Pipeline.load`` brings the index in line with the corpus (``sync_index``,
+index/sync.py).  ``Pipeline.ask`` validates the question, retrieves with the
 conversation in mind, answers, verifies every sentence against its citations
 and times each stage.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
-import shutil
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from .answering import Answerer, ExtractiveAnswerer, History, history_query, rerank_by_evidence
 from .citations import verify
 from .config import Settings
-from .corpus import SUFFIXES, content_hash, load_corpus, load_document
-from .embedding import Embedder, load_embedder
+from .embedding import load_embedder
 from .errors import (
     CitechatError,
-    IndexDamagedError,
-    IndexError_,
-    IndexFormatError,
-    IndexMismatchError,
     ModelError,
     UsageError,
 )

@@ -45,6 +45,7 @@ from ..chunking import chunk_document
 from ..config import Settings
 from ..corpus import OnSkip, content_hash, iter_corpus
 from ..embedding import Embedder, embed_texts
+from ..types import Chunk, Document, Section
 from .generations import (
     CHECKPOINT,
     commit_generation,
@@ -53,6 +54,9 @@ from .generations import (
     npy_from_raw,
     npy_header_length,
 )
+from .lexical import LexicalBuilder
+from .saved import SavedIndex
+from .stores import FaissStore
 from .view import (
     UpdateReport,
     chunking_settings,
@@ -60,10 +64,6 @@ from .view import (
     manifest_of,
     write_failure,
 )
-from .lexical import LexicalBuilder
-from .saved import SavedIndex
-from .stores import FaissStore
-from ..types import Chunk, Document, Section
 
 __all__ = [
     "BATCH_CHARS",

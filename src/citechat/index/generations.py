@@ -7,7 +7,8 @@ what killed writers left: ``.tmp-gen-*`` folders, ``.CURRENT.tmp`` and
 generations CURRENT does not name.  ``.checkpoint/`` is not swept: it holds
 the embedded batches of an interrupted build, which the next build reuses.
 
-It does not know what a generation contains (view.py and build.py write it, view.py and saved.py check it).
+It does not know what a generation contains (view.py and build.py write
+it; view.py and saved.py check it).
 """
 
 from __future__ import annotations

@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Iterator, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..text import TOKENIZER, term_set, terms
+from ..text import TOKENIZER, terms
 from ..types import Chunk
 from .generations import npy_from_raw, npy_header_length
 

@@ -29,11 +29,11 @@ import numpy as np
 from ..config import Settings
 from ..embedding import Embedder, text_key
 from ..errors import IndexDamagedError
+from ..types import Chunk
 from .generations import REBUILD, current_generation, read_manifest
-from .view import check_compatible, count_inconsistency, damaged
 from .lexical import LexicalIndex
 from .stores import LEGACY, FaissStore, parse_store, store_inconsistency
-from ..types import Chunk
+from .view import check_compatible, count_inconsistency, damaged
 
 __all__ = ["NotStreamable", "SavedIndex"]
 

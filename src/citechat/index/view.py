@@ -46,6 +46,7 @@ from ..config import Settings
 from ..corpus import content_hash
 from ..embedding import Embedder, embed_texts, text_key
 from ..errors import IndexDamagedError, IndexError_, IndexFormatError, IndexMismatchError
+from ..types import Chunk, Document, Section
 from .generations import (
     CHECKPOINT,
     REBUILD,
@@ -73,7 +74,6 @@ from .stores import (
     parse_store,
     store_inconsistency,
 )
-from ..types import Chunk, Document, Section
 
 __all__ = [
     "FORMAT_VERSION",
