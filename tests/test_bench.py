@@ -1,19 +1,25 @@
-"""The bench module produces a results record with the expected keys (issue 6).
+"""The bench package produces a results record with the expected keys (issue 6).
 
 Runs on the tiny corpus with the hashing embedder; timings are never asserted."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from citechat import bench_million
-from citechat.bench import BenchConfig, percentiles, run_bench, summary, targets
+from citechat.bench import million as bench_million
+from citechat.bench.run import BenchConfig, run_bench, summary, targets
 from citechat.cli import main
-from citechat.config import Settings
+from citechat.config import Settings, bench_env
+from citechat.errors import ConfigError, UsageError
+from citechat.stats import percentile, percentiles
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+SOURCES = bench_million.Sources(CHECKOUT / "eval" / "datasets", CHECKOUT / "corpus")
 
 
 @pytest.fixture
@@ -107,7 +113,7 @@ def test_bench_record_has_every_part(
 
 
 def test_cold_start_part_serves_and_measures(fake_settings: Settings, tmp_path: Path) -> None:
-    from citechat.bench import cold_start
+    from citechat.bench.run import cold_start
 
     result = cold_start(fake_settings)
     assert set(result) == {"help_s", "serve_first_200_s", "peak_rss_mb"}
@@ -117,9 +123,34 @@ def test_cold_start_part_serves_and_measures(fake_settings: Settings, tmp_path: 
 def test_targets_and_percentiles() -> None:
     assert percentiles([]) == {"p50": 0.0, "p95": 0.0}
     assert percentiles([5.0]) == {"p50": 5.0, "p95": 5.0}
+    # linear interpolation (numpy's default), the definition citechat eval reports too:
+    # position (n - 1) * q / 100 = 3 * 0.95 = 2.85 -> 30 + 0.85 * (40 - 30)
+    assert percentile([40.0, 10.0, 30.0, 20.0], 95) == pytest.approx(38.5)
+    assert percentiles([10.0, 20.0, 30.0, 40.0]) == {"p50": 25.0, "p95": 38.5}
+    assert percentiles([1, 2, 3, 4, 100]) == {"p50": 3.0, "p95": 80.8}
+    with pytest.raises(ValueError):
+        percentile([], 50)
     t = targets({"million": {"chosen": {"recall_at_10": 0.97, "p50_ms": 12.0}}})
     assert t["1M recall@10 >= 0.95"] == {"value": 0.97, "met": True}
     assert t["1M search p50 ms <= 10"] == {"value": 12.0, "met": False}
+
+
+def test_eval_and_bench_share_one_percentile() -> None:
+    from citechat.evaluation import QuestionScore, latency_summary
+
+    values = [40.0, 10.0, 30.0, 20.0]
+    scores = [
+        QuestionScore(
+            qtype=None,
+            answerable=None,
+            abstained=False,
+            retrieval_only=False,
+            latency={"total": v},
+        )
+        for v in values
+    ]
+    lat = latency_summary(scores)["total"]
+    assert {k: lat[k] for k in ("p50", "p95")} == percentiles(values)
 
 
 def test_cli_bench_rejects_unknown_parts(capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,12 +158,53 @@ def test_cli_bench_rejects_unknown_parts(capsys: pytest.CaptureFixture[str]) -> 
     assert "unknown bench parts" in capsys.readouterr().err
 
 
+def test_cli_bench_without_psutil_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "psutil", None)  # import psutil raises ImportError
+    assert main(["bench", "--skip", "build"]) == 2
+    err = capsys.readouterr().err
+    assert err == "citechat: error: citechat bench needs psutil; pip install 'citechat[bench]'\n"
+
+
+def test_cli_bench_names_the_flag_of_a_missing_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere"
+    assert main(["bench", "--datasets", str(missing), "--out", str(tmp_path / "r.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(missing / "squad-dev") in err and "--datasets" in err
+    args = ["bench", "--seed-corpus", str(missing), "--skip", "build", "--skip", "ingest"]
+    assert main([*args, "--datasets", str(CHECKOUT / "eval" / "datasets")]) == 2
+    err = capsys.readouterr().err
+    assert "--seed-corpus" in err and str(missing) in err
+    assert not (tmp_path / "r.jsonl").exists()  # nothing measured, nothing appended
+
+
+def test_bench_env_is_read_in_config() -> None:
+    env = bench_env(
+        {"BENCH_FULL": "1", "CITECHAT_BENCH_CACHE": "/x", "CITECHAT_BENCH_THREADS": "2"}
+    )
+    assert env.full and env.cache == Path("/x") and env.threads == 2
+    assert not bench_env({"BENCH_FULL": "0"}).full and bench_env({}).threads == 1
+    with pytest.raises(ConfigError, match="CITECHAT_BENCH_THREADS"):
+        bench_env({"CITECHAT_BENCH_THREADS": "many"})
+
+
+def test_million_sources_name_their_flag(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--datasets"):
+        bench_million.million_texts(10, bench_million.Sources(tmp_path, SOURCES.seed_corpus))
+    with pytest.raises(UsageError, match="--seed-corpus"):
+        bench_million.Sources(SOURCES.datasets, tmp_path / "none").check()
+    assert bench_million.main(["embed", "10", "--datasets", str(tmp_path)]) == 2
+
+
 def test_million_cache_resumes_and_never_fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("CITECHAT_BENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(bench_million, "SHARD", 64)
-    texts = bench_million.million_texts(200)
+    texts = bench_million.million_texts(200, SOURCES)
     assert len(texts) == len(set(texts)) == 200
-    assert texts == bench_million.million_texts(200)  # deterministic
+    assert texts == bench_million.million_texts(200, SOURCES)  # deterministic
     cache = bench_million.VectorCache.open(200)
 
     class Dying:
@@ -146,11 +218,11 @@ def test_million_cache_resumes_and_never_fakes(tmp_path: Path, monkeypatch: pyte
             return np.ones((len(batch), 8), dtype=np.float32)
 
     with pytest.raises(KeyboardInterrupt):
-        cache.embed(Dying())
+        cache.embed(Dying(), SOURCES)
     assert cache.done() == 2 and cache.available() == 128
     assert cache.load().shape == (128, 8)
     assert [len(b) for b in cache.batches(100)] == [64, 36]  # shard by shard, cut at the limit
-    cache.embed(Dying())  # resumes at shard 2
+    cache.embed(Dying(), SOURCES)  # resumes at shard 2
     assert cache.done() == 4 and cache.available() == 200
 
 
@@ -185,7 +257,7 @@ def test_million_bench_record_on_a_small_cache(tmp_path: Path, monkeypatch: pyte
 
 
 def test_ingest_part_builds_both_ways_at_two_sizes(fake_settings: Settings, tmp_path: Path) -> None:
-    from citechat.bench_ingest import ingest_bench
+    from citechat.bench.ingest import ingest_bench
 
     result = ingest_bench(fake_settings.corpus, tmp_path, copies=(1, 3), log=lambda _: None)
     runs = {(r["copies"], r["path"]): r for r in result["runs"]}

@@ -109,9 +109,36 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "bench",
         help="measure build, latency, cold start and scale; append to bench/results.jsonl",
+        description="Measure build, latency, cold start and scale on a checkout's benchmark "
+        "sets and append one record to a JSONL file. Needs the bench extra: "
+        "pip install 'citechat[bench]'.",
     )
-    s.add_argument("--full", action="store_true", help="also the 1M-vector benchmark (slow)")
+    s.add_argument(
+        "--full", action="store_true", help="also the 1M-vector benchmark (slow; env BENCH_FULL=1)"
+    )
     s.add_argument("--out", type=Path, default=Path("bench/results.jsonl"), help="JSONL to append")
+    s.add_argument(
+        "--datasets",
+        type=Path,
+        metavar="DIR",
+        default=Path("eval/datasets"),
+        help="the benchmark sets: squad-dev/ (build corpus and questions) and seed/ "
+        "(default ./eval/datasets, a checkout's)",
+    )
+    s.add_argument(
+        "--seed-corpus",
+        type=Path,
+        metavar="DIR",
+        default=Path("corpus"),
+        help="corpus of the seed questions (default ./corpus, a checkout's)",
+    )
+    s.add_argument(
+        "--peer-script",
+        type=Path,
+        metavar="PATH",
+        default=Path("eval/peers/langchain_faiss.py"),
+        help="the LangChain peer (default ./eval/peers/langchain_faiss.py; skipped when absent)",
+    )
     s.add_argument("--questions", type=int, default=200, help="questions per latency set (200)")
     s.add_argument(
         "--skip",
@@ -327,17 +354,19 @@ def _peer_arg(value: str) -> tuple[str, Path]:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    import os
+    from .bench.run import BenchConfig, run_bench, summary
+    from .config import bench_env
 
-    from .bench import BenchConfig, run_bench, summary
-
-    full = args.full or os.environ.get("BENCH_FULL", "") not in ("", "0")
-    try:
-        config = BenchConfig(
-            settings, out=args.out, questions=args.questions, skip=frozenset(args.skip), full=full
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+    config = BenchConfig.from_checkout(
+        settings,
+        datasets=args.datasets,
+        seed_corpus=args.seed_corpus,
+        peer_script=args.peer_script,
+        out=args.out,
+        questions=args.questions,
+        skip=frozenset(args.skip),
+        full=args.full or bench_env().full,
+    )
     record = run_bench(config)
     print(json.dumps(record, indent=1) if args.json else summary(record))
     print(f"appended to {args.out}", file=sys.stderr)

@@ -131,3 +131,42 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"setting {key} has a bad value {value!r}: {exc}") from exc
     return out
+
+
+# -- the benchmark's environment (citechat bench; not Settings: citechat itself ignores it) --
+
+
+@dataclass(frozen=True)
+class BenchEnv:
+    """What ``citechat bench`` and ``python -m citechat.bench.million`` read from the
+    environment: ``BENCH_FULL`` (set and not ``0``: as ``--full``),
+    ``CITECHAT_BENCH_CACHE`` (where the million-vector cache lives) and
+    ``CITECHAT_BENCH_THREADS`` (torch threads of one embedding worker)."""
+
+    full: bool = False
+    cache: Path = field(default_factory=lambda: Path.home() / ".cache" / "citechat" / "bench")
+    threads: int = 1
+
+
+def bench_env(env: dict[str, str] | None = None) -> BenchEnv:
+    """The benchmark's variables from ``env`` (default ``os.environ``); a bad value is a
+    ConfigError that names it.
+
+    >>> env = bench_env({"BENCH_FULL": "0", "CITECHAT_BENCH_THREADS": "2"})
+    >>> env.full, env.threads
+    (False, 2)
+    """
+    env = dict(os.environ) if env is None else env
+    out = BenchEnv(full=env.get("BENCH_FULL", "") not in ("", "0"))
+    if env.get("CITECHAT_BENCH_CACHE"):
+        out = dataclasses.replace(out, cache=Path(env["CITECHAT_BENCH_CACHE"]).expanduser())
+    raw = env.get("CITECHAT_BENCH_THREADS", "")
+    if raw:
+        try:
+            threads = int(raw)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise ConfigError(f"CITECHAT_BENCH_THREADS must be a whole number >= 1, got {raw!r}")
+        out = dataclasses.replace(out, threads=threads)
+    return out

@@ -35,6 +35,7 @@ import numpy as np
 from .citations import strip_markers
 from .config import Settings
 from .errors import UsageError
+from .stats import percentiles
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -442,13 +443,14 @@ def summarize_scores(scores: Sequence[QuestionScore], *, by_type: bool = True) -
 
 
 def latency_summary(scores: Sequence[QuestionScore]) -> dict[str, dict[str, float]]:
-    """p50 / p95 / mean per stage, e.g. ``{"total": {"p50": 47.1, "p95": 78.0, ...}}``."""
+    """p50 / p95 / mean per stage, e.g. ``{"total": {"p50": 47.1, "p95": 78.0, ...}}``;
+    percentiles as :func:`citechat.stats.percentile` defines them (linear interpolation)."""
     out = {}
     for stage in STAGES:
-        arr = np.asarray([s.latency[stage] for s in scores if stage in s.latency], dtype=float)
-        if arr.size:
-            out[stage] = {f"p{q}": round(float(np.percentile(arr, q)), 2) for q in (50, 95)}
-            out[stage]["mean"] = round(float(arr.mean()), 2)
+        values = [s.latency[stage] for s in scores if stage in s.latency]
+        if values:
+            out[stage] = percentiles(values)
+            out[stage]["mean"] = round(float(np.mean(values)), 2)
     return out
 
 

@@ -329,7 +329,9 @@ DEFINITIONS = f"""\
   evidence, or, for questions without evidence quotes, that fall in a gold document.
   **verifier supported**: share of answer sentences the verifier alone marked supported.
 - **declined unans.**: unanswerable questions declined; **wrongly declined**: answerable
-  questions declined. Latency: milliseconds per question, warm, single thread of calls.
+  questions declined. Latency: milliseconds per question, warm, single thread of calls;
+  p50 / p95 interpolate linearly between the two closest ranks (numpy's default, the
+  definition `citechat bench` uses too).
 """
 
 

@@ -1,28 +1,31 @@
-"""``citechat bench``: how fast citechat is, measured side by side, appended to a JSONL file.
+"""``citechat bench``'s run: how fast citechat is, measured side by side, as one record.
 
 One run measures, in this order (each part can be skipped):
 
-* ``build``: a full index build of a corpus (default SQuAD v1.1 dev, 2,067
-  paragraphs) against its floor, a bare ``SentenceTransformer.encode`` of
-  exactly the texts the index embeds (chunks and sentences) with the same
-  model and batch size, and against encoding the chunks only; then one
-  changed document, incrementally (``incremental``).  Run in a child process,
-  whose peak RSS is the index's.
+* ``build``: a full index build of a corpus (``make bench``: SQuAD v1.1 dev) against
+  its floor, a bare ``SentenceTransformer.encode`` of exactly the texts the index
+  embeds (chunks and sentences) with the same model and batch size, and against
+  encoding the chunks only; then one changed document, incrementally
+  (``incremental``).  Run in a child process, whose peak RSS is the index's.
 * ``latency``: warm per-stage question latency (embed, dense, BM25, fuse,
   rerank, answer, verify, total), p50/p95, on the seed corpus and on the build
   corpus, from ``Answer.latency_ms``.
 * ``cold``: ``citechat --help`` and ``citechat serve`` to the first HTTP 200,
   with the server's peak RSS.
-* ``peer``: LangChain's FAISS retriever (eval/peers/langchain_faiss.py) on the
-  same questions, as a retrieval-latency ratio, when it is installed.
+* ``peer``: LangChain's FAISS retriever (a checkout's eval/peers/langchain_faiss.py,
+  ``peer_script``) on the same questions, as a retrieval-latency ratio, when it is
+  installed.
 * ``ingest``: peak RSS of index builds as the corpus grows, the streamed build
-  against the in-memory one (bench_ingest.py): the build corpus copied 1 and 8
+  against the in-memory one (ingest.py): the build corpus copied 1 and 8
   times (1 and 32 with ``--full``).
 * ``million`` (``--full``): HNSW vs exact search over a million real MiniLM
-  vectors (bench_million.py).
+  vectors (million.py).
 
 Machines are noisy, so every comparison is also given as a ratio of two
 numbers measured in the same run.  Timings are reported, never asserted.
+The inputs are paths of a checkout (``eval/datasets``, ``corpus``), given as
+:class:`BenchConfig` fields (``citechat bench --datasets``, ``--seed-corpus``,
+``--peer-script``); a missing one is a UsageError naming its flag.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import socket
 import statistics
 import subprocess
@@ -42,22 +44,31 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import embedding  # noqa: F401 - sets OMP_WAIT_POLICY before anything loads torch
-from .config import Settings
+from .. import embedding  # noqa: F401 - sets OMP_WAIT_POLICY before anything loads torch
+from ..config import Settings
+from ..errors import UsageError
+from ..stats import percentiles
+from .common import emit, peak_rss_mb, require_psutil, run_child
 
 PARTS = ("build", "latency", "cold", "peer", "ingest", "million")
+#: a checkout's benchmark sets and seed corpus, relative to its root (``make bench``)
+DATASETS = Path("eval/datasets")
+SEED_CORPUS = Path("corpus")
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """What to measure and on what; the defaults are ``make bench``'s."""
+    """What to measure and on what; the paths are relative to a checkout's root, as
+    ``make bench`` runs it (:meth:`from_checkout` fills them from ``citechat bench``'s
+    flags)."""
 
     settings: Settings
     out: Path | None = Path("bench/results.jsonl")
-    build_corpus: Path = Path("eval/datasets/squad-dev/corpus.jsonl")
-    build_questions: Path = Path("eval/datasets/squad-dev/questions_v1.1_first1000.jsonl")
-    seed_corpus: Path = Path("corpus")
-    seed_questions: Path = Path("eval/datasets/seed/questions.jsonl")
+    build_corpus: Path = DATASETS / "squad-dev" / "corpus.jsonl"
+    build_questions: Path = DATASETS / "squad-dev" / "questions_v1.1_first1000.jsonl"
+    seed_corpus: Path = SEED_CORPUS
+    seed_questions: Path = DATASETS / "seed" / "questions.jsonl"
+    peer_script: Path = Path("eval/peers/langchain_faiss.py")
     questions: int = 200
     skip: frozenset[str] = frozenset()
     full: bool = False
@@ -67,13 +78,59 @@ class BenchConfig:
     def __post_init__(self) -> None:
         unknown = set(self.skip) - set(PARTS)
         if unknown:
-            raise ValueError(f"unknown bench parts {sorted(unknown)}; known: {', '.join(PARTS)}")
+            raise UsageError(f"unknown bench parts {sorted(unknown)}; known: {', '.join(PARTS)}")
         if self.questions < 1:
-            raise ValueError(f"questions must be at least 1, got {self.questions}")
+            raise UsageError(f"--questions must be at least 1, got {self.questions}")
+
+    @classmethod
+    def from_checkout(
+        cls,
+        settings: Settings,
+        *,
+        datasets: Path = DATASETS,
+        seed_corpus: Path = SEED_CORPUS,
+        **fields: Any,
+    ) -> BenchConfig:
+        """The benchmark sets under ``datasets`` (a checkout's eval/datasets): SQuAD v1.1
+        dev as the build corpus and its 1,000-question subset, the seed questions over
+        ``seed_corpus``."""
+        return cls(
+            settings,
+            build_corpus=datasets / "squad-dev" / "corpus.jsonl",
+            build_questions=datasets / "squad-dev" / "questions_v1.1_first1000.jsonl",
+            seed_corpus=seed_corpus,
+            seed_questions=datasets / "seed" / "questions.jsonl",
+            **fields,
+        )
+
+    def check_inputs(self) -> None:
+        """A UsageError naming the flag when a path a part to run reads is missing."""
+        used = {
+            "build": ("build_corpus",),
+            "latency": ("seed_corpus", "seed_questions", "build_corpus", "build_questions"),
+            "cold": ("seed_corpus",),
+            "ingest": ("build_corpus",),
+        }
+        for part, names in used.items():
+            if part in self.skip:
+                continue
+            for name in names:
+                path = getattr(self, name)
+                if not path.exists():
+                    flag = "--seed-corpus DIR" if name == "seed_corpus" else "--datasets DIR"
+                    raise UsageError(
+                        f"{path} does not exist (the {part} part reads it); run from a "
+                        f"citechat checkout, pass {flag}, or --skip {part}"
+                    )
 
 
 def run_bench(config: BenchConfig) -> dict[str, Any]:
-    """Measure, append one record to ``config.out`` (when set) and return it."""
+    """Measure, append one record to ``config.out`` (when set) and return it.
+
+    psutil (the ``[bench]`` extra) and every input are checked before any work.
+    """
+    require_psutil()
+    config.check_inputs()
     with tempfile.TemporaryDirectory(prefix="citechat-bench-") as tmp:
         work = config.work or Path(tmp)
         record: dict[str, Any] = {
@@ -106,14 +163,14 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             config.log("bench: the LangChain FAISS peer")
             record["peer"] = peer_latency(config, record.get("latency", {}).get("build"), work)
         if "ingest" not in config.skip:
-            from .bench_ingest import ingest_bench
+            from .ingest import ingest_bench
 
             copies = (1, 32) if config.full else (1, 8)
             record["ingest"] = ingest_bench(
                 config.build_corpus, work, copies=copies, log=config.log
             )
         if config.full and "million" not in config.skip:
-            from .bench_million import million_bench
+            from .million import million_bench
 
             config.log("bench: a million real-text vectors, HNSW vs exact")
             record["million"] = million_bench(log=config.log)
@@ -133,15 +190,15 @@ def build_and_update(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]
 
     Runs in the child process (:func:`_child`); the model is loaded and warm first.
     """
-    from .embedding import load_embedder
-    from .index import sync_index
+    from ..embedding import load_embedder
+    from ..index import sync_index
 
     embedder = load_embedder(settings.embedder)
     embedder.embed(["warm up the model"] * 8)
     t0, c0 = time.perf_counter(), time.process_time()
     result = sync_index(settings, embedder=embedder, rebuild=True)
     build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
-    build_rss = _peak_rss_mb()
+    build_rss = peak_rss_mb()
     index = result.index
     chunk_texts = list(dict.fromkeys(c.embedding_text() for c in index.chunks))
     sent_texts = [index.documents[d].text[a:b] for d, a, b in index.sentence_keys]
@@ -171,7 +228,7 @@ def build_and_update(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]
     incremental = _one_document_update(settings, embedder, build_s)
     # the index's own peak is the build's; the floor's batches of long texts come after
     build["peak_rss_mb"] = build_rss
-    build["child_peak_rss_mb"] = _peak_rss_mb()
+    build["child_peak_rss_mb"] = peak_rss_mb()
     return build, incremental
 
 
@@ -179,7 +236,7 @@ def _one_document_update(settings: Settings, embedder: Any, build_s: float) -> d
     """Change one document of (a copy of) the corpus and time the update."""
     import shutil
 
-    from .index import sync_index
+    from ..index import sync_index
 
     src = settings.corpus
     copy = settings.index.parent / f"changed-{src.name}"
@@ -216,7 +273,7 @@ def _one_document_update(settings: Settings, embedder: Any, build_s: float) -> d
 
 def _floor(embedder: Any, texts: list[str]) -> tuple[float, float]:
     """(wall, CPU) seconds of a bare ``SentenceTransformer.encode`` of ``texts`` (one call)."""
-    from .embedding import SentenceTransformerEmbedder
+    from ..embedding import SentenceTransformerEmbedder
 
     t0, c0 = time.perf_counter(), time.process_time()
     if isinstance(embedder, SentenceTransformerEmbedder):
@@ -229,7 +286,7 @@ def _floor(embedder: Any, texts: list[str]) -> tuple[float, float]:
 
 def question_latency(settings: Settings, questions: Path, limit: int) -> dict[str, Any]:
     """Warm per-stage latency of the default pipeline over the first ``limit`` questions."""
-    from .pipeline import Pipeline
+    from ..pipeline import Pipeline
 
     pipe = Pipeline.load(settings)
     rows = [json.loads(line) for line in questions.read_text(encoding="utf-8").splitlines() if line]
@@ -248,28 +305,11 @@ def question_latency(settings: Settings, questions: Path, limit: int) -> dict[st
     }
 
 
-def percentiles(values: Sequence[float]) -> dict[str, float]:
-    """p50 and p95 (nearest rank), rounded to 0.01.
-
-    >>> percentiles([1, 2, 3, 4, 100])
-    {'p50': 3.0, 'p95': 100.0}
-    """
-    ordered = sorted(values)
-    if not ordered:
-        return {"p50": 0.0, "p95": 0.0}
-
-    def rank(p: float) -> float:
-        return float(ordered[min(len(ordered) - 1, max(0, int(p * len(ordered) + 0.5) - 1))])
-
-    return {"p50": round(float(statistics.median(ordered)), 2), "p95": round(rank(0.95), 2)}
-
-
 def cold_start(settings: Settings, *, timeout_s: float = 120.0) -> dict[str, Any]:
     """``citechat --help`` (median of 3) and ``citechat serve`` to the first HTTP 200."""
     import urllib.request
 
-    import psutil
-
+    psutil = require_psutil()
     env = _child_env(settings)
     helps = []
     for _ in range(3):
@@ -338,9 +378,9 @@ def _tree_rss(ps: Any) -> int:
 
 def peer_latency(config: BenchConfig, ours: dict[str, Any] | None, work: Path) -> dict[str, Any]:
     """LangChain FAISS retrieval latency on the build questions, as a ratio to ours."""
-    script = Path("eval/peers/langchain_faiss.py")
+    script = config.peer_script
     if not script.is_file():
-        return {"available": False, "why": f"{script} does not exist"}
+        return {"available": False, "why": f"{script} does not exist (--peer-script)"}
     try:
         import langchain_community  # noqa: F401
     except ImportError:
@@ -435,6 +475,7 @@ def summary(record: dict[str, Any]) -> str:
 
 
 def machine_info() -> dict[str, Any]:
+    """The machine a record was measured on: CPU, cores, RAM, load, library versions."""
     import numpy
 
     info: dict[str, Any] = {
@@ -444,13 +485,8 @@ def machine_info() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "numpy": numpy.__version__,
+        "ram_gb": round(require_psutil().virtual_memory().total / 2**30, 1),
     }
-    try:
-        import psutil
-
-        info["ram_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError:
-        pass
     for name in ("torch", "faiss", "sentence_transformers"):
         try:
             info[name] = __import__(name).__version__
@@ -485,19 +521,6 @@ def _git_commit() -> str | None:
         return None
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak RSS.  VmHWM, not ru_maxrss: a child started by vfork (as
-    subprocess does) inherits its parent's ru_maxrss, so a small child of a big parent
-    would report the parent's size."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -523,26 +546,16 @@ def _child_env(settings: Settings) -> dict[str, str]:
 def _child(part: str, settings: Settings, *, corpus: Path, index: Path) -> Any:
     """Run ``part`` in a fresh process (so its peak RSS is its own); its JSON result."""
     settings = replace(settings, corpus=corpus, index=index)
-    proc = subprocess.run(
-        [sys.executable, "-m", "citechat.bench", part],
-        env=_child_env(settings),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench child {part!r} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child("citechat.bench.run", part, env=_child_env(settings))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The child side of :func:`_child`: ``python -m citechat.bench build``."""
+    """The child side of :func:`_child`: ``python -m citechat.bench.run build``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args != ["build"]:
-        print("usage: python -m citechat.bench build  (run by citechat bench)", file=sys.stderr)
+        print("usage: python -m citechat.bench.run build  (run by citechat bench)", file=sys.stderr)
         return 2
-    print(json.dumps(build_and_update(Settings.load())))
-    return 0
+    return emit(build_and_update(Settings.load()))
 
 
 if __name__ == "__main__":

@@ -1,39 +1,44 @@
 """The one-million-chunk benchmark: real MiniLM vectors of real text, cached.
 
 The texts are the sentences of the SQuAD v1.1 dev, PubMedQA and seed corpora
-plus sliding word windows (8, 12 and 16 words, stride 1) over their paragraphs,
-shuffled with a fixed seed and cut at ``n`` (default 1,000,000).  The queries
-are SQuAD dev questions, which are not among the texts.  Embedding a million
-texts with MiniLM on two cores takes hours, so the vectors are written in
-shards under ``~/.cache/citechat/bench/`` (``CITECHAT_BENCH_CACHE``), each shard
-atomically: an interrupted run resumes at the first missing shard, and the
-benchmark can run on the shards embedded so far (a shuffled prefix is a fair
-sample of the whole).
+(:class:`Sources`: a checkout's eval/datasets and corpus) plus sliding word windows
+(8, 12 and 16 words, stride 1) over their paragraphs, shuffled with a fixed seed and
+cut at ``n`` (default 1,000,000).  The queries are SQuAD dev questions, which are
+not among the texts.  Embedding them is slow (bench/README.md), so the vectors are
+written in shards under ``~/.cache/citechat/bench/`` (``CITECHAT_BENCH_CACHE``), each
+shard atomically: an interrupted run resumes at the first missing shard, and the
+benchmark can run on the shards embedded so far (a shuffled prefix is a fair sample
+of the whole).
 
 It does not build citechat indexes (the vectors go straight into the vector
 stores of index/stores.py) and it never fakes vectors: a missing shard is reported,
 not filled with random numbers.
 
-Run the embedding in the background::
+Run the embedding in the background, from a checkout's root::
 
-    nohup python -m citechat.bench_million embed > ~/.cache/citechat/bench/embed.log &
+    nohup python -m citechat.bench.million embed > ~/.cache/citechat/bench/embed.log &
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..config import bench_env
+from ..errors import CitechatError, UsageError
+from ..stats import percentile
+from .common import emit, peak_rss_mb, run_child
 
 VERSION = "million-v1"
 SHARD = 8192
@@ -42,35 +47,62 @@ N_QUERIES = 1000
 _WORD = re.compile(r"\S+")
 
 
-def repo_root() -> Path:
-    """The checkout this module runs from (eval/datasets lives there)."""
-    return Path(__file__).resolve().parents[2]
+@dataclass(frozen=True)
+class Sources:
+    """Where the texts and queries are read: a checkout's eval/datasets (``--datasets``:
+    squad-dev/ and pubmedqa-pqal/) and its seed corpus (``--seed-corpus``: *.txt)."""
+
+    datasets: Path = Path("eval/datasets")
+    seed_corpus: Path = Path("corpus")
+
+    @property
+    def corpora(self) -> tuple[Path, ...]:
+        return tuple(
+            self.datasets / name / "corpus.jsonl" for name in ("squad-dev", "pubmedqa-pqal")
+        )
+
+    @property
+    def questions(self) -> Path:
+        return self.datasets / "squad-dev" / "questions.jsonl"
+
+    def check(self) -> None:
+        """A UsageError naming the flag when a source is missing."""
+        for path in (*self.corpora, self.questions):
+            if not path.is_file():
+                raise UsageError(
+                    f"{path} does not exist; run from a citechat checkout or pass --datasets DIR "
+                    "(a checkout's eval/datasets)"
+                )
+        if not self.seed_corpus.is_dir():
+            raise UsageError(
+                f"{self.seed_corpus} is not a folder; run from a citechat checkout or pass "
+                "--seed-corpus DIR (a checkout's corpus)"
+            )
 
 
 def cache_dir(n: int = 1_000_000) -> Path:
-    base = os.environ.get("CITECHAT_BENCH_CACHE")
-    root = Path(base) if base else Path.home() / ".cache" / "citechat" / "bench"
-    return root / f"{VERSION}-{n}"
+    """The cache folder of the first ``n`` texts' vectors (``CITECHAT_BENCH_CACHE``)."""
+    return bench_env().cache / f"{VERSION}-{n}"
 
 
-def _paragraphs(root: Path) -> Iterator[str]:
-    for name in ("squad-dev", "pubmedqa-pqal"):
-        with open(root / "eval" / "datasets" / name / "corpus.jsonl", encoding="utf-8") as fh:
+def _paragraphs(sources: Sources) -> Iterator[str]:
+    sources.check()
+    for corpus in sources.corpora:
+        with open(corpus, encoding="utf-8") as fh:
             for line in fh:
                 if line.strip():
                     yield json.loads(line)["text"]
-    for path in sorted((root / "corpus").glob("*.txt")):
+    for path in sorted(sources.seed_corpus.glob("*.txt")):
         yield from (p for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip())
 
 
-def million_texts(n: int = 1_000_000, root: Path | None = None) -> list[str]:
+def million_texts(n: int, sources: Sources) -> list[str]:
     """``n`` distinct real texts (sentences and word windows), deterministic.
 
     Raises ValueError when the sources hold fewer than ``n`` distinct texts.
     """
     import blingfire
 
-    root = root or repo_root()
     seen: set[str] = set()
     texts: list[str] = []
 
@@ -79,7 +111,7 @@ def million_texts(n: int = 1_000_000, root: Path | None = None) -> list[str]:
             seen.add(text)
             texts.append(text)
 
-    for para in _paragraphs(root):
+    for para in _paragraphs(sources):
         for sent in blingfire.text_to_sentences(para.replace("\n", " ")).split("\n"):
             if len(_WORD.findall(sent)) >= 3:
                 add(sent.strip())
@@ -93,12 +125,11 @@ def million_texts(n: int = 1_000_000, root: Path | None = None) -> list[str]:
     return [texts[i] for i in order]
 
 
-def bench_queries(root: Path | None = None, n: int = N_QUERIES) -> list[str]:
+def bench_queries(sources: Sources, n: int = N_QUERIES) -> list[str]:
     """The first ``n`` distinct SQuAD v1.1 dev questions."""
-    root = root or repo_root()
+    sources.check()
     out: list[str] = []
-    path = root / "eval" / "datasets" / "squad-dev" / "questions.jsonl"
-    with open(path, encoding="utf-8") as fh:
+    with open(sources.questions, encoding="utf-8") as fh:
         for line in fh:
             q = json.loads(line)["question"].strip()
             if q and q not in out:
@@ -166,14 +197,16 @@ class VectorCache:
         path = self.folder / "queries.npy"
         return np.load(path) if path.is_file() else None
 
-    def embed(self, embedder: object, *, worker: int = 0, workers: int = 1) -> None:
+    def embed(
+        self, embedder: object, sources: Sources, *, worker: int = 0, workers: int = 1
+    ) -> None:
         """Embed every missing shard ``i`` with ``i % workers == worker``, in order.
 
         A killed run resumes at its first missing shard; two workers (one per
         core) fill alternate shards, so the finished prefix grows at both rates.
         """
+        texts = million_texts(self.n, sources)
         self.folder.mkdir(parents=True, exist_ok=True)
-        texts = million_texts(self.n)
         digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()
         meta_path = self.folder / "meta.json"
         meta = {
@@ -189,7 +222,7 @@ class VectorCache:
         else:
             meta_path.write_text(json.dumps(meta, indent=1))
         if worker == 0 and not (self.folder / "queries.npy").is_file():
-            _save_atomic(self.folder / "queries.npy", embedder.embed(bench_queries()))  # type: ignore[attr-defined]
+            _save_atomic(self.folder / "queries.npy", embedder.embed(bench_queries(sources)))  # type: ignore[attr-defined]
         t0 = time.perf_counter()
         count = 0
         for i in range(worker, self.shards, workers):
@@ -221,7 +254,7 @@ def million_bench(
 
     import faiss
 
-    from .index.stores import FaissParams
+    from ..index.stores import FaissParams
 
     cache = VectorCache.open(n)
     have = cache.available() if limit is None else min(limit, cache.available())
@@ -230,7 +263,7 @@ def million_bench(
         return {
             "available": False,
             "why": f"{have:,} of {cache.n:,} vectors cached in {cache.folder}; run "
-            "`python -m citechat.bench_million embed` first",
+            "`python -m citechat.bench.million embed` first",
         }
     log(f"million: loading {have:,} cached vectors")
     vectors = cache.load(have)
@@ -306,8 +339,8 @@ def _single_queries(
         times.append((time.perf_counter() - t0) * 1000)
         found[i] = ids[0]
     out: dict[str, Any] = {
-        "p50_ms": round(float(np.percentile(times, 50)), 3),
-        "p95_ms": round(float(np.percentile(times, 95)), 3),
+        "p50_ms": round(percentile(times, 50), 3),
+        "p95_ms": round(percentile(times, 95), 3),
     }
     if truth is not None:
         hits = [len(set(t) & set(f)) for t, f in zip(truth[:, :10], found, strict=True)]
@@ -316,16 +349,8 @@ def _single_queries(
 
 
 def _child(*args: str) -> dict[str, Any]:
-    """Run ``python -m citechat.bench_million ARGS`` and return the JSON it prints last."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "citechat.bench_million", *args],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode:
-        raise RuntimeError(f"bench_million {args[0]} failed: {proc.stderr.strip()[-2000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    """Run ``python -m citechat.bench.million ARGS`` and return the JSON it prints last."""
+    return dict(run_child("citechat.bench.million", *args))
 
 
 def _build_child(folder: Path, n: int, have: int, how: str) -> dict[str, Any]:
@@ -334,8 +359,7 @@ def _build_child(folder: Path, n: int, have: int, how: str) -> dict[str, Any]:
     build does); ``stream``: shard by shard as they are read (``FaissStore.build_from``)."""
     import faiss
 
-    from .bench import _peak_rss_mb
-    from .index.stores import FaissParams, FaissStore
+    from ..index.stores import FaissParams, FaissStore
 
     cache = VectorCache.open(n)
     params = FaissParams(flat_max=1)
@@ -351,7 +375,7 @@ def _build_child(folder: Path, n: int, have: int, how: str) -> dict[str, Any]:
         name = "hnsw-stream.index"
     build_s = time.perf_counter() - t0
     faiss.write_index(store.faiss, str(folder / name))
-    return {"build_s": round(build_s, 1), "rss_mb": _peak_rss_mb()}
+    return {"build_s": round(build_s, 1), "rss_mb": peak_rss_mb()}
 
 
 def _search_child(folder: Path, ef_search: int) -> dict[str, Any]:
@@ -362,9 +386,7 @@ def _search_child(folder: Path, ef_search: int) -> dict[str, Any]:
     load_s = time.perf_counter() - t0
     index.hnsw.efSearch = ef_search
     result = _single_queries(index, np.load(folder / "queries.npy"), np.load(folder / "truth.npy"))
-    from .bench import _peak_rss_mb
-
-    return {**result, "load_s": round(load_s, 2), "rss_mb": _peak_rss_mb()}
+    return {**result, "load_s": round(load_s, 2), "rss_mb": peak_rss_mb()}
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
@@ -373,29 +395,64 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args and args[0] == "build":
-        print(json.dumps(_build_child(Path(args[1]), int(args[2]), int(args[3]), args[4])))
-        return 0
-    if args and args[0] == "search":
-        print(json.dumps(_search_child(Path(args[1]), int(args[2]))))
-        return 0
-    if args and args[0] == "bench":
-        print(json.dumps(million_bench(log=lambda m: print(m, file=sys.stderr, flush=True))))
-        return 0
-    if not args or args[0] != "embed":
-        print("usage: python -m citechat.bench_million embed [N [WORKER WORKERS]]", file=sys.stderr)
-        return 2
-    n = int(args[1]) if len(args) > 1 else 1_000_000
-    worker, workers = (int(args[2]), int(args[3])) if len(args) > 3 else (0, 1)
-    threads = int(os.environ.get("CITECHAT_BENCH_THREADS", "1"))
-    import torch
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m citechat.bench.million",
+        description="Fill the million-vector cache (embed) or benchmark what it holds (bench).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    s = sub.add_parser("embed", help="embed the missing shards (resumable; run from a checkout)")
+    s.add_argument("n", type=int, nargs="?", default=1_000_000, help="texts (1,000,000)")
+    s.add_argument("worker", type=int, nargs="?", default=0, help="this worker's number (0)")
+    s.add_argument("workers", type=int, nargs="?", default=1, help="workers in all (1)")
+    s.add_argument(
+        "--datasets",
+        type=Path,
+        metavar="DIR",
+        default=Path("eval/datasets"),
+        help="(./eval/datasets)",
+    )
+    s.add_argument(
+        "--seed-corpus", type=Path, metavar="DIR", default=Path("corpus"), help="(./corpus)"
+    )
+    sub.add_parser("bench", help="HNSW vs exact search on the vectors cached so far")
+    # the children million_bench starts (a fresh process each, for its own peak RSS)
+    s = sub.add_parser("build")
+    s.add_argument("folder", type=Path)
+    s.add_argument("n", type=int)
+    s.add_argument("have", type=int)
+    s.add_argument("how", choices=("whole", "stream"))
+    s = sub.add_parser("search")
+    s.add_argument("folder", type=Path)
+    s.add_argument("ef_search", type=int)
+    return p
 
-    torch.set_num_threads(threads)
-    from .embedding import load_embedder
 
-    VectorCache.open(n).embed(load_embedder(), worker=worker, workers=workers)
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m citechat.bench.million embed [N [WORKER WORKERS]]`` or ``bench``."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "build":
+            return emit(_build_child(args.folder, args.n, args.have, args.how))
+        if args.command == "search":
+            return emit(_search_child(args.folder, args.ef_search))
+        if args.command == "bench":
+            return emit(million_bench(log=lambda m: print(m, file=sys.stderr, flush=True)))
+        if not 0 <= args.worker < args.workers:
+            raise UsageError(f"WORKER must be in 0..{args.workers - 1}, got {args.worker}")
+        sources = Sources(args.datasets, args.seed_corpus)
+        sources.check()  # before torch and the model load
+        import torch
+
+        torch.set_num_threads(bench_env().threads)
+        from ..embedding import load_embedder
+
+        VectorCache.open(args.n).embed(
+            load_embedder(), sources, worker=args.worker, workers=args.workers
+        )
+    except CitechatError as exc:
+        print(f"citechat: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     return 0
 
 

@@ -1,13 +1,12 @@
 """``citechat bench``'s ``ingest`` part: does an index build's memory grow with the corpus?
 
-The build corpus (SQuAD dev's 2,067 paragraphs) is copied ``k`` times, each copy
-a distinct document (its id and a closing line differ), and indexed from scratch
-by ``citechat index``'s streamed path and by the in-memory path
-(``Index.build`` + ``save``, what Milvus stores use), each in a fresh process
-whose peak RSS (VmHWM) is the builder's.  The embedder is ``hashing-384``: real
-MiniLM would take an hour at the largest size, and the vectors it gives are the
-same size (384 float32), which is what the memory is about; the model's own
-~300 MB comes on top of either path alike.
+The build corpus is copied ``k`` times, each copy a distinct document (its id and a
+closing line differ), and indexed from scratch by ``citechat index``'s streamed path
+and by the in-memory path (``Index.build`` + ``save``, what Milvus stores use), each
+in a fresh process whose peak RSS (VmHWM) is the builder's.  The embedder is
+``hashing-384``: its vectors have MiniLM's size (384 float32), which is what the
+memory is about, without MiniLM's encoding time; the model's own memory comes on
+top of either path alike.
 
 Reported per size: documents, chunks, sentences, build seconds and peak RSS of
 each path, then a streamed update of the streamed index after one document
@@ -18,12 +17,13 @@ path's peak per 1,000 chunks between the smallest and largest size.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from .common import emit, peak_rss_mb, run_child
 
 EMBEDDER = "hashing-384"
 PATHS = ("streamed", "in_memory")
@@ -32,7 +32,7 @@ MODES = (*PATHS, "update")
 
 def write_copies(source: Path, copies: int, out: Path) -> Path:
     """A JSONL corpus of ``copies`` distinct copies of every document of ``source``."""
-    from .corpus import iter_corpus
+    from ..corpus import iter_corpus
 
     with open(out, "w", encoding="utf-8") as dst:
         for c in range(copies):
@@ -50,6 +50,9 @@ def ingest_bench(
     copies: Sequence[int] = (1, 8),
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
+    """Build ``source`` copied each of ``copies`` times both ways, then update the
+    streamed index after one changed document; the runs and the growth per 1,000
+    chunks.  ``work`` holds the copies and indexes."""
     runs = []
     for k in copies:
         corpus = write_copies(source, k, work / f"ingest-x{k}.jsonl")
@@ -88,15 +91,7 @@ def _change_one(corpus: Path, out: Path) -> Path:
 
 
 def _child(path: str, corpus: Path, index: Path) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "citechat.bench_ingest", path, str(corpus), str(index)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"ingest bench child {path!r} failed:\n{proc.stderr[-3000:]}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return dict(run_child("citechat.bench.ingest", path, str(corpus), str(index)))
 
 
 def build(path: str, corpus: Path, index: Path) -> dict[str, Any]:
@@ -104,14 +99,13 @@ def build(path: str, corpus: Path, index: Path) -> dict[str, Any]:
     builder's; for the streamed path, ``with_load_peak_rss_mb`` adds loading the
     finished index, as ``citechat index`` and ``serve`` do after a build (what a
     loaded index holds is the server's memory, not the build's)."""
-    from .bench import _peak_rss_mb
-    from .config import Settings
-    from .corpus import load_corpus
-    from .embedding import load_embedder
-    from .index import Index, index_stats
-    from .index.build import write_streamed
-    from .index.generations import current_generation, read_manifest, write_lock
-    from .index.saved import SavedIndex
+    from ..config import Settings
+    from ..corpus import load_corpus
+    from ..embedding import load_embedder
+    from ..index import Index, index_stats
+    from ..index.build import write_streamed
+    from ..index.generations import current_generation, read_manifest, write_lock
+    from ..index.saved import SavedIndex
 
     settings = Settings(corpus=corpus, index=index, embedder=EMBEDDER)
     embedder = load_embedder(EMBEDDER)
@@ -124,7 +118,7 @@ def build(path: str, corpus: Path, index: Path) -> dict[str, Any]:
             report = write_streamed(settings, embedder, old)
         assert report is not None
         out["update_s"] = round(time.perf_counter() - start, 1)
-        out["peak_rss_mb"] = _peak_rss_mb()
+        out["peak_rss_mb"] = peak_rss_mb()
         out["texts_embedded"] = report.texts_embedded
         stats = index_stats(read_manifest(current_generation(index)))
         return {k: stats[k] for k in ("documents", "chunks", "sentences")} | out
@@ -132,14 +126,14 @@ def build(path: str, corpus: Path, index: Path) -> dict[str, Any]:
         with write_lock(index):
             write_streamed(settings, embedder, None)
         out["build_s"] = round(time.perf_counter() - start, 1)
-        out["peak_rss_mb"] = _peak_rss_mb()
+        out["peak_rss_mb"] = peak_rss_mb()
         built = Index.load(index, embedder, settings)
-        out["with_load_peak_rss_mb"] = _peak_rss_mb()
+        out["with_load_peak_rss_mb"] = peak_rss_mb()
     else:
         built = Index.build(load_corpus(corpus), embedder, settings)
         built.save(index)
         out["build_s"] = round(time.perf_counter() - start, 1)
-        out["peak_rss_mb"] = _peak_rss_mb()
+        out["peak_rss_mb"] = peak_rss_mb()
     return {
         "documents": len(built.documents),
         "chunks": len(built.chunks),
@@ -149,15 +143,15 @@ def build(path: str, corpus: Path, index: Path) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The child side of :func:`_child`: ``python -m citechat.bench.ingest MODE CORPUS INDEX``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 3 or args[0] not in MODES:
         print(
-            "usage: python -m citechat.bench_ingest streamed|in_memory|update CORPUS INDEX",
+            "usage: python -m citechat.bench.ingest streamed|in_memory|update CORPUS INDEX",
             file=sys.stderr,
         )
         return 2
-    print(json.dumps(build(args[0], Path(args[1]), Path(args[2]))))
-    return 0
+    return emit(build(args[0], Path(args[1]), Path(args[2])))
 
 
 if __name__ == "__main__":
