@@ -23,7 +23,7 @@ import pytest
 from citechat.config import Settings
 from citechat.pipeline import Pipeline
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "corpus"

@@ -24,7 +24,6 @@ import hashlib
 import ipaddress
 import json
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -32,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
+from .config import Settings, web_login
 from .corpus import SUFFIXES
 from .errors import CitechatError, ModelError
 from .pipeline import Pipeline
@@ -398,13 +397,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def auth_from_env() -> tuple[str, str] | None:
-    raw = os.environ.get("CITECHAT_AUTH")
-    if not raw:
-        return None
-    user, sep, password = raw.partition(":")
-    if not sep or not user or not password:
-        raise CitechatError("CITECHAT_AUTH must look like user:password")
-    return user, password
+    """CITECHAT_AUTH as the login ``launch()`` asks for (config.web_login reads it)."""
+    return web_login()
 
 
 def serve(settings: Settings, *, answerer: str | None = None, share: bool = False) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import __version__
 from .config import Settings
-from .errors import CitechatError, UsageError
+from .errors import CitechatError, UsageError, one_line
 
 log = logging.getLogger("citechat")
 
@@ -159,14 +159,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         settings = Settings.load().replace(
-            corpus=args.corpus, index=args.index, embedder=args.embedder
+            corpus=args.corpus,
+            index=args.index,
+            embedder=args.embedder,
+            origin={"corpus": "--corpus", "index": "--index", "embedder": "--embedder"},
         )
         handler: Callable[[argparse.Namespace, Settings], int] = _COMMANDS[args.command]
         return handler(args, settings)
     except CitechatError as exc:
         if args.debug:
             raise
-        print(f"citechat: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"citechat: error: {one_line(exc, limit=500)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("citechat: interrupted", file=sys.stderr)
@@ -175,8 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         where = f" {exc.filename}" if exc.filename else ""
+        why = exc.strerror or one_line(exc, limit=500)
         print(
-            f"citechat: error: cannot access{where} ({exc.strerror or _one_line(exc)}); "
+            f"citechat: error: cannot access{where} ({why}); "
             "check the path, its permissions and the free disk space",
             file=sys.stderr,
         )
@@ -185,15 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(
-            f"citechat: internal error: {type(exc).__name__}: {_one_line(exc)}; "
+            f"citechat: internal error: {type(exc).__name__}: {one_line(exc, limit=500)}; "
             "run again with --debug for the traceback and please report it",
             file=sys.stderr,
         )
         return 1
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:500] or type(exc).__name__
 
 
 def _progress_bar(desc: str) -> Callable[[int, int], Callable[[int], None]]:
@@ -215,11 +215,8 @@ def _progress_bar(desc: str) -> Callable[[int, int], Callable[[int], None]]:
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from .index import sync_index
 
-    if args.store:
-        from .index.stores import parse_store
-
-        parse_store(args.store)  # a bad value fails before any work
-    settings = settings.replace(store=args.store)
+    # Settings checks the store's form, so a bad value fails before any work
+    settings = settings.replace(store=args.store, origin={"store": "--store"})
     result = sync_index(settings, rebuild=args.rebuild, progress=_progress_bar("embedding"))
     report = result.report
     stats = result.stats
@@ -263,7 +260,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
     if not args.question.strip():
         raise UsageError('the question is empty; pass a question, e.g. citechat ask "Who ...?"')
-    settings = settings.replace(top_k=args.k)
+    settings = settings.replace(top_k=args.k, origin={"top_k": "-k"})
     pipe = Pipeline.load(settings, answerer=args.answerer)
     answer = pipe.ask(args.question, history=_read_history(args.history))
     if args.json:
@@ -284,9 +281,11 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from .app import serve
+    settings = settings.replace(
+        host=args.host, port=args.port, origin={"host": "--host", "port": "--port"}
+    )
+    from .app import serve  # gradio: after the settings are known to be good
 
-    settings = settings.replace(host=args.host, port=args.port)
     serve(settings, answerer=args.answerer, share=args.share)
     return 0
 

@@ -3,14 +3,24 @@
 Precedence (last wins): defaults < ``citechat.toml`` (or the file named by
 CITECHAT_CONFIG) < environment variables < explicit CLI flags (the CLI passes
 them to :meth:`Settings.replace`).  Values are validated in ``__post_init__``
-so a bad value fails at start-up with a message that names it.
+so a bad value fails at start-up with one line that names it, the rule and,
+when it came from the environment or a file, where it was set::
+
+    max_upload_mb must be a number greater than 0, got -5 (CITECHAT_MAX_UPLOAD_MB)
+
+This is the one module that reads the process environment: the few variables
+that are not settings (CITECHAT_AUTH, CITECHAT_MODEL_CACHE, OMP_NUM_THREADS)
+have accessors here (:func:`web_login`, :func:`model_cache`, :func:`omp_num_threads`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import tomllib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,36 +74,72 @@ class Settings:
     hnsw_ef_search: int = 96
 
     def __post_init__(self) -> None:
-        if self.top_k < 1:
-            raise ConfigError(f"top_k must be at least 1, got {self.top_k}; pass -k 5 or similar")
-        if self.evidence_depth < 0:
-            raise ConfigError(f"evidence_depth must be 0 (off) or more, got {self.evidence_depth}")
-        if self.chunk_tokens < 32:
-            raise ConfigError(f"chunk_tokens must be at least 32, got {self.chunk_tokens}")
-        if self.chunk_overlap < 0:
-            raise ConfigError(f"chunk_overlap must be 0 or more, got {self.chunk_overlap}")
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"port must be between 1 and 65535, got {self.port}")
-        if self.abstain_threshold is not None and not 0 <= self.abstain_threshold <= 1:
-            raise ConfigError(
-                f"abstain_threshold must be between 0 and 1, got {self.abstain_threshold}"
-            )
-        if self.max_question_chars < 1:
-            raise ConfigError(f"max_question_chars must be positive, got {self.max_question_chars}")
+        # Each rule follows the value's use; a bad value fails here, at start-up, rather
+        # than deep inside a build or a request.
+        for name in ("corpus", "index"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # Settings(corpus="docs") from library code
+                object.__setattr__(self, name, Path(value))
+            elif not isinstance(value, Path):
+                raise _bad(name, "a path", value)
+        for name in ("embedder", "answerer", "host"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise _bad(name, "a non-empty name", value)
+        for name in ("reranker", "verifier", "openai_api_key", "store"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise _bad(name, "text", "..." if name == "openai_api_key" else value)
+        for name, least in _AT_LEAST.items():
+            value = getattr(self, name)
+            if not _is_int(value) or value < least:
+                raise _bad(name, f"a whole number of at least {least}{_WHY.get(name, '')}", value)
+        if self.chunk_overlap >= self.chunk_tokens:
+            rule = f"less than chunk_tokens ({self.chunk_tokens})"
+            raise _bad("chunk_overlap", rule, self.chunk_overlap)
+        if not _is_int(self.port) or not 1 <= self.port <= 65535:
+            raise _bad("port", "a whole number between 1 and 65535", self.port)
+        for name in ("max_upload_mb", "openai_timeout"):
+            if not _is_number(getattr(self, name)) or getattr(self, name) <= 0:
+                raise _bad(name, "a number greater than 0", getattr(self, name))
+        if not _is_number(self.temperature) or self.temperature < 0:
+            raise _bad("temperature", "a number of 0 (greedy decoding) or more", self.temperature)
+        threshold = self.abstain_threshold
+        if threshold is not None and (not _is_number(threshold) or not 0 <= threshold <= 1):
+            raise _bad("abstain_threshold", "between 0 and 1", threshold)
+        if self.store:
+            from .index.stores import parse_store  # imports numpy: only for a named store
 
-    def replace(self, **changes: Any) -> Settings:
+            try:
+                parse_store(self.store)
+            except ConfigError as exc:
+                raise ConfigError(str(exc), "store") from None
+
+    def replace(self, *, origin: Mapping[str, str] | None = None, **changes: Any) -> Settings:
         """A copy with the given fields changed; ``None`` values are ignored.
+
+        ``origin`` names where a change came from (``{"top_k": "-k"}``), for the error
+        when it is bad.
 
         >>> Settings().replace(top_k=3, port=None).top_k
         3
+        >>> Settings().replace(top_k=0, origin={"top_k": "-k"})
+        Traceback (most recent call last):
+        ...
+        citechat.errors.ConfigError: top_k must be a whole number of at least 1, got 0 (-k)
         """
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        changes = {k: v for k, v in changes.items() if v is not None}
+        with _naming(origin or {}):
+            return dataclasses.replace(self, **changes)
 
     @classmethod
-    def load(cls, config_file: Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    def load(
+        cls, config_file: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> Settings:
         """Defaults, then the TOML file (if any), then CITECHAT_* variables."""
-        env = dict(os.environ) if env is None else env
+        env = os.environ if env is None else env
         values: dict[str, Any] = {}
+        origin: dict[str, str] = {}
         path = config_file or (Path(env["CITECHAT_CONFIG"]) if env.get("CITECHAT_CONFIG") else None)
         if path is None and Path("citechat.toml").is_file():
             path = Path("citechat.toml")
@@ -102,35 +148,157 @@ class Settings:
                 data = tomllib.loads(path.read_text(encoding="utf-8"))
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-            values.update(data.get("citechat", data))
+            table = data.get("citechat", data)
+            if not isinstance(table, dict):
+                raise ConfigError(f"[citechat] in {path} must be a table of settings")
+            values.update(table)
+            origin.update((key, f"{key} in {path}") for key in table)
         for f in dataclasses.fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
+            name = ENV_PREFIX + f.name.upper()
+            raw = env.get(name)
             if raw is not None and raw != "":
-                values[f.name] = raw
-        return cls(**_coerce(values))
+                values[f.name], origin[f.name] = raw, name
+        with _naming(origin):
+            return cls(**_coerce(values, path))
 
 
-def _coerce(values: dict[str, Any]) -> dict[str, Any]:
-    """Turn strings from env/TOML into the field types; unknown keys are an error."""
+#: the smallest value of each whole-number setting (FaissParams agrees on the FAISS ones)
+_AT_LEAST = {
+    "chunk_tokens": 32,
+    "chunk_overlap": 0,
+    "top_k": 1,
+    "evidence_depth": 0,
+    "max_question_chars": 1,
+    "max_new_tokens": 1,
+    "flat_max": 1,
+    "hnsw_m": 1,
+    "hnsw_ef_construction": 1,
+    "hnsw_ef_search": 1,
+}
+_WHY = {"evidence_depth": " (0 turns it off)"}
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    """An int or float that is finite: NaN compares false with everything and would
+    slip through every range check."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _show(value: object) -> str:
+    """
+    >>> _show(-5.0), _show(7), _show("x"), _show(Path("a"))
+    ('-5', '7', "'x'", "'a'")
+    """
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, Path):
+        return repr(str(value))
+    return repr(value)
+
+
+def _bad(name: str, rule: str, value: object) -> ConfigError:
+    return ConfigError(f"{name} must be {rule}, got {_show(value)}", name)
+
+
+@contextlib.contextmanager
+def _naming(origin: Mapping[str, str]) -> Iterator[None]:
+    """Add where a bad setting came from to the ConfigError raised inside:
+    ``... got -5`` -> ``... got -5 (CITECHAT_MAX_UPLOAD_MB)``."""
+    try:
+        yield
+    except ConfigError as exc:
+        where = origin.get(exc.setting) if exc.setting else None
+        if where is None:
+            raise
+        raise ConfigError(f"{exc} ({where})", exc.setting) from None
+
+
+def _coerce(values: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
+    """Turn strings from env/TOML into the field types; unknown keys are an error.
+
+    >>> _coerce({"top_k": "3", "temperature": "0.5", "corpus": "docs"})
+    {'top_k': 3, 'temperature': 0.5, 'corpus': PosixPath('docs')}
+    """
     out: dict[str, Any] = {}
-    types = {f.name: f.type for f in dataclasses.fields(Settings)}
+    types = {f.name: str(f.type) for f in dataclasses.fields(Settings)}
     for key, value in values.items():
         if key not in types:
+            where = f" in {path}" if path else ""
             known = ", ".join(sorted(types))
-            raise ConfigError(f"unknown setting {key!r}; known settings: {known}")
-        kind = str(types[key])
-        try:
-            if "Path" in kind:
-                out[key] = Path(value)
-            elif kind in ("int", "int | None"):
-                out[key] = int(value)
-            elif kind in ("float", "float | None"):
+            raise ConfigError(f"unknown setting {key!r}{where}; known settings: {known}")
+        kind = types[key]
+        if "Path" in kind and isinstance(value, str):
+            out[key] = Path(value)
+        elif kind in ("int", "int | None") and isinstance(value, str | float):
+            out[key] = _whole(key, value)
+        elif kind in ("float", "float | None") and isinstance(value, str):
+            try:
                 out[key] = float(value)
-            else:
-                out[key] = value
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"setting {key} has a bad value {value!r}: {exc}") from exc
+            except ValueError:
+                raise _bad(key, "a number", value) from None
+        elif kind in ("float", "float | None") and _is_int(value):  # TOML's 20 for 20.0
+            out[key] = float(value)
+        else:  # the right type already (TOML), or a wrong one __post_init__ names
+            out[key] = value
     return out
+
+
+def _whole(key: str, value: str | float) -> int:
+    """``"5"`` and TOML's ``5.0`` -> 5; ``"5.5"`` is an error (int() would cut it to 5)."""
+    try:
+        number = float(value) if isinstance(value, str) else value
+    except ValueError:
+        raise _bad(key, "a whole number", value) from None
+    if not math.isfinite(number) or number != int(number):
+        raise _bad(key, "a whole number", value)
+    return int(number)
+
+
+# -- the environment outside Settings ------------------------------------------------
+
+
+def web_login(env: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """CITECHAT_AUTH (``user:password``) as the web chat's login; None when unset.
+
+    >>> web_login({"CITECHAT_AUTH": "ann:s3:cret"})
+    ('ann', 's3:cret')
+    """
+    raw = (os.environ if env is None else env).get("CITECHAT_AUTH")
+    if not raw:
+        return None
+    user, sep, password = raw.partition(":")
+    if not sep or not user or not password:
+        # the value is not repeated: it may be a password typed without its user
+        raise ConfigError("CITECHAT_AUTH must look like user:password, both parts non-empty")
+    return user, password
+
+
+def model_cache(env: Mapping[str, str] | None = None) -> Path:
+    """Where converted models are kept: CITECHAT_MODEL_CACHE, else ~/.cache/citechat/models.
+
+    >>> model_cache({"CITECHAT_MODEL_CACHE": "/tmp/m"})
+    PosixPath('/tmp/m')
+    """
+    raw = (os.environ if env is None else env).get("CITECHAT_MODEL_CACHE")
+    return Path(raw or "~/.cache/citechat/models").expanduser()
+
+
+def openai_api_key(settings: Settings, env: Mapping[str, str] | None = None) -> str | None:
+    """The key for an OpenAI-compatible endpoint: the setting, else CITECHAT_OPENAI_API_KEY
+    (which :meth:`Settings.load` reads too; this covers Settings built in code)."""
+    return settings.openai_api_key or (os.environ if env is None else env).get(
+        ENV_PREFIX + "OPENAI_API_KEY"
+    )
+
+
+def omp_num_threads(env: Mapping[str, str] | None = None) -> str | None:
+    """OMP_NUM_THREADS as this process was started with (None: unset), for reports:
+    timings on a shared machine mean little without it."""
+    return (os.environ if env is None else env).get("OMP_NUM_THREADS")
 
 
 # -- the benchmark's environment (citechat bench; not Settings: citechat itself ignores it) --

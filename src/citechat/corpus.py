@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from citechat import boilerplate as bp
-from citechat.errors import CorpusError
+from citechat.errors import CorpusError, one_line
 from citechat.types import Document, Section
 
 log = logging.getLogger("citechat")
@@ -119,10 +119,10 @@ def _documents(
                     seen.add(doc.doc_id)
                     yield doc
         except _Unreadable as exc:
-            skip(file, _one_line(str(exc)))
+            skip(file, one_line(str(exc)))
         except Exception as exc:  # a parser bug on one odd file must not stop the rest
             log.debug("unexpected error reading %s", file, exc_info=True)
-            skip(file, _one_line(f"cannot parse: {type(exc).__name__}: {exc}"))
+            skip(file, one_line(f"cannot parse: {type(exc).__name__}: {exc}"))
     if not seen:
         raise CorpusError(
             f"no readable documents in {root}; add .txt, .md, .html, .pdf or .jsonl files"
@@ -137,11 +137,11 @@ def load_document(path: Path, doc_id: str, *, max_bytes: int = MAX_BYTES) -> Doc
     try:
         return _read(Path(path), doc_id, max_bytes)
     except _Unreadable as exc:
-        raise CorpusError(f"cannot load {path}: {_one_line(str(exc))}") from None
+        raise CorpusError(f"cannot load {path}: {one_line(str(exc))}") from None
     except Exception as exc:  # as in load_corpus: one odd file is an error, not a crash
         log.debug("unexpected error reading %s", path, exc_info=True)
         raise CorpusError(
-            f"cannot load {path}: {_one_line(f'cannot parse: {type(exc).__name__}: {exc}')}"
+            f"cannot load {path}: {one_line(f'cannot parse: {type(exc).__name__}: {exc}')}"
         ) from exc
 
 
@@ -176,17 +176,6 @@ def parse_text(text: str, doc_id: str) -> Document:
 
 def _log_skip(path: Path | str, reason: str) -> None:
     log.warning("skipped %s: %s", path, reason)
-
-
-def _one_line(reason: str, limit: int = 300) -> str:
-    """A skip reason fit for one log line: parsers put newlines and pages of
-    detail in their messages.
-
-    >>> _one_line("bad xref\\n  at byte 12")
-    'bad xref at byte 12'
-    """
-    flat = " ".join(reason.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _walk(root: Path, skip: OnSkip) -> Iterator[tuple[Path, str]]:

@@ -23,13 +23,14 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .config import BUNDLED_EMBEDDER
-from .errors import ModelError
+from .errors import ModelError, one_line
 
-# OpenMP threads that spin while they wait are a disaster on a shared machine: with both
-# cores busy elsewhere, one 10-word query took ~490 ms instead of ~16 ms with torch's
-# default 2 threads (bulk encoding fell from 33 to 24 texts/s).  Passive waiting keeps
-# both threads and the speed of an idle machine.  OpenMP reads this when torch loads, so
-# it is set here, before any torch import; a value the user set wins.
+# OpenMP threads that spin while they wait are a disaster on a shared machine: with the
+# cores busy elsewhere a single query embeds many times slower (README, "Measured
+# results", has the numbers).  Passive waiting keeps torch's threads and the speed of an
+# idle machine.  OpenMP reads this when torch loads, so it is set here, on import and
+# before any torch import (config.py reads the environment; this only sets a default, and
+# a value the user set wins).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 #: texts embedded (and checkpointed) per batch: what a build holds beyond its results
@@ -97,7 +98,7 @@ class SentenceTransformerEmbedder:
                 except Exception as exc:
                     raise ModelError(
                         f"cannot load embedder {self.name!r}: {exc.__class__.__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}; check the name or path "
+                        f"{one_line(str(exc))}; check the name or path "
                         "(offline machines need a local folder or the bundled default)"
                     ) from exc
             return self._model

@@ -13,7 +13,8 @@ code  meaning
 5     :class:`ModelError`
 ====  =========================================================
 
-It does not print or log anything itself (cli.py does).
+It does not print or log anything itself (cli.py does); :func:`one_line` fits
+another library's message into one of these.
 """
 
 from __future__ import annotations
@@ -32,9 +33,14 @@ class UsageError(CitechatError):
 
 
 class ConfigError(CitechatError):
-    """A setting has a bad value."""
+    """A setting has a bad value; ``setting`` names it when one setting is at fault
+    (:class:`~citechat.config.Settings` adds where it was set)."""
 
     exit_code = 2
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class CorpusError(CitechatError):
@@ -81,3 +87,20 @@ class ModelError(CitechatError):
     """A model could not be loaded or a generator endpoint failed."""
 
     exit_code = 5
+
+
+def one_line(error: BaseException | str, limit: int = 300) -> str:
+    """A message fit for one line of output: whitespace, newlines included, collapsed
+    and at most ``limit`` characters (``…`` marks a cut); an exception without a
+    message gives its class name.  Libraries put newlines and pages of detail in
+    their messages; citechat's own are one line already.
+
+    >>> one_line(ValueError("bad xref\\n  at byte 12"))
+    'bad xref at byte 12'
+    >>> one_line(KeyError()), one_line("abcdef", limit=4), one_line("")
+    ('KeyError', 'abc…', '')
+    """
+    flat = " ".join(str(error).split())
+    if not flat and isinstance(error, BaseException):
+        return type(error).__name__
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

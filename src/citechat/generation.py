@@ -28,7 +28,7 @@ import numpy as np
 
 from .answering import DECLINE, ExtractiveAnswerer, History, history_query, make_citation
 from .citations import MARKER, answer_sentences, load_judge, source_for, strip_markers, verify
-from .config import Settings
+from .config import Settings, model_cache, openai_api_key
 from .errors import CitechatError, ConfigError, ModelError
 from .retrieval import Retrieval, Retriever
 from .text import terms
@@ -341,7 +341,7 @@ _models_lock = threading.Lock()
 
 def model_cache_dir(gguf: Path) -> Path:
     """Where the dequantised copy of ``gguf`` is kept: a new file (path or mtime) a new folder."""
-    base = Path(os.environ.get("CITECHAT_MODEL_CACHE") or "~/.cache/citechat/models").expanduser()
+    base = model_cache()
     stat = gguf.stat()
     key = f"{gguf.resolve()}|{stat.st_mtime_ns}|{stat.st_size}"
     return base / hashlib.sha256(key.encode()).hexdigest()[:20]
@@ -490,7 +490,7 @@ class OpenAIAnswerer(GenerativeAnswerer):
         if settings.openai_timeout <= 0:
             raise ConfigError(f"openai_timeout must be positive, got {settings.openai_timeout}")
         self.base_url, self.model, self._openai = base_url, model, openai
-        key = settings.openai_api_key or os.environ.get("CITECHAT_OPENAI_API_KEY") or "not-needed"
+        key = openai_api_key(settings) or "not-needed"
         # one retry rides out a restart; more would make a dead endpoint slow to report
         self.client = openai.OpenAI(
             base_url=base_url, api_key=key, timeout=settings.openai_timeout, max_retries=1

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
+from .config import Settings, omp_num_threads
 from .errors import UsageError
 from .evaluation import (
     DEPTH,
@@ -103,7 +103,7 @@ def report_meta(
         # latency on a shared machine means little without the load it ran under
         "cpus": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "omp_num_threads": omp_num_threads(),
         "code": _git_version(),
     }
 
