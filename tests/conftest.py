@@ -1,10 +1,15 @@
-"""Shared fixtures: a tiny fake corpus with the hashing embedder (fast), and the
-real seed corpus with the bundled MiniLM (integration, loaded once per session)."""
+"""Shared fixtures: a tiny fake corpus with the hashing embedder (fast), its
+pipeline, a fake LLM answerer registered as ``fake`` the way a plugin would be,
+and the real seed corpus with the bundled MiniLM (integration, loaded once per
+session)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -12,7 +17,10 @@ from typing import Any
 
 import pytest
 
+from citechat.answerers import register_answerer, unregister_answerer
 from citechat.config import Settings
+from citechat.generation import GenerativeAnswerer, Messages
+from citechat.retrieval import Retriever
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "corpus"
@@ -46,6 +54,64 @@ def tiny_corpus(tmp_path: Path) -> Path:
 @pytest.fixture
 def fake_settings(tmp_path: Path, tiny_corpus: Path) -> Settings:
     return Settings(corpus=tiny_corpus, index=tmp_path / "index", embedder="hashing-256")
+
+
+@pytest.fixture
+def pipe(fake_settings: Settings):  # type: ignore[no-untyped-def]
+    """The pipeline of the tiny corpus (hashing embedder)."""
+    from citechat.pipeline import Pipeline
+
+    return Pipeline.load(fake_settings)
+
+
+class FakeLLM(GenerativeAnswerer):
+    """A queued-reply LLM (llm's ``MockModel.enqueue``): each generation replies
+    with the next queued text, word by word, and records its prompt.  ``delay``:
+    seconds before each word; ``hold``: an event it waits for after the first
+    word (an answer caught in flight)."""
+
+    def __init__(self, name: str, retriever: Retriever, settings: Settings) -> None:
+        super().__init__(name, retriever, settings)
+        self.replies: list[str] = []
+        self.prompts: list[Messages] = []
+        self.delay = 0.0
+        self.hold: threading.Event | None = None
+
+    def enqueue(self, *replies: str) -> FakeLLM:
+        self.replies.extend(replies)
+        return self
+
+    def generate(self, messages: Messages, max_new_tokens: int) -> Iterator[str]:
+        self.prompts.append(messages)
+        assert self.replies, (
+            f"{self.name} was asked {len(self.prompts)} times; enqueue more replies"
+        )
+        for i, word in enumerate(re.findall(r"\S+\s*", self.replies.pop(0))):
+            time.sleep(self.delay)
+            yield word
+            if i == 0 and self.hold is not None:
+                self.hold.wait(10)
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[Callable[..., FakeLLM]]:
+    """Registers the ``fake`` answerer (``fake`` or ``fake:<name>``: a :class:`FakeLLM`)
+    for one test, as a plugin would, and gives ``new(pipe, *replies)``: the fake a
+    pipeline asks for ``pipe.answerer("fake")``, with ``replies`` enqueued."""
+
+    def factory(argument: str, retriever: Retriever, settings: Settings) -> FakeLLM:
+        return FakeLLM(f"fake:{argument}" if argument else "fake", retriever, settings)
+
+    def new(pipe: Any, *replies: str, spec: str = "fake") -> FakeLLM:
+        fake = pipe.answerer(spec)
+        assert isinstance(fake, FakeLLM)
+        return fake.enqueue(*replies)
+
+    register_answerer("fake", factory, form="fake:<name>")
+    try:
+        yield new
+    finally:
+        unregister_answerer("fake")
 
 
 @pytest.fixture(scope="session")

@@ -98,15 +98,14 @@ def test_answer_type_and_typed_support() -> None:
 def test_answerer_declines_by_the_model_and_reports_confidence(fake_settings: Settings) -> None:
     pipe = Pipeline.load(fake_settings)
     question = "Who was appointed as the new director?"
-    retrieval = pipe.retriever.search(question, 3)
-
     never = ExtractiveAnswerer(pipe.retriever, abstention=model(intercept=-10.0))
-    declined = never.answer(question, retrieval)
+    reading = never.read(question, pipe.retriever.search(question, 3))
+    declined = never.answer(question, reading)
     assert declined.abstained and declined.text == DECLINE and not declined.citations
     assert declined.confidence is not None and declined.confidence < 0.01
 
     always = ExtractiveAnswerer(pipe.retriever, abstention=model(intercept=10.0))
-    answered = always.answer(question, retrieval)
+    answered = always.answer(question, reading)
     assert not answered.abstained and "Peter Lewis" in answered.citations[0].quote
     assert answered.confidence is not None and answered.confidence > 0.99
     assert answered.to_json()["confidence"] == pytest.approx(answered.confidence, abs=1e-4)
@@ -117,8 +116,7 @@ def test_features_are_absolute_and_named(fake_settings: Settings) -> None:
     ans = ExtractiveAnswerer(pipe.retriever, abstention=None)
 
     def feats(q: str) -> dict[str, float]:
-        r = pipe.retriever.search(q, 3)
-        return ans.features(q, r, ans.candidates(q, r))
+        return ans.read(q, pipe.retriever.search(q, 3)).features
 
     on = feats("Who ordered the appointment of Peter Lewis as director?")
     off = feats("Which zebra composed the Qwerty symphony?")
@@ -142,7 +140,9 @@ def test_features_do_not_depend_on_the_retrieval_mode(fake_settings: Settings) -
         ans = ExtractiveAnswerer(retriever, abstention=None)
         r = retriever.search(q, 3)
         assert r.hits[0].chunk.doc_id == "balls.txt"
-        out[mode] = ans.features(q, r, ans.candidates(q, r))
+        out[mode] = ans.read(q, r).features
+        # the form eval/calibrate_abstention.py uses gives the same numbers
+        assert ans.features(q, r, ans.candidates(q, r)) == out[mode]
     assert out["bm25"]["dense"] > 0.0
     assert out["bm25"]["dense"] == pytest.approx(out["hybrid"]["dense"], abs=1e-5)
 

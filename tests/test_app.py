@@ -18,7 +18,6 @@ import pytest
 from citechat.app import _is_loopback, auth_from_env, create_app, launch_options, serve
 from citechat.config import Settings
 from citechat.errors import CitechatError, UsageError
-from citechat.generation import GenerativeAnswerer, Messages
 from citechat.pipeline import Pipeline
 from citechat.render import (
     export_markdown,
@@ -34,11 +33,6 @@ EVIL = (
     "Evil <img src=x onerror=alert(1)> page\n\nThe director <script>alert('x')</script> was "
     "appointed <img src=x onerror=alert(1)> in secret by the council.\n"
 )
-
-
-@pytest.fixture
-def pipe(fake_settings: Settings) -> Pipeline:
-    return Pipeline.load(fake_settings)
 
 
 @pytest.fixture
@@ -204,47 +198,32 @@ def test_uploads_need_a_corpus_folder(fake_settings: Settings, tmp_path: Path) -
 # -- streaming and in-flight answers -----------------------------------------------------
 
 
-class PausingAnswerer(GenerativeAnswerer):
-    """A fake LLM that waits at its first word until told to go on."""
-
-    def __init__(self, pipe: Pipeline, reply: str) -> None:
-        super().__init__("fake-llm", pipe.retriever, pipe.settings)
-        self.reply = reply
-        self.go = threading.Event()
-
-    def generate(self, messages: Messages, max_new_tokens: int) -> Iterator[str]:
-        words = re.findall(r"\S+\s*", self.reply)
-        yield words[0]
-        self.go.wait(10)
-        yield from words[1:]
-
-
-def test_ask_stream_yields_pieces_then_the_verified_answer(pipe: Pipeline) -> None:
+def test_ask_stream_yields_pieces_then_the_verified_answer(pipe: Pipeline, fake_llm: Any) -> None:
     items = list(pipe.ask_stream("Who was appointed new director?"))
     assert len(items) == 1 and isinstance(items[0], Answer)  # extractive: no pieces
     assert items[0].text == pipe.ask("Who was appointed new director?").text
 
-    fake = PausingAnswerer(pipe, "Ed Balls ordered the appointment of Peter Lewis [1].")
-    fake.go.set()
-    pipe.answerers["fake-llm"] = fake
-    items = list(pipe.ask_stream("Who was appointed new director?", answerer="fake-llm"))
+    fake_llm(pipe, "Ed Balls ordered the appointment of Peter Lewis [1].")
+    items = list(pipe.ask_stream("Who was appointed new director?", answerer="fake"))
     *pieces, answer = items
     assert all(isinstance(p, str) for p in pieces) and len(pieces) > 3
-    assert isinstance(answer, Answer) and answer.answerer == "fake-llm"
+    assert isinstance(answer, Answer) and answer.answerer == "fake"
     assert "Peter Lewis" in answer.citations[0].quote and answer.sentences[0].supported
     assert {"retrieve", "answer", "verify", "total"} <= set(answer.latency_ms)
 
 
-def test_an_upload_during_an_answer_does_not_break_it(pipe: Pipeline, tmp_path: Path) -> None:
-    fake = PausingAnswerer(pipe, "Ed Balls ordered the appointment of Peter Lewis [1].")
-    pipe.answerers["fake-llm"] = fake
-    stream = pipe.ask_stream("Who was appointed new director?", answerer="fake-llm")
+def test_an_upload_during_an_answer_does_not_break_it(
+    pipe: Pipeline, fake_llm: Any, tmp_path: Path
+) -> None:
+    fake = fake_llm(pipe, "Ed Balls ordered the appointment of Peter Lewis [1].")
+    fake.hold = threading.Event()  # waits at its first word until told to go on
+    stream = pipe.ask_stream("Who was appointed new director?", answerer="fake")
     assert next(stream) == "Ed "  # retrieval done, generation under way
     old_index = pipe.index
     new = _file(tmp_path / "up", "kites.txt", "Kites\n\nKites fly over Parliament Hill.\n")
     pipe.add_documents([("kites.txt", new)])
     assert pipe.index is not old_index and "kites.txt" in pipe.index.documents
-    fake.go.set()
+    fake.hold.set()
     *_, answer = list(stream)
     assert isinstance(answer, Answer)
     c = answer.citations[0]

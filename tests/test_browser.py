@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from citechat.config import Settings
-from citechat.generation import GenerativeAnswerer, Messages
 from citechat.pipeline import Pipeline
 
 pytestmark = pytest.mark.browser
@@ -206,21 +205,8 @@ def test_injected_script_in_a_document_runs_nothing(
         assert "<img src=x" in ui.page.locator("#cc-document .cc-doc").inner_text()
 
 
-class SlowAnswerer(GenerativeAnswerer):
-    """A fake LLM: replies with a fixed text, one word every 0.15 s."""
-
-    def __init__(self, pipe: Pipeline, reply: str) -> None:
-        super().__init__("fake-llm", pipe.retriever, pipe.settings)
-        self.reply = reply
-
-    def generate(self, messages: Messages, max_new_tokens: int) -> Iterator[str]:
-        for word in re.findall(r"\S+\s*", self.reply):
-            time.sleep(0.15)
-            yield word
-
-
 def test_llm_answer_streams_then_is_replaced_by_the_verified_answer(
-    fake_settings: Settings, open_page: Any, serve_chat: Any
+    fake_settings: Settings, open_page: Any, serve_chat: Any, fake_llm: Any
 ) -> None:
     pipe = Pipeline.load(fake_settings)
     question = "Who was appointed as the new director?"
@@ -230,8 +216,8 @@ def test_llm_answer_streams_then_is_replaced_by_the_verified_answer(
         f"Ed Balls ordered the appointment of Peter Lewis as the new director [{n}]. "
         f"Penguins play jazz in the town hall on Tuesdays [{n}]."
     )
-    pipe.answerers["fake-llm"] = SlowAnswerer(pipe, reply)
-    pipe.default_answerer = "fake-llm"
+    fake_llm(pipe, reply).delay = 0.15  # one word every 0.15 s
+    pipe.default_answerer = "fake"
     with serve_chat(pipe) as url:
         ui = open_page(url)
         ui.page.fill("#cc-question textarea", question)

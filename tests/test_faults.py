@@ -745,11 +745,6 @@ def test_lock_refusal_is_an_index_error(tmp_path: Path) -> None:
 # --- questions ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def pipe(fake_settings: Settings) -> Pipeline:
-    return Pipeline.load(fake_settings)
-
-
 @pytest.mark.parametrize("question", ["", "   ", "\n\t \r\n", "\x00\x1b\u200f\u202e", "\x7f\x08"])
 def test_empty_question_is_a_usage_error(
     pipe: Pipeline, cli_env: Settings, question: str, capsys: pytest.CaptureFixture[str]
@@ -856,7 +851,9 @@ def test_endpoint_timeout_falls_back(fake_settings: Settings, silent_server: int
 def test_missing_model_falls_back_and_keeps_the_question_notice(
     pipe: Pipeline, tmp_path: Path
 ) -> None:
-    class MissingModel:
+    class MissingModel:  # declares the answer contract's flags (answering.Answerer)
+        name, can_stream, can_condense = "transformers:missing", False, False
+
         def answer(self, *args: object, **kwargs: object) -> Answer:
             raise ModelError(f"GGUF file {tmp_path}/m.gguf does not exist; check the path")
 

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from typing import Any
+
 import pytest
 
-from citechat.answering import DECLINE, ExtractiveAnswerer, history_query
+from citechat.answerers import make_answerer, register_answerer, unregister_answerer
+from citechat.answering import DECLINE, ExtractiveAnswerer, SentenceScorer, history_query
 from citechat.citations import answer_sentences, markers, source_for, strip_markers, verify
 from citechat.config import Settings
 from citechat.embedding import HashingEmbedder
@@ -10,11 +15,6 @@ from citechat.errors import ConfigError, UsageError
 from citechat.pipeline import Pipeline
 from citechat.retrieval import Retriever, rrf_fuse
 from citechat.text import terms
-
-
-@pytest.fixture
-def pipe(fake_settings: Settings) -> Pipeline:
-    return Pipeline.load(fake_settings)
 
 
 def test_rrf_ties_break_by_id_and_sum_across_lists() -> None:
@@ -149,15 +149,24 @@ def test_evidence_rerank_puts_the_answering_chunk_first(pipe: Pipeline) -> None:
 
     question = "Who did Ed Balls order to be appointed as the new director?"
     retrieval = _retrieval_putting_weather_first(pipe, question)
-    scorer = ExtractiveAnswerer(pipe.retriever, abstention=None)
-    out = rerank_by_evidence(scorer, question, retrieval, k=2)
+    scorer = SentenceScorer(pipe.retriever)
+    reranked = rerank_by_evidence(scorer.read(question, retrieval), k=2)
+    out = reranked.retrieval
     assert out.hits[0].chunk.doc_id == "balls.txt"
     assert [h.rank for h in out.hits] == [1, 2]
     # scores are the retrieval's, untouched; the rerank's time is recorded beside fuse
     before = {h.chunk.chunk_id: h.score for h in retrieval.hits}
     assert [h.score for h in out.hits] == [before[h.chunk.chunk_id] for h in out.hits] == [0.5, 1.0]
     assert out.timings["fuse"] == 0.1 and out.timings["evidence"] >= 0
-    assert rerank_by_evidence(scorer, question, replace_hits(retrieval, []), k=2).hits == []
+    # the kept hits' candidates, not scored again, are those a fresh read would score
+    # (the prior relative to the best hit kept, a shared sentence owned by its first chunk)
+    fresh = scorer.read(question, out).candidates
+    assert [_key(c) for c in reranked.candidates] == [_key(c) for c in fresh]
+    assert rerank_by_evidence(scorer.read(question, replace_hits(retrieval, [])), k=2).hits == []
+
+
+def _key(c: Any) -> tuple[Any, ...]:
+    return (c.hit.chunk.chunk_id, c.hit.rank, c.start, c.end, c.score, c.prior, c.lexical)
 
 
 def replace_hits(retrieval, hits):  # type: ignore[no-untyped-def]
@@ -192,3 +201,87 @@ def test_bm25_sees_the_header_and_idf_only_the_text(pipe: Pipeline) -> None:
     # "bromley" is only in the comment's header: BM25 finds it, the IDF never counts it
     assert r.search("Bromley", k=1).hits[0].chunk.commenter == "Nick Bromley"
     assert "bromley" not in r.idf and "joint" in r.idf
+
+
+# -- the answer contract: flags, the registry, sentences scored once --------------------
+
+
+@pytest.mark.parametrize("spec", ["extractive", "fake"])
+def test_every_answerer_keeps_the_contract(
+    pipe: Pipeline, fake_llm: Any, monkeypatch: pytest.MonkeyPatch, spec: str
+) -> None:
+    """Each answerer declares what it can do; the pipeline asks only for that, and
+    scores the candidate sentences once per question (rerank, gate and answer)."""
+    question = "Who was appointed as the new director?"
+    answerer = pipe.answerer(spec)
+    assert isinstance(answerer.can_stream, bool) and isinstance(answerer.can_condense, bool)
+    if spec == "fake":
+        balls = next(
+            n
+            for n, h in enumerate(pipe.retrieve(question, 5).hits, 1)
+            if h.chunk.doc_id == "balls.txt"
+        )
+        # the second turn's condense is a generation too
+        fake_llm(pipe, f"Peter Lewis was appointed [{balls}].", question, f"Lewis [{balls}].")
+    reads: list[str] = []
+    scored = SentenceScorer.read
+
+    def spy(self: SentenceScorer, q: str, retrieval: Any) -> Any:
+        reads.append(q)
+        return scored(self, q, retrieval)
+
+    monkeypatch.setattr(SentenceScorer, "read", spy)
+    asked: list[str] = []
+    for method in ("stream", "finish", "condense"):
+        flag = answerer.can_condense if method == "condense" else answerer.can_stream
+        if not flag:  # never asked: asking would fail the test
+            monkeypatch.setattr(answerer, method, lambda *a, m=method, **k: asked.append(m))
+    first = pipe.ask(question, answerer=spec)
+    second = pipe.ask(question, answerer=spec, history=[("user", question), ("assistant", "x")])
+    assert asked == [] and len(reads) == 2
+    assert not first.abstained and "Peter Lewis" in first.citations[0].quote
+    assert first.answerer == second.answerer == answerer.name
+    assert pipe.settings.evidence_depth > 1  # the evidence rerank ran, on the same reading
+
+
+def test_an_answerer_without_flags_is_never_asked_to_stream_or_condense(pipe: Pipeline) -> None:
+    class Plain(ExtractiveAnswerer):
+        name = "plain"
+
+    def factory(argument: str, retriever: Any, settings: Settings) -> Plain:
+        return Plain(retriever)
+
+    register_answerer("plain", factory)
+    try:
+        with pytest.raises(ConfigError, match="already registered"):
+            register_answerer("plain", factory)
+        items = list(pipe.ask_stream("Who was appointed as the new director?", answerer="plain"))
+    finally:
+        unregister_answerer("plain")
+    assert len(items) == 1 and items[0].answerer == "plain"  # no pieces: it cannot stream
+    with pytest.raises(NotImplementedError, match="cannot stream"):
+        Plain(pipe.retriever).stream("q", pipe.read("q", 5))
+
+
+def test_unknown_answerer_names_the_known_prefixes(pipe: Pipeline, fake_llm: Any) -> None:
+    with pytest.raises(ConfigError) as err:
+        make_answerer("gpt:4", pipe.retriever, pipe.settings)
+    message = str(err.value)
+    assert message.startswith("unknown answerer 'gpt:4'; use one of: extractive, ")
+    assert all(p in message for p in ("transformers:", "openai:", "fake:")) and "\n" not in message
+    with pytest.raises(ConfigError, match="unknown answerer 'extractive:x'"):
+        make_answerer("extractive:x", pipe.retriever, pipe.settings)
+
+
+def test_extractive_answers_without_importing_the_llm_module(fake_settings: Settings) -> None:
+    code = (
+        "import sys; from pathlib import Path; from citechat.config import Settings;"
+        "from citechat.pipeline import Pipeline;"
+        f"s = Settings(corpus=Path({str(fake_settings.corpus)!r}),"
+        f" index=Path({str(fake_settings.index)!r}), embedder='hashing-256');"
+        "a = Pipeline.load(s).ask('Who was appointed as the new director?');"
+        "assert not a.abstained, a; print(sorted(m for m in sys.modules if 'citechat.gen' in m))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -6,7 +6,8 @@ probability that the documents hold the answer; below ``threshold`` the
 answerer declines.  The coefficients are fitted by ``eval/calibrate_abstention.py``
 on SQuAD v2.0 dev (questions written by others, half of them unanswerable) and
 shipped as package data (``abstention.json``), so the runtime needs only a dot
-product.  Features are computed in answering.py, which owns the candidates.
+product.  The features are computed once per question in answering.py
+(``Reading.features``, from the candidate sentences the answerer reads too).
 """
 
 from __future__ import annotations

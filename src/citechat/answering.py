@@ -1,25 +1,33 @@
 """Answerers: question + retrieved hits -> Answer with [n] citations.
 
-One protocol (:class:`Answerer`); the default, :class:`ExtractiveAnswerer`,
-is offline and instant and faithful by construction: it quotes the sentences
-of the retrieved chunks that best answer the question, each with its own
-citation, and declines when the best evidence is weak.  A claim made by a
-reader comment is always attributed to the commenter, never to the article.
+One protocol (:class:`Answerer`: ``answer``, plus what an answerer declares it
+can do: ``can_stream``, ``can_condense``).  The retrieved chunks' sentences are
+scored once per question (:class:`SentenceScorer` -> :class:`Reading`), and the
+evidence rerank, the abstention gate and the answerer all read that.  The
+default, :class:`ExtractiveAnswerer`, is offline and instant and faithful by
+construction: it quotes the sentences of the retrieved chunks that best answer
+the question, each with its own citation, and declines when the best evidence
+is weak.  A claim made by a reader comment is always attributed to the
+commenter, never to the article.
 
-LLM answerers (transformers, OpenAI-compatible) live in ``generation.py``.
-It does not verify citations (citations.py does) or retrieve (retrieval.py).
+LLM answerers (transformers, OpenAI-compatible) live in ``generation.py``; specs
+map to answerers in ``answerers.py``.  It does not verify citations
+(citations.py does) or retrieve (retrieval.py).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal, Protocol
+
+import numpy as np
 
 from .abstention import AbstentionModel
 from .index import Index
@@ -40,11 +48,46 @@ _PRONOUN = re.compile(
 
 
 class Answerer(Protocol):
-    name: str
+    """The answer contract: :meth:`answer` is the one method every answerer writes.
 
-    def answer(self, question: str, retrieval: Retrieval, *, history: History = ()) -> Answer:
-        """Answer ``question`` from ``retrieval.hits`` only."""
+    An answerer declares what else it can do, and callers check the flags rather
+    than probing for methods: one whose flag is False is never asked for that
+    method.  Subclassing it explicitly inherits the flags (False) and defaults
+    that refuse; :func:`citechat.answerers.register_answerer` makes an answerer
+    reachable by spec (``--answerer``, ``CITECHAT_ANSWERER``).
+    """
+
+    name: str
+    #: True: :meth:`stream` writes the reply piece by piece and :meth:`finish` turns
+    #: it into the Answer, so the chat can show it as it is written
+    can_stream: bool = False
+    #: True: :meth:`condense` rewrites a follow-up question with the conversation,
+    #: for retrieval (otherwise :func:`history_query` does)
+    can_condense: bool = False
+
+    def answer(self, question: str, reading: Reading, *, history: History = ()) -> Answer:
+        """Answer ``question`` from ``reading`` (the retrieved hits and their scored
+        sentences) only."""
         ...
+
+    def stream(self, question: str, reading: Reading, history: History = ()) -> Iterator[str]:
+        """The raw reply, piece by piece (only when :attr:`can_stream`)."""
+        raise _refused(self, "stream")
+
+    def finish(
+        self, question: str, reading: Reading, reply: str, *, generate_ms: float = 0.0
+    ) -> Answer:
+        """The streamed ``reply`` -> the Answer (only when :attr:`can_stream`)."""
+        raise _refused(self, "stream")
+
+    def condense(self, question: str, history: History) -> str:
+        """A follow-up rewritten to stand alone (only when :attr:`can_condense`)."""
+        raise _refused(self, "condense")
+
+
+def _refused(answerer: Answerer, what: str) -> NotImplementedError:
+    # a helper, not a bare raise: mypy would take a bare one for an abstract method
+    return NotImplementedError(f"answerer {answerer.name} cannot {what} (can_{what} is False)")
 
 
 def packaged_abstention(embedder: str) -> AbstentionModel | None:
@@ -129,13 +172,271 @@ class Candidate:
         return (w_cos * self.cosine + w_lex * self.lexical) / (w_cos + w_lex) * self.penalty
 
 
-class ExtractiveAnswerer:
-    """Selects answer sentences from the retrieved chunks.
+@dataclass(frozen=True)
+class _Asked:
+    """What scoring a sentence needs to know of the question, worked out once."""
+
+    query: str
+    #: None only when there is nothing to score (no hits)
+    vector: np.ndarray | None
+    entities: set[str]
+    predicates: set[str]
+    wanted: AnswerType | None
+    terms: set[str]
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    """A chunk sentence's features for one question (the rank prior aside)."""
+
+    text: str
+    cosine: float
+    lexical: float
+    penalty: float
+    typed: float
+
+
+@dataclass(frozen=True, eq=False)
+class Reading:
+    """One question's retrieval with its candidate answer sentences, scored once.
+
+    :meth:`SentenceScorer.read` builds it (``Pipeline.ask`` does, once per
+    question); the evidence rerank (:func:`rerank_by_evidence`), the abstention
+    gate (:attr:`features`) and every answerer then read its ``candidates``
+    rather than scoring the sentences again.
+    """
+
+    retrieval: Retrieval
+    #: best first, one per document span
+    candidates: tuple[Candidate, ...]
+    scorer: SentenceScorer = field(repr=False)
+    _asked: _Asked = field(repr=False)
+    #: every sentence scored so far, by (chunk id, start, end): a rerank reuses them
+    _scored: dict[tuple[str, int, int], _Sentence] = field(default_factory=dict, repr=False)
+    #: time spent scoring the sentences
+    read_ms: float = 0.0
+
+    @property
+    def query(self) -> str:
+        """The text the sentences were scored against (a follow-up's history-aware query)."""
+        return self._asked.query
+
+    @property
+    def hits(self) -> list[Hit]:
+        return self.retrieval.hits
+
+    @functools.cached_property
+    def features(self) -> dict[str, float]:
+        """The abstention model's inputs (names in :data:`abstention.FEATURES`), once."""
+        return self.scorer.reading_features(self)
+
+    def evidence(self, cand: Candidate) -> float:
+        """:meth:`Candidate.evidence` with the weights the candidates were scored with."""
+        return cand.evidence(*self.scorer.weights[:2])
+
+
+class SentenceScorer:
+    """Scores the sentences of retrieved chunks as answers to a question.
 
     Each sentence is scored by cosine similarity to the question (precomputed
-    sentence vectors), IDF-weighted overlap with the question's terms, and the
-    rank of its chunk.  The best sentence is kept; up to two more are kept
-    when nearly as good.  Below ``threshold`` it declines.
+    sentence vectors), IDF-weighted overlap with the question's terms, the
+    answer type the question asks for, and the rank of its chunk.
+    """
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        *,
+        # tuned with eval/calibrate.py on SQuAD v1.1 dev (see README)
+        weights: tuple[float, float, float] = (0.3, 0.2, 0.5),
+        entity_weight: float = 0.4,
+        type_weight: float = 0.35,
+    ) -> None:
+        self.retriever = retriever
+        self.index = retriever.index
+        self.weights = weights
+        self.entity_weight = entity_weight
+        self.type_weight = type_weight
+        self._rows: dict[str, int] | None = None
+
+    def read(self, question: str, retrieval: Retrieval) -> Reading:
+        """The candidates of ``retrieval`` for ``question``: every sentence scored once."""
+        t0 = time.perf_counter()
+        asked = self._ask(question, retrieval)
+        scored: dict[tuple[str, int, int], _Sentence] = {}
+        cands = self._assemble(asked, retrieval.hits, scored)
+        read_ms = (time.perf_counter() - t0) * 1000
+        return Reading(retrieval, cands, self, asked, scored, read_ms)
+
+    def candidates(self, question: str, retrieval: Retrieval) -> list[Candidate]:
+        """``read(question, retrieval).candidates`` as a list (for eval/ scripts)."""
+        return list(self.read(question, retrieval).candidates)
+
+    def features(
+        self, question: str, retrieval: Retrieval, cands: Sequence[Candidate]
+    ) -> dict[str, float]:
+        """The abstention model's inputs for these candidates (for eval/ scripts;
+        the pipeline reads :attr:`Reading.features`)."""
+        return Reading(retrieval, tuple(cands), self, self._ask(question, retrieval)).features
+
+    def _ask(self, question: str, retrieval: Retrieval) -> _Asked:
+        # a follow-up is scored with the history-aware query retrieval used
+        query = retrieval.query or question
+        qvec = retrieval.query_vector
+        if qvec is None and retrieval.hits:
+            qvec = self.index.embedder.embed([query])[0]
+        entities, predicates = split_question(query)
+        return _Asked(query, qvec, entities, predicates, answer_type(query), set(terms(query)))
+
+    def _assemble(
+        self,
+        asked: _Asked,
+        hits: Sequence[Hit],
+        scored: dict[tuple[str, int, int], _Sentence],
+    ) -> tuple[Candidate, ...]:
+        """The candidates of ``hits``, best first: a sentence in two chunks (they
+        overlap) counts once, for the first; sentences not in ``scored`` yet are
+        scored and added to it."""
+        # the best retrieval score, wherever an evidence rerank put it
+        top = max((h.score for h in hits), default=1.0)
+        w_cos, w_lex, w_prior = self.weights
+        seen: set[tuple[str, int, int]] = set()
+        out: list[Candidate] = []
+        for hit in hits:
+            doc = self.index.documents[hit.chunk.doc_id]
+            prior = hit.score / top if top > 0 else 0.0
+            context: frozenset[str] | None = None
+            for a, b in hit.chunk.sentences:
+                key = (doc.doc_id, a, b)
+                if key in seen:
+                    continue
+                seen.add(key)
+                s = scored.get((hit.chunk.chunk_id, a, b))
+                if s is None:
+                    if context is None:
+                        context = term_set(hit.chunk.embedding_text())
+                    s = self._sentence(
+                        asked, doc.text[a:b], self.index.sentence_vector(*key), context
+                    )
+                    scored[hit.chunk.chunk_id, a, b] = s
+                score = (
+                    w_cos * s.cosine
+                    + w_lex * s.lexical
+                    + w_prior * prior
+                    + self.type_weight * s.typed
+                ) * s.penalty
+                out.append(
+                    Candidate(
+                        hit, a, b, s.text, score, s.cosine, s.lexical, prior, s.penalty, s.typed
+                    )
+                )
+        out.sort(key=lambda c: (-c.score, c.hit.rank, c.start))
+        return tuple(out)
+
+    def _sentence(
+        self, asked: _Asked, text: str, vec: np.ndarray | None, context: frozenset[str]
+    ) -> _Sentence:
+        idf = self.retriever.idf
+
+        def coverage(wanted: AbstractSet[str], have: AbstractSet[str]) -> float | None:
+            # a term no chunk contains cannot tell sentences apart: it weighs nothing
+            total = sum(idf.get(t, 0.0) for t in wanted)
+            if total <= 0:
+                return None
+            return sum(idf.get(t, 0.0) for t in wanted & have) / total
+
+        qvec = asked.vector
+        cosine = float(vec @ qvec) if vec is not None and qvec is not None else 0.0
+        words = term_set(text)
+        lexical = _lexical(
+            coverage, asked.entities, asked.predicates, words, context, self.entity_weight
+        )
+        penalty = 1.0
+        if len(text.split()) < 5:  # headings and fragments rarely answer anything
+            penalty *= 0.6
+        if text.rstrip().endswith("?"):
+            penalty *= 0.85
+        wanted = asked.wanted
+        typed = typed_support(text, wanted, asked.terms, asked.predicates, idf) if wanted else 0.0
+        return _Sentence(text, cosine, lexical, penalty, typed)
+
+    def reading_features(self, reading: Reading) -> dict[str, float]:
+        """The abstention model's inputs (names in :data:`abstention.FEATURES`)."""
+        idf = self.retriever.idf
+        asked = reading._asked
+        cands = reading.candidates
+
+        # a term no chunk holds weighs as much as the rarest term that some chunk holds
+        rare = max(idf.values(), default=1.0)
+
+        def share(wanted: AbstractSet[str], have: AbstractSet[str]) -> float:
+            total = sum(idf.get(t, rare) for t in wanted)
+            return sum(idf.get(t, rare) for t in wanted & have) / total if total > 0 else 1.0
+
+        top = reading.hits[0] if reading.hits else None
+        context = term_set(top.chunk.embedding_text()) if top else frozenset()
+        # a question term that no chunk holds at all (a name the documents never mention)
+        unknown = sum(t not in idf for t in asked.terms) / len(asked.terms) if asked.terms else 0.0
+        best = cands[0] if cands else None
+        return {
+            "evidence": best.evidence(*self.weights[:2]) if best else 0.0,
+            "cosine": max((c.cosine for c in cands), default=0.0),
+            "lexical": best.lexical if best else 0.0,
+            "typed": max((c.typed for c in cands[:5]), default=0.0),
+            "has_type": 1.0 if asked.wanted else 0.0,
+            "entity_cov": share(asked.entities, context),
+            "term_cov": share(asked.terms, context),
+            "unknown": unknown,
+            "dense": self._chunk_cosine(top, asked) if top else 0.0,
+        }
+
+    def _chunk_cosine(self, hit: Hit, asked: _Asked) -> float:
+        """Cosine of the query and ``hit``'s chunk, whatever the retrieval mode
+        (BM25-only retrieval has no dense score, but the abstention model needs one)."""
+        if hit.dense_score is not None:
+            return float(hit.dense_score)
+        if self._rows is None:
+            self._rows = {c.chunk_id: i for i, c in enumerate(self.index.chunks)}
+        row = self._rows.get(hit.chunk.chunk_id)
+        if row is None or asked.vector is None:
+            return 0.0
+        return float(self.index.vectors[row] @ asked.vector)
+
+
+def rerank_by_evidence(reading: Reading, k: int) -> Reading:
+    """The ``k`` hits whose best sentence scores highest as an answer.
+
+    A chunk is ranked by its best :class:`Candidate` score (sentence cosine, term
+    coverage, answer type and the fused retrieval score as a prior), so a
+    passage that holds an answering sentence moves above one that only shares
+    the topic.  On SQuAD v1.1 dev (first 1,000) it lifts document hit@1 from
+    0.756 to 0.781 over the top 20 (eval/rerank_experiment.py).  The hits keep
+    their retrieval scores; only their order and ranks change.  The sentences
+    are not scored again: the new reading's candidates (their rank prior is
+    relative to the best hit kept) come from the ones ``reading`` scored.
+    """
+    retrieval = reading.retrieval
+    if not retrieval.hits:
+        return reading
+    t0 = time.perf_counter()
+    best: dict[str, float] = {}
+    for cand in reading.candidates:  # best first
+        best.setdefault(cand.hit.chunk.chunk_id, cand.score)
+    order = sorted(retrieval.hits, key=lambda h: (-best.get(h.chunk.chunk_id, 0.0), h.rank))
+    hits = [replace(h, rank=rank) for rank, h in enumerate(order[:k], start=1)]
+    scorer, asked, scored = reading.scorer, reading._asked, reading._scored
+    cands = scorer._assemble(asked, hits, scored)
+    elapsed = reading.read_ms + (time.perf_counter() - t0) * 1000
+    timings = {**retrieval.timings, "evidence": elapsed}
+    return Reading(replace(retrieval, hits=hits, timings=timings), cands, scorer, asked, scored)
+
+
+class ExtractiveAnswerer(SentenceScorer, Answerer):
+    """Selects answer sentences from the retrieved chunks.
+
+    The best candidate sentence (:class:`SentenceScorer`) is kept; up to two
+    more are kept when nearly as good.  Below ``threshold`` (or the abstention
+    model's) it declines.  It neither streams nor condenses.
     """
 
     name = "extractive"
@@ -146,7 +447,6 @@ class ExtractiveAnswerer:
         *,
         threshold: float = 0.36,
         max_sentences: int = 3,
-        # tuned with eval/calibrate.py on SQuAD v1.1 dev (see README)
         weights: tuple[float, float, float] = (0.3, 0.2, 0.5),
         entity_weight: float = 0.4,
         type_weight: float = 0.35,
@@ -155,14 +455,11 @@ class ExtractiveAnswerer:
     ) -> None:
         if max_sentences < 1:
             raise ValueError(f"max_sentences must be at least 1, got {max_sentences}")
-        self.retriever = retriever
-        self.index = retriever.index
+        super().__init__(
+            retriever, weights=weights, entity_weight=entity_weight, type_weight=type_weight
+        )
         self.threshold = threshold
         self.max_sentences = max_sentences
-        self.weights = weights
-        self.entity_weight = entity_weight
-        self.type_weight = type_weight
-        self._rows: dict[str, int] | None = None
         #: None: decline on ``threshold`` alone (the evidence of the best sentence)
         self.abstention = (
             packaged_abstention(self.index.embedder.name)
@@ -172,132 +469,27 @@ class ExtractiveAnswerer:
         if self.abstention is not None and abstain_threshold is not None:
             self.abstention = self.abstention.with_threshold(abstain_threshold)
 
-    def candidates(self, question: str, retrieval: Retrieval) -> list[Candidate]:
-        # a follow-up is scored with the history-aware query retrieval used
-        question = retrieval.query or question
-        qvec = retrieval.query_vector
-        if qvec is None:
-            qvec = self.index.embedder.embed([question])[0]
-        entities, predicates = split_question(question)
-        idf = self.retriever.idf
-        wanted = answer_type(question)
-        question_terms = set(terms(question))
-
-        def coverage(wanted: AbstractSet[str], have: AbstractSet[str]) -> float | None:
-            # a term no chunk contains cannot tell sentences apart: it weighs nothing
-            total = sum(idf.get(t, 0.0) for t in wanted)
-            if total <= 0:
-                return None
-            return sum(idf.get(t, 0.0) for t in wanted & have) / total
-
-        # the best retrieval score, wherever an evidence rerank put it
-        top = max((h.score for h in retrieval.hits), default=1.0)
-        w_cos, w_lex, w_prior = self.weights
-        seen: set[tuple[str, int, int]] = set()
-        out: list[Candidate] = []
-        for hit in retrieval.hits:
-            doc = self.index.documents[hit.chunk.doc_id]
-            prior = hit.score / top if top > 0 else 0.0
-            context = term_set(hit.chunk.embedding_text())
-            for a, b in hit.chunk.sentences:
-                key = (doc.doc_id, a, b)
-                if key in seen:
-                    continue
-                seen.add(key)
-                text = doc.text[a:b]
-                vec = self.index.sentence_vector(*key)
-                cosine = float(vec @ qvec) if vec is not None else 0.0
-                words = term_set(text)
-                lexical = _lexical(
-                    coverage, entities, predicates, words, context, self.entity_weight
-                )
-                penalty = 1.0
-                if len(text.split()) < 5:  # headings and fragments rarely answer anything
-                    penalty *= 0.6
-                if text.rstrip().endswith("?"):
-                    penalty *= 0.85
-                typed = (
-                    typed_support(text, wanted, question_terms, predicates, idf) if wanted else 0.0
-                )
-                score = (
-                    w_cos * cosine + w_lex * lexical + w_prior * prior + self.type_weight * typed
-                ) * penalty
-                out.append(
-                    Candidate(hit, a, b, text, score, cosine, lexical, prior, penalty, typed)
-                )
-        out.sort(key=lambda c: (-c.score, c.hit.rank, c.start))
-        return out
-
-    def features(
-        self, question: str, retrieval: Retrieval, cands: Sequence[Candidate]
-    ) -> dict[str, float]:
-        """The abstention model's inputs (names in :data:`abstention.FEATURES`)."""
-        question = retrieval.query or question
-        idf = self.retriever.idf
-        entities, _ = split_question(question)
-        asked = set(terms(question))
-
-        # a term no chunk holds weighs as much as the rarest term that some chunk holds
-        rare = max(idf.values(), default=1.0)
-
-        def share(wanted: AbstractSet[str], have: AbstractSet[str]) -> float:
-            total = sum(idf.get(t, rare) for t in wanted)
-            return sum(idf.get(t, rare) for t in wanted & have) / total if total > 0 else 1.0
-
-        top = retrieval.hits[0] if retrieval.hits else None
-        context = term_set(top.chunk.embedding_text()) if top else frozenset()
-        # a question term that no chunk holds at all (a name the documents never mention)
-        unknown = sum(t not in idf for t in asked) / len(asked) if asked else 0.0
-        best = cands[0] if cands else None
-        return {
-            "evidence": best.evidence(*self.weights[:2]) if best else 0.0,
-            "cosine": max((c.cosine for c in cands), default=0.0),
-            "lexical": best.lexical if best else 0.0,
-            "typed": max((c.typed for c in cands[:5]), default=0.0),
-            "has_type": 1.0 if answer_type(question) else 0.0,
-            "entity_cov": share(entities, context),
-            "term_cov": share(asked, context),
-            "unknown": unknown,
-            "dense": self._chunk_cosine(top, retrieval, question) if top else 0.0,
-        }
-
-    def _chunk_cosine(self, hit: Hit, retrieval: Retrieval, question: str) -> float:
-        """Cosine of the query and ``hit``'s chunk, whatever the retrieval mode
-        (BM25-only retrieval has no dense score, but the abstention model needs one)."""
-        if hit.dense_score is not None:
-            return float(hit.dense_score)
-        if self._rows is None:
-            self._rows = {c.chunk_id: i for i, c in enumerate(self.index.chunks)}
-        row = self._rows.get(hit.chunk.chunk_id)
-        if row is None:
-            return 0.0
-        qvec = retrieval.query_vector
-        if qvec is None:
-            qvec = self.index.embedder.embed([question])[0]
-        return float(self.index.vectors[row] @ qvec)
-
-    def decide(
-        self, question: str, retrieval: Retrieval, cands: Sequence[Candidate]
-    ) -> tuple[bool, float | None]:
-        """(decline?, p(answerable)) for these candidates."""
+    def decide(self, reading: Reading) -> tuple[bool, float | None]:
+        """(decline?, p(answerable)) for the reading's candidates."""
+        cands = reading.candidates
         if not cands:
             return True, 0.0
         if self.abstention is None:
-            return cands[0].evidence(*self.weights[:2]) < self.threshold, None
-        p = self.abstention.p_answerable(self.features(question, retrieval, cands))
+            return reading.evidence(cands[0]) < self.threshold, None
+        p = self.abstention.p_answerable(reading.features)
         return p < self.abstention.threshold, p
 
-    def answer(self, question: str, retrieval: Retrieval, *, history: History = ()) -> Answer:
+    def answer(self, question: str, reading: Reading, *, history: History = ()) -> Answer:
         t0 = time.perf_counter()
-        cands = self.candidates(question, retrieval)
-        declined, confidence = self.decide(question, retrieval, cands)
+        cands = reading.candidates
+        declined, confidence = self.decide(reading)
         if declined:
             return Answer(
                 question=question,
                 text=DECLINE,
                 citations=(),
                 abstained=True,
-                hits=tuple(retrieval.hits),
+                hits=tuple(reading.hits),
                 answerer=self.name,
                 latency_ms={"answer": (time.perf_counter() - t0) * 1000},
                 confidence=confidence,
@@ -307,7 +499,7 @@ class ExtractiveAnswerer:
         for cand in cands[1:]:
             if len(chosen) >= self.max_sentences:
                 break
-            if cand.score < 0.9 * best.score or cand.evidence(*self.weights[:2]) < self.threshold:
+            if cand.score < 0.9 * best.score or reading.evidence(cand) < self.threshold:
                 break
             if any(_near_duplicate(cand, c) for c in chosen):
                 continue
@@ -328,36 +520,12 @@ class ExtractiveAnswerer:
             text=" ".join(parts),
             citations=tuple(citations),
             abstained=False,
-            hits=tuple(retrieval.hits),
+            hits=tuple(reading.hits),
             sentences=sentences,
             answerer=self.name,
             latency_ms={"answer": (time.perf_counter() - t0) * 1000},
             confidence=confidence,
         )
-
-
-def rerank_by_evidence(
-    scorer: ExtractiveAnswerer, question: str, retrieval: Retrieval, k: int
-) -> Retrieval:
-    """The ``k`` hits whose best sentence scores highest as an answer.
-
-    A chunk is ranked by its best :class:`Candidate` score (sentence cosine, term
-    coverage, answer type and the fused retrieval score as a prior), so a
-    passage that holds an answering sentence moves above one that only shares
-    the topic.  On SQuAD v1.1 dev (first 1,000) it lifts document hit@1 from
-    0.756 to 0.781 over the top 20 (eval/rerank_experiment.py).  The hits keep
-    their retrieval scores; only their order and ranks change.
-    """
-    if not retrieval.hits:
-        return retrieval
-    t0 = time.perf_counter()
-    best: dict[str, float] = {}
-    for cand in scorer.candidates(question, retrieval):  # best first
-        best.setdefault(cand.hit.chunk.chunk_id, cand.score)
-    order = sorted(retrieval.hits, key=lambda h: (-best.get(h.chunk.chunk_id, 0.0), h.rank))
-    hits = [replace(h, rank=rank) for rank, h in enumerate(order[:k], start=1)]
-    timings = {**retrieval.timings, "evidence": (time.perf_counter() - t0) * 1000}
-    return replace(retrieval, hits=hits, timings=timings)
 
 
 _CAPITALISED = re.compile(r"\b[A-Z][\w’'-]*")

@@ -96,9 +96,17 @@ def answer_sentences(text: str) -> list[AnswerSentence]:
     return [AnswerSentence(a, b, text[a:b], tuple(markers(text[a:b]))) for a, b in merged]
 
 
-def support_score(sentence: str, passages: Sequence[str], embedder: Embedder) -> float:
+def support_score(
+    sentence: str,
+    passages: Sequence[str],
+    embedder: Embedder,
+    *,
+    vectors: Sequence[np.ndarray] | None = None,
+) -> float:
     """How well ``passages`` support ``sentence``, 0..1: mean of the best
     cosine similarity and the share of the sentence's terms in the passages.
+    ``vectors``: the claim's and then each passage's embedding, when the caller
+    has them already (the index keeps its sentences'), so none is embedded again.
 
     >>> from citechat.embedding import HashingEmbedder
     >>> e = HashingEmbedder(64)
@@ -109,7 +117,12 @@ def support_score(sentence: str, passages: Sequence[str], embedder: Embedder) ->
     claim = strip_markers(sentence)
     if not passages or not claim:
         return 0.0
-    vecs = embedder.embed([claim, *passages])
+    if vectors is None:
+        vecs = embedder.embed([claim, *passages])
+    elif len(vectors) == len(passages) + 1:
+        vecs = np.asarray(vectors)
+    else:
+        raise ValueError(f"{len(vectors)} vectors for a claim and {len(passages)} passages")
     cosine = float(np.max(vecs[1:] @ vecs[0]))
     claim_terms = set(terms(claim))
     if claim_terms:

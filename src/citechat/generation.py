@@ -5,7 +5,8 @@ The retrieved chunks go to the model as numbered, fenced sources
 one document sentence that best supports the claim, renumbered by first use:
 "Peter Lewis was named [2]." -> "Peter Lewis was named [1]." (1 = a sentence of
 source 2).  ``[0]``/``[9]`` are dropped; an unsupported reply falls back to the
-extractive answer.  It does not retrieve, nor define support (citations.py).
+extractive answer.  It does not retrieve, nor define support (citations.py);
+answerers.py maps ``transformers:``/``openai:`` specs to these classes.
 """
 
 from __future__ import annotations
@@ -26,17 +27,31 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 
-from .answering import DECLINE, ExtractiveAnswerer, History, history_query, make_citation
-from .citations import MARKER, answer_sentences, load_judge, source_for, strip_markers, verify
+from .answering import (
+    DECLINE,
+    Answerer,
+    ExtractiveAnswerer,
+    History,
+    Reading,
+    history_query,
+    make_citation,
+)
+from .citations import (
+    MARKER,
+    answer_sentences,
+    load_judge,
+    source_for,
+    strip_markers,
+    support_score,
+    verify,
+)
 from .config import Settings, model_cache, openai_api_key
-from .errors import CitechatError, ConfigError, ModelError
-from .retrieval import Retrieval, Retriever
-from .text import terms
+from .errors import CitechatError, ConfigError, ModelError, one_line
+from .retrieval import Retriever
 from .types import Answer, Citation, Hit, SentenceSupport, marker
 
 log = logging.getLogger("citechat")
 
-SPEC_FORMS = "extractive, transformers:<model id | folder | file.gguf>, openai:<base_url>#<model>"
 INSTALL_HINT = "pip install 'citechat[llm]'"
 NOTICE = "The model's answer was not supported by the documents; showing the extractive answer."
 #: a sentence the model left unmarked is cited when a retrieved sentence supports it this well
@@ -133,8 +148,16 @@ class _Best(NamedTuple):
     score: float
 
 
-class GenerativeAnswerer(ABC):
-    """Prompt -> reply -> cited Answer; subclasses write only :meth:`generate`."""
+class GenerativeAnswerer(Answerer, ABC):
+    """Prompt -> reply -> cited Answer; subclasses write only :meth:`generate`.
+
+    It streams (:meth:`stream` then :meth:`finish`) and condenses follow-ups
+    (:meth:`condense`); the abstention gate and the fallback answer read the
+    candidates of the question's :class:`Reading`, scored once.
+    """
+
+    can_stream = True
+    can_condense = True
 
     def __init__(self, name: str, retriever: Retriever, settings: Settings) -> None:
         if settings.max_new_tokens < 1:
@@ -149,28 +172,26 @@ class GenerativeAnswerer(ABC):
     def generate(self, messages: Messages, max_new_tokens: int) -> Iterator[str]:
         """Pieces of the model's reply to a chat, as they arrive."""
 
-    def gate(self, question: str, retrieval: Retrieval) -> tuple[bool, float | None]:
+    def gate(self, reading: Reading) -> tuple[bool, float | None]:
         """The calibrated abstention decision (answering.ExtractiveAnswerer.decide):
         (decline?, p(answerable)).  When the documents hold no answer the model is
         not asked, so it cannot invent one."""
-        if not retrieval.hits:
+        if not reading.hits:
             return True, 0.0
-        return self.fallback.decide(
-            question, retrieval, self.fallback.candidates(question, retrieval)
-        )
+        return self.fallback.decide(reading)
 
-    def stream(self, question: str, retrieval: Retrieval, history: History = ()) -> Iterator[str]:
+    def stream(self, question: str, reading: Reading, history: History = ()) -> Iterator[str]:
         """The raw reply, piece by piece; :meth:`finish` turns it into an Answer."""
-        if self.gate(question, retrieval)[0]:
+        if self.gate(reading)[0]:
             return iter(())
         return self.generate(
-            answer_messages(question, retrieval.hits, history), self.settings.max_new_tokens
+            answer_messages(question, reading.hits, history), self.settings.max_new_tokens
         )
 
-    def answer(self, question: str, retrieval: Retrieval, *, history: History = ()) -> Answer:
+    def answer(self, question: str, reading: Reading, *, history: History = ()) -> Answer:
         t0 = time.perf_counter()
-        raw = "".join(self.stream(question, retrieval, history))
-        return self.finish(question, retrieval, raw, generate_ms=(time.perf_counter() - t0) * 1000)
+        raw = "".join(self.stream(question, reading, history))
+        return self.finish(question, reading, raw, generate_ms=(time.perf_counter() - t0) * 1000)
 
     def condense(self, question: str, history: History) -> str:
         """A follow-up rewritten to stand alone, for retrieval.
@@ -195,22 +216,22 @@ class GenerativeAnswerer(ABC):
         return history_query(question, history)
 
     def finish(
-        self, question: str, retrieval: Retrieval, reply: str, *, generate_ms: float = 0.0
+        self, question: str, reading: Reading, reply: str, *, generate_ms: float = 0.0
     ) -> Answer:
         """The model's ``reply`` -> an Answer citing document sentences, verified."""
         t0 = time.perf_counter()
-        text, hits = _tidy(reply), tuple(retrieval.hits)
+        text, hits = _tidy(reply), tuple(reading.hits)
         citations: tuple[Citation, ...] = ()
         sentences: tuple[SentenceSupport, ...] = ()
         notice = None
-        gated, confidence = self.gate(question, retrieval)
+        gated, confidence = self.gate(reading)
         if gated or (DECLINE.lower().rstrip(".") in text.lower() and not MARKER.search(text)):
             text, abstained = DECLINE, True
         else:
             text, citations, abstained = *self.cite(text, hits), False
             sentences = self._verify(text, citations)
             if not any(s.supported for s in sentences):
-                fallback = self.fallback.answer(question, retrieval)
+                fallback = self.fallback.answer(question, reading)
                 text, citations, abstained = fallback.text, fallback.citations, fallback.abstained
                 sentences, notice = (() if abstained else self._verify(text, citations)), NOTICE
         cite_ms = (time.perf_counter() - t0) * 1000
@@ -253,14 +274,13 @@ class GenerativeAnswerer(ABC):
 
         out, done = [], 0
         for sent, claim, vec in zip(sents, claims, vectors, strict=True):
-            wanted = set(terms(claim))
             new: dict[int, int | None] = {}
             for n in dict.fromkeys(sent.cited):
                 hit = source_for(n, hits)  # None for [0] or [n > len(hits)]: dropped
-                new[n] = None if hit is None else number(self._best(vec, wanted, [hit]))
+                new[n] = None if hit is None else number(self._best(claim, vec, [hit]))
             rewritten = _renumber(sent.text, new)
             if not any(new.values()) and claim:
-                best = self._best(vec, wanted, hits)
+                best = self._best(claim, vec, hits)
                 if best.score >= AUTO_CITE:
                     rewritten = _add_marker(rewritten, number(best))
             out += [text[done : sent.start], rewritten]
@@ -268,18 +288,19 @@ class GenerativeAnswerer(ABC):
         out.append(text[done:])
         return "".join(out).strip(), tuple(citations)
 
-    def _best(self, vec: np.ndarray, wanted: set[str], hits: Sequence[Hit]) -> _Best:
-        """The chunk sentence that best supports a claim: the support_score formula
-        (mean of cosine and term coverage), with the index's sentence vectors."""
+    def _best(self, claim: str, vec: np.ndarray, hits: Sequence[Hit]) -> _Best:
+        """The chunk sentence that best supports a claim (:func:`citations.support_score`,
+        given the claim's vector and the index's sentence vectors: nothing re-embedded)."""
         best = _Best(hits[0], hits[0].chunk.start, hits[0].chunk.end, -1.0)
+        embedder = self.index.embedder
         for hit in hits:
             doc = self.index.documents[hit.chunk.doc_id]
             for a, b in hit.chunk.sentences or ((hit.chunk.start, hit.chunk.end),):
+                text = doc.text[a:b]
                 svec = self.index.sentence_vector(doc.doc_id, a, b)
                 if svec is None:
-                    svec = self.index.embedder.embed([doc.text[a:b]])[0]
-                cover = len(wanted & set(terms(doc.text[a:b]))) / len(wanted) if wanted else 0.0
-                score = 0.5 * max(float(svec @ vec), 0.0) + 0.5 * cover
+                    svec = embedder.embed([text])[0]
+                score = support_score(claim, [text], embedder, vectors=(vec, svec))
                 if score > best.score:
                     best = _Best(hit, a, b, score)
         return best
@@ -371,7 +392,7 @@ def _load(ref: str) -> tuple[Any, Any]:
         raise
     except Exception as exc:  # any failure to load has the same fix
         raise ModelError(
-            f"cannot load model {ref!r} ({type(exc).__name__}: {_first_line(exc)}); use a local "
+            f"cannot load model {ref!r} ({type(exc).__name__}: {one_line(exc)}); use a local "
             "folder, a .gguf file, or a model id already in the Hugging Face cache"
         ) from exc
     if not getattr(tokenizer, "chat_template", None):
@@ -469,7 +490,7 @@ class TransformersAnswerer(GenerativeAnswerer):
             stop.set()
             thread.join()
         if errors:
-            why = _first_line(errors[0])
+            why = one_line(errors[0])
             raise ModelError(f"generation with {self.model!r} failed: {why}") from errors[0]
 
 
@@ -520,7 +541,7 @@ class OpenAIAnswerer(GenerativeAnswerer):
             )
         elif isinstance(exc, openai.APIConnectionError):
             why = (
-                f"cannot be reached ({_first_line(exc)}); start the server there or fix "
+                f"cannot be reached ({one_line(exc)}); start the server there or fix "
                 "the URL in the answerer spec openai:<base_url>#<model>"
             )
         elif isinstance(exc, openai.APIStatusError):
@@ -529,28 +550,5 @@ class OpenAIAnswerer(GenerativeAnswerer):
                 "name and CITECHAT_OPENAI_API_KEY"
             )
         else:
-            why = f"failed: {_first_line(exc)}"
+            why = f"failed: {one_line(exc)}"
         return ModelError(f"the endpoint {self.base_url} {why}")
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-
-
-def make_generative_answerer(
-    spec: str, retriever: Retriever, settings: Settings
-) -> GenerativeAnswerer:
-    """``transformers:<model>`` or ``openai:<base_url>#<model>`` -> an answerer.
-
-    >>> make_generative_answerer("gpt", None, Settings())  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    citechat.errors.ConfigError: unknown answerer 'gpt'; use one of: extractive, ...
-    """
-    kind, _, rest = spec.partition(":")
-    if kind == "transformers" and rest.strip():
-        return TransformersAnswerer(rest.strip(), retriever, settings)
-    if kind == "openai":
-        base_url, _, model = rest.rpartition("#")
-        if re.match(r"https?://\S+$", base_url) and model.strip():
-            return OpenAIAnswerer(base_url, model.strip(), retriever, settings)
-    raise ConfigError(f"unknown answerer {spec!r}; use one of: {SPEC_FORMS}")

@@ -4,10 +4,12 @@
 >>> pipe.ask("Who did Ed Balls appoint?").citations[0].doc_id  # doctest: +SKIP
 '002_a97dc062ef764fe9.txt'
 
-``Pipeline.load`` brings the index in line with the corpus (``sync_index``,
-index/sync.py).  ``Pipeline.ask`` validates the question, retrieves with the
-conversation in mind, answers, verifies every sentence against its citations
-and times each stage.
+``sync_index`` (index/sync.py) builds the index when missing and updates it when
+the corpus has changed; ``Pipeline.load`` calls it.  ``Pipeline.ask`` validates the
+question, retrieves with the conversation in mind, scores the retrieved sentences
+once (a :class:`Reading`, shared by the evidence rerank, the abstention gate and
+the answerer), answers, verifies every sentence against its citations and times
+each stage.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from .answering import Answerer, ExtractiveAnswerer, History, history_query, rerank_by_evidence
+from .answerers import make_answerer
+from .answering import Answerer, History, Reading, SentenceScorer, history_query, rerank_by_evidence
 from .citations import verify
 from .config import Settings
 from .embedding import load_embedder
@@ -37,15 +40,6 @@ from .uploads import AddReport, check_upload, copy_new
 log = logging.getLogger("citechat")
 
 
-def make_answerer(spec: str, retriever: Retriever, settings: Settings) -> Answerer:
-    """``extractive`` or ``transformers:<model>`` or ``openai:<base_url>#<model>``."""
-    if spec == "extractive":
-        return ExtractiveAnswerer(retriever, abstain_threshold=settings.abstain_threshold)
-    from .generation import make_generative_answerer
-
-    return make_generative_answerer(spec, retriever, settings)
-
-
 class Pipeline:
     """Shared, read-mostly: one per process, safe to call from many threads."""
 
@@ -61,8 +55,8 @@ class Pipeline:
         self._lock = threading.Lock()
         self._set_index(index)
         self.answerers: dict[str, Answerer] = {}
-        #: the sentence scorer of the current retriever, for rerank_by_evidence
-        self._scorer: ExtractiveAnswerer | None = None
+        #: the sentence scorer of the current retriever, for :meth:`read`
+        self._scorer: SentenceScorer | None = None
         self.default_answerer = answerer_spec or settings.answerer
 
     def _set_index(self, index: Index) -> None:
@@ -176,22 +170,26 @@ class Pipeline:
                 self.answerers[spec] = make_answerer(spec, retriever, self.settings)
             return index, retriever, self.answerers[spec]
 
-    def retrieve(self, query: str, k: int, *, retriever: Retriever | None = None) -> Retrieval:
-        """The top ``k`` chunks: the retriever's top ``evidence_depth``, reordered
-        by the best answer sentence each holds (:func:`rerank_by_evidence`).  A
-        configured cross-encoder reads whole passages and has the last word: no
-        evidence rerank after it.  ``retriever``: the one of an ask's snapshot
-        (default: the current one)."""
+    def read(self, query: str, k: int, *, retriever: Retriever | None = None) -> Reading:
+        """The top ``k`` chunks and their candidate answer sentences, scored once:
+        the retriever's top ``evidence_depth``, reordered by the best answer
+        sentence each holds (:func:`rerank_by_evidence`).  A configured
+        cross-encoder reads whole passages and has the last word: no evidence
+        rerank after it.  ``retriever``: the one of an ask's snapshot (default:
+        the current one)."""
         retriever = retriever or self.retriever
-        depth = self.settings.evidence_depth
-        if depth <= 1 or retriever.reranker_name:
-            return retriever.search(query, k)
-        retrieval = retriever.search(query, max(k, depth))
         with self._lock:
             scorer = self._scorer
             if scorer is None or scorer.retriever is not retriever:
-                scorer = self._scorer = ExtractiveAnswerer(retriever, abstention=None)
-        return rerank_by_evidence(scorer, query, retrieval, k)
+                scorer = self._scorer = SentenceScorer(retriever)
+        depth = self.settings.evidence_depth
+        if depth <= 1 or retriever.reranker_name:
+            return scorer.read(query, retriever.search(query, k))
+        return rerank_by_evidence(scorer.read(query, retriever.search(query, max(k, depth))), k)
+
+    def retrieve(self, query: str, k: int, *, retriever: Retriever | None = None) -> Retrieval:
+        """The retrieval of :meth:`read`: the top ``k`` chunks, evidence-reranked."""
+        return self.read(query, k, retriever=retriever).retrieval
 
     def ask_stream(
         self,
@@ -203,28 +201,27 @@ class Pipeline:
     ) -> Iterator[str | Answer]:
         """:meth:`ask`, yielding an LLM's reply piece by piece (``str``) as it is
         written, then the verified :class:`Answer` (always the last item).  An
-        answerer without ``stream``/``finish`` (the extractive one) yields only
-        the Answer.  Uploads swapping the index meanwhile do not affect it."""
+        answerer that cannot stream (``can_stream`` False: the extractive one)
+        yields only the Answer.  Uploads swapping the index meanwhile do not
+        affect it."""
         t0 = time.perf_counter()
         question, notice = self.check_question(question)
         index, retriever, chosen = self._snapshot(answerer)
         query = history_query(question, history)
-        condense = getattr(chosen, "condense", None)
-        if history and condense is not None:
-            query = condense(question, history)
-        retrieval = self.retrieve(query, k or self.settings.top_k, retriever=retriever)
+        if history and chosen.can_condense:
+            query = chosen.condense(question, history)
+        reading = self.read(query, k or self.settings.top_k, retriever=retriever)
+        retrieval = reading.retrieval
         t1 = time.perf_counter()
-        stream = getattr(chosen, "stream", None)
-        finish = getattr(chosen, "finish", None)
-        if stream is not None and finish is not None:
+        if chosen.can_stream:
             pieces: list[str] = []
-            for piece in stream(question, retrieval, history):
+            for piece in chosen.stream(question, reading, history):
                 pieces.append(piece)
                 yield piece
             generate_ms = (time.perf_counter() - t1) * 1000
-            result = finish(question, retrieval, "".join(pieces), generate_ms=generate_ms)
+            result = chosen.finish(question, reading, "".join(pieces), generate_ms=generate_ms)
         else:
-            result = chosen.answer(question, retrieval, history=history)
+            result = chosen.answer(question, reading, history=history)
         t2 = time.perf_counter()
         sentences = (
             result.sentences
