@@ -431,7 +431,7 @@ class StreamedBuild:
 
 
 def _json_line(row: Any) -> bytes:
-    """A JSONL row as Index.save writes it (UTF-8, not ASCII-escaped)."""
+    """A JSONL row as chunks.jsonl and sentences.jsonl hold it (UTF-8, not ASCII-escaped)."""
     return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
 
 
