@@ -1,10 +1,13 @@
-"""Streamed builds (index/build.py): the same index as an in-memory build, one batch of
-documents in memory at a time, resumable batch by batch, and the corpus read lazily."""
+"""The index writer (index/build.py): the rows, vectors and terms the index's definition
+gives (an oracle built here in memory), one batch of documents in memory at a time,
+resumable batch by batch, and the corpus read lazily."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import weakref
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +16,20 @@ import pytest
 
 from citechat import corpus as corpus_mod
 from citechat import embedding
+from citechat.chunking import chunk_document
 from citechat.config import Settings
-from citechat.corpus import iter_corpus, load_corpus
-from citechat.embedding import HashingEmbedder
-from citechat.index import Index, sync_index
+from citechat.corpus import content_hash, iter_corpus, load_corpus
+from citechat.embedding import Embedder, HashingEmbedder
+from citechat.index import Index, UpdateReport, sync_index
 from citechat.index import build as ingest
 from citechat.index import sync as index_sync
 from citechat.index.generations import CHECKPOINT
 from citechat.index.lexical import LexicalBuilder, LexicalIndex
-from citechat.index.saved import NotStreamable, SavedIndex, _Groups
+from citechat.index.saved import SavedIndex, _Groups
+from citechat.index.stores.faiss import FaissParams, FaissStore
 from citechat.retrieval import Retriever
 from citechat.text import terms
+from citechat.types import Document
 
 WORDS = [
     "snow",
@@ -74,6 +80,44 @@ def terms_of(lexical: LexicalIndex) -> list[list[str]]:
     return [[lexical.vocab[i] for i in row] for row in lexical.rows()]
 
 
+def expected_index(docs: list[Document], embedder: Embedder, settings: Settings) -> Index:
+    """The index of ``docs`` as its definition says, built here in memory, not by the
+    writer: documents by id, each one's chunks by position and its sentence keys in
+    order, every text embedded, terms stemmed, a fresh FAISS store."""
+    by_id = {
+        d.doc_id: replace(d, content_hash=d.content_hash or content_hash(d.text)) for d in docs
+    }
+    documents = dict(sorted(by_id.items()))
+    chunks, keys = [], []
+    for doc in documents.values():
+        mine = chunk_document(doc, max_tokens=settings.chunk_tokens, overlap=settings.chunk_overlap)
+        mine.sort(key=lambda c: c.start)
+        chunks += mine
+        keys += sorted({(doc.doc_id, a, b) for c in mine for a, b in c.sentences})
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return embedder.embed(texts) if texts else np.zeros((0, embedder.dim), np.float32)
+
+    vectors = embed([c.embedding_text() for c in chunks])
+    return Index(
+        embedder=embedder,
+        settings=settings,
+        documents=documents,
+        chunks=chunks,
+        vectors=vectors,
+        sentence_keys=keys,
+        sentence_vectors=embed([documents[d].text[a:b] for d, a, b in keys]),
+        built_at="",
+        store=FaissStore.build(vectors, embedder.dim, FaissParams.of(settings)),
+        lexical=LexicalIndex.from_chunks(chunks),
+    )
+
+
+def _entry(store: Any) -> dict[str, Any]:
+    # an updated HNSW graph holds tombstones, a fresh one none
+    return {k: v for k, v in store.describe().items() if k != "tombstones"}
+
+
 def assert_same_index(got: Index, want: Index) -> None:
     assert got.documents == want.documents
     assert got.chunks == want.chunks
@@ -82,7 +126,7 @@ def assert_same_index(got: Index, want: Index) -> None:
     np.testing.assert_array_equal(np.asarray(got.sentence_vectors), want.sentence_vectors)
     assert terms_of(got.lexical) == terms_of(want.lexical)
     assert got.lexical.idf == pytest.approx(want.lexical.idf)
-    assert got.store.describe() == want.store.describe()
+    assert _entry(got.store) == _entry(want.store)
     for query in QUERIES:
         a, b = Retriever(got).search(query, k=5), Retriever(want).search(query, k=5)
         assert [h.chunk.chunk_id for h in a.hits] == [h.chunk.chunk_id for h in b.hits]
@@ -108,18 +152,20 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     return seen
 
 
-def test_a_streamed_build_equals_an_in_memory_build(
-    tmp_path: Path, batches: list[list[str]]
-) -> None:
+def test_a_build_gives_the_expected_index(tmp_path: Path, batches: list[list[str]]) -> None:
     settings = settings_for(tmp_path)
     write_corpus(settings.corpus, 30)
     result = sync_index(settings)
     assert result.action == "built" and result.report is not None
     order = [doc_id for batch in batches for doc_id in batch]
     assert len(batches) >= 5 and order == sorted(order)  # doc_id order
-    want = Index.build(load_corpus(settings.corpus), HashingEmbedder(256), settings)
+    want = expected_index(load_corpus(settings.corpus), HashingEmbedder(256), settings)
     assert_same_index(result.index, want)
     assert result.report.chunks_added == len(want.chunks) and result.report.docs_added == 30
+    # Index.build (documents in memory) goes through the same writer
+    assert_same_index(
+        Index.build(load_corpus(settings.corpus), HashingEmbedder(256), settings), want
+    )
     # nothing of the build is left beside the generation
     assert sorted(p.name for p in settings.index.iterdir()) == [".lock", "CURRENT", _gen(settings)]
     gen = settings.index / _gen(settings)
@@ -131,7 +177,7 @@ def _gen(settings: Settings) -> str:
 
 
 @pytest.mark.parametrize("flat_max", [100_000, 5])  # flat (rebuilt), HNSW (carried over)
-def test_a_streamed_update_equals_an_in_memory_update(
+def test_an_update_gives_the_index_a_fresh_build_would(
     tmp_path: Path, batches: list[list[str]], flat_max: int
 ) -> None:
     settings = settings_for(tmp_path, flat_max=flat_max)
@@ -146,9 +192,22 @@ def test_a_streamed_update_equals_an_in_memory_update(
     batches.clear()
 
     result = sync_index(settings)
-    want, want_report = old.updated(load_corpus(settings.corpus))
-    assert result.action == "updated" and result.report == want_report
-    assert (want_report.docs_added, want_report.docs_changed, want_report.docs_removed) == (1, 1, 1)
+    want = expected_index(load_corpus(settings.corpus), HashingEmbedder(256), settings)
+    gone = sum(c.doc_id in {"d002.txt", "sub/d004.txt"} for c in old.chunks)
+    added = sum(c.doc_id in {"d002.txt", "a-new.txt"} for c in want.chunks)
+    assert result.action == "updated" and result.report is not None
+    assert result.report == UpdateReport(
+        docs_added=1,
+        docs_changed=1,
+        docs_removed=1,
+        docs_kept=22,
+        chunks_added=added,
+        chunks_removed=gone,
+        chunks_kept=len(old.chunks) - gone,
+        texts_embedded=result.report.texts_embedded,
+        texts_reused=result.report.texts_reused,
+    )
+    assert result.report.texts_reused >= 1  # d002's unchanged sentences
     assert_same_index(result.index, want)
     if flat_max == 5:  # the HNSW graph was extended, not rebuilt: the removed rows are tombstones
         assert result.index.store.describe()["tombstones"] > 0
@@ -227,34 +286,39 @@ def test_a_killed_build_resumes_batch_by_batch(tmp_path: Path, batches: list[lis
     assert not set(resumed.seen) & set(dying.seen)  # finished batches are not embedded again
     assert not (settings.index / CHECKPOINT).exists()
     assert_same_index(
-        result.index, Index.build(load_corpus(settings.corpus), HashingEmbedder(256), settings)
+        result.index, expected_index(load_corpus(settings.corpus), HashingEmbedder(256), settings)
     )
 
 
-def test_an_index_that_cannot_be_streamed_is_updated_in_memory(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_an_index_without_its_terms_is_updated_without_embedding_again(
+    tmp_path: Path,
 ) -> None:
+    """Terms of another tokenizer (or none saved) are stemmed again from the kept chunks;
+    their vectors are copied."""
     settings = settings_for(tmp_path)
     write_corpus(settings.corpus, 6)
     sync_index(settings)
-    # an index from before the lexical part was saved: its terms are not on disk
-    manifest_path = settings.index / _gen(settings) / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
+    gen = settings.index / _gen(settings)
+    manifest = json.loads((gen / "manifest.json").read_text())
     del manifest["lexical"]
-    manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(NotStreamable, match="no saved lexical part"):
-        SavedIndex.open(settings.index, HashingEmbedder(256), settings)
-    old = Index.load(settings.index, HashingEmbedder(256), settings)
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(gen / "lexical")
+    saved = SavedIndex.open(settings.index, HashingEmbedder(256), settings)
+    assert saved.lexical is None and not saved.matches(saved.hashes)
+    saved.close()
     (settings.corpus / "a-new.txt").write_text("New\n\nThe director of police spoke.\n")
-    with caplog.at_level("INFO", logger="citechat"):
-        result = sync_index(settings)
-    assert "in memory: no saved lexical part" in caplog.text
-    want, report = old.updated(load_corpus(settings.corpus))
-    assert result.report == report and result.index.documents == want.documents
-    # saved by Index.save, with its lexical part: the next update streams again
-    assert SavedIndex.open(settings.index, HashingEmbedder(256), settings).n_chunks == len(
-        want.chunks
+    result = sync_index(settings)
+    assert result.action == "updated" and result.report is not None
+    assert result.report.docs_added == 1 and result.report.docs_kept == 6
+    new_texts = sum(c.doc_id == "a-new.txt" for c in result.index.chunks)
+    new_texts += sum(k[0] == "a-new.txt" for k in result.index.sentence_keys)
+    assert result.report.texts_embedded == new_texts
+    assert_same_index(
+        result.index, expected_index(load_corpus(settings.corpus), HashingEmbedder(256), settings)
     )
+    # written with its terms: the next sync has nothing to do
+    assert (settings.index / _gen(settings) / "lexical" / "vocab.json").is_file()
+    assert sync_index(settings).action == "loaded"
 
 
 def test_rows_of_a_document_must_be_together_to_be_copied() -> None:
@@ -265,7 +329,7 @@ def test_rows_of_a_document_must_be_together_to_be_copied() -> None:
     groups.close()
     assert rows == {"a": (0, 2), "b": (2, 3)}
     split = _Groups({})
-    with pytest.raises(NotStreamable, match="not together"):
+    with pytest.raises(ValueError, match="not together"):
         for doc_id in ["a", "b", "a"]:
             split.add(doc_id)
 
@@ -308,7 +372,7 @@ def test_iter_corpus_reads_one_file_at_a_time(
 def test_lexical_builder_equals_a_built_lexical_index(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     write_corpus(settings.corpus, 9)
-    index = Index.build(load_corpus(settings.corpus), HashingEmbedder(256), settings)
+    index = expected_index(load_corpus(settings.corpus), HashingEmbedder(256), settings)
     builder = LexicalBuilder(tmp_path / "ids.raw")
     half = len(index.chunks) // 2
     builder.add_rows(index.lexical, 0, half)  # copied, as a kept document's rows

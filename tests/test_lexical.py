@@ -16,7 +16,7 @@ from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder
 from citechat.index import Index, current_generation, sync_index
 from citechat.index import lexical as lexical_module
-from citechat.index.lexical import LexicalIndex
+from citechat.index.lexical import LexicalBuilder, LexicalIndex
 from citechat.retrieval import Retriever
 from citechat.text import terms
 from citechat.types import Chunk
@@ -74,9 +74,10 @@ def test_an_empty_lexical_index_has_no_rows_and_no_bm25(tmp_path: Path) -> None:
     empty = LexicalIndex.from_chunks([])
     assert (len(empty), empty.rows(), empty.bm25, empty.idf) == (0, [], None, {})
     (tmp_path / "gen").mkdir()
-    empty.save(tmp_path / "gen")
-    loaded = LexicalIndex.load(tmp_path / "gen", empty.describe())
-    assert loaded is not None and len(loaded) == 0
+    entry = LexicalBuilder(tmp_path / "ids.raw").finish(tmp_path / "gen")
+    assert entry == empty.describe()
+    loaded = LexicalIndex.load(tmp_path / "gen", entry)
+    assert loaded is not None and len(loaded) == 0 and loaded.bm25 is None
 
 
 def test_a_chunk_without_terms_keeps_its_bm25_row() -> None:
@@ -91,14 +92,14 @@ def test_a_chunk_without_terms_keeps_its_bm25_row() -> None:
 def test_an_update_stems_only_new_chunks_and_equals_a_fresh_build(
     fake_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    old = build(fake_settings)
     corpus = fake_settings.corpus
+    (corpus / "kept.txt").write_text("Kept\n\nA ferry crossed the river.\n")
+    old = sync_index(fake_settings).index
     (corpus / "weather.txt").unlink()  # "snow" and "buses" leave with it
     (corpus / "balls.txt").write_text(
         (corpus / "balls.txt").read_text() + "\nA later update: the director resigned.\n"
     )
     (corpus / "courts.txt").write_text("Court ruling\n\nThe court ruled on the appeal today.\n")
-    docs = load_corpus(corpus)
 
     stemmed: list[str] = []
     real_terms = lexical_module.terms
@@ -108,12 +109,14 @@ def test_an_update_stems_only_new_chunks_and_equals_a_fresh_build(
         return real_terms(text)
 
     monkeypatch.setattr(lexical_module, "terms", counting_terms)
-    new, report = old.updated(docs)
+    result = sync_index(fake_settings)
     monkeypatch.setattr(lexical_module, "terms", real_terms)
-    assert report.chunks_added and report.chunks_removed
+    report, new = result.report, result.index
+    assert report is not None and report.chunks_added and report.chunks_removed
     # every chunk of the changed and new documents, and nothing else, was stemmed
     new_texts = {c.text for c in new.chunks if c.doc_id in {"balls.txt", "courts.txt"}}
     assert new_texts <= set(stemmed)
+    assert not {c.text for c in new.chunks if c.doc_id == "kept.txt"} & set(stemmed)
     assert not {c.text for c in old.chunks if c.doc_id == "weather.txt"} & set(stemmed)
 
     fresh = LexicalIndex.from_chunks(new.chunks)
@@ -171,18 +174,21 @@ def test_an_index_saved_before_the_lexical_part_or_with_another_tokenizer_still_
     assert row_terms(legacy.lexical) == row_terms(reference)
     assert legacy.lexical.idf == reference.idf
 
-    # the next save writes the lexical part again
-    legacy.save(fake_settings.index)
+    # the next sync writes the lexical part again, embedding nothing
+    result = sync_index(fake_settings)
+    assert result.action == "updated" and result.report is not None
+    assert result.report.texts_embedded == 0
+    assert row_terms(result.index.lexical) == row_terms(reference)
     again = current_generation(fake_settings.index)
     assert (again / "lexical" / "vocab.json").is_file()
     assert "lexical" in json.loads((again / "manifest.json").read_text())
 
 
 def test_lexical_index_refuses_arrays_that_disagree(tmp_path: Path) -> None:
-    lex = LexicalIndex.from_terms([(["a"], ["b", "c"]), ([], ["c"])])
+    builder = LexicalBuilder(tmp_path / "ids.raw")
+    builder.add_terms([(["a"], ["b", "c"]), ([], ["c"])])
     (tmp_path / "gen").mkdir()
-    lex.save(tmp_path / "gen")
-    entry = lex.describe()
+    entry = builder.finish(tmp_path / "gen")
     assert LexicalIndex.load(tmp_path / "gen", entry) is not None
     with pytest.raises(ValueError, match="the manifest says 3 and 3"):
         LexicalIndex.load(tmp_path / "gen", {**entry, "chunks": 3})

@@ -15,7 +15,7 @@ from citechat.config import Settings
 from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder
 from citechat.index import Index, current_generation, sync_index
-from citechat.index.stores import MilvusStore
+from citechat.index.stores.milvus import MilvusStore
 from citechat.retrieval import Retriever
 
 pytest.importorskip("pymilvus")
@@ -58,6 +58,18 @@ def test_milvus_lite_store_builds_updates_and_matches_faiss(
     loaded = Index.load(settings.index, emb, fake_settings)
     assert isinstance(loaded.store, MilvusStore) and loaded.store.spec.collection == "tiny"
     assert loaded.search_dense(v, 1) == updated.search_dense(v, 1)
+    # a changed document keeps its chunk ids: its rows are sent again, with new vectors
+    balls = settings.corpus / "balls.txt"
+    balls.write_text("Balls resigns\n\nEd Balls resigned from the council today.\n")
+    changed = sync_index(settings, embedder=emb)
+    assert changed.report is not None and changed.report.docs_changed == 1
+    index = changed.index
+    assert index.store.existing_keys() == set(index.store.row_of)  # type: ignore[attr-defined]
+    faiss = Index.build(load_corpus(settings.corpus), emb, fake_settings)
+    for q in ("ed balls resigned", "the ferry sank", "snow"):
+        v = emb.embed([q])[0]
+        mine = [(r, round(s, 4)) for r, s in index.search_dense(v, 3)]
+        assert mine == [(r, round(s, 4)) for r, s in faiss.search_dense(v, 3)]
 
 
 def test_cli_index_store_moves_vectors_without_reembedding(

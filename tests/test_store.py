@@ -17,7 +17,16 @@ from citechat.embedding import HashingEmbedder, embed_texts
 from citechat.errors import ConfigError
 from citechat.index import Index, current_generation, sync_index
 from citechat.index.generations import CHECKPOINT
-from citechat.index.stores import FaissParams, FaissStore, StoreSpec, parse_store
+from citechat.index.stores import (
+    RowChange,
+    StoreRows,
+    StoreSpec,
+    carries_over,
+    create_store,
+    load_store,
+    parse_store,
+)
+from citechat.index.stores.faiss import FaissParams, FaissStore
 
 
 def unit_rows(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -62,16 +71,15 @@ def test_flat_below_threshold_hnsw_above_and_in_the_manifest(fake_settings: Sett
     flat = Index.build(docs, emb, fake_settings)
     assert flat.store.describe()["type"] == "flat"
     small = fake_settings.replace(flat_max=2, hnsw_m=8, hnsw_ef_search=40)
-    hnsw = Index.build(docs, emb, small)
+    hnsw = Index.build(docs, emb, small, folder=small.index)
     assert len(hnsw.chunks) > 2
-    hnsw.save(small.index)
     manifest = json.loads((current_generation(small.index) / "manifest.json").read_text())
     assert manifest["store"]["kind"] == "faiss"
     assert manifest["store"]["type"] == "hnsw"
     assert manifest["store"]["params"] == {"M": 8, "ef_construction": 80, "ef_search": 40}
     loaded = Index.load(small.index, emb, small)
     assert loaded.store.describe()["type"] == "hnsw"
-    assert loaded.faiss.hnsw.efSearch == 40
+    assert loaded.store.faiss.hnsw.efSearch == 40  # type: ignore[attr-defined]
     q = emb.embed(["appointment of a new director"])[0]
     assert loaded.search_dense(q, 3)[0][0] == flat.search_dense(q, 3)[0][0]
 
@@ -205,12 +213,12 @@ def test_interrupted_build_resumes_from_its_checkpoint(
 
 def test_a_changed_document_reuses_its_unchanged_sentences(fake_settings: Settings) -> None:
     emb = FailingEmbedder()
-    index = Index.build(load_corpus(fake_settings.corpus), emb, fake_settings)
+    sync_index(fake_settings, embedder=emb)
     emb.seen.clear()
     path = fake_settings.corpus / "weather.txt"
     path.write_text(path.read_text() + "Trains ran late.\n")
-    _, report = index.updated(load_corpus(fake_settings.corpus))
-    assert report.docs_changed == 1
+    report = sync_index(fake_settings, embedder=emb).report
+    assert report is not None and report.docs_changed == 1
     assert "Heavy snow closed schools across London on Monday." not in emb.seen
     assert "Trains ran late." in emb.seen and report.texts_reused >= 1
 
@@ -221,3 +229,66 @@ def test_embed_texts_embeds_each_distinct_text_once_longest_first() -> None:
     vectors, n = embed_texts(emb, texts)
     assert n == 3 and emb.seen == ["a much longer text here", "mid text", "b"]
     assert np.allclose(vectors, HashingEmbedder(256).embed(texts))
+
+
+# -- the store protocol, the same checks over every backend (STYLE.md habit 18) ---------
+
+
+def _milvus_spec(tmp_path: Path) -> str:
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("milvus_lite")
+    return f"milvus-lite:{tmp_path / 'contract.db'}#contract"
+
+
+STORES = {
+    "faiss flat": lambda tmp_path: ("faiss", {}),
+    "faiss hnsw": lambda tmp_path: ("faiss", {"flat_max": 10, "hnsw_m": 8}),
+    "milvus lite": lambda tmp_path: (_milvus_spec(tmp_path), {}),
+}
+
+
+def _rows(folder: Path, vectors: np.ndarray, ids: list[str]) -> StoreRows:
+    """A generation's chunk rows as the writer leaves them for the store."""
+    folder.mkdir()
+    np.save(folder / "vectors.npy", vectors)
+    (folder / "chunks.jsonl").write_text("".join(json.dumps({"chunk_id": i}) + "\n" for i in ids))
+    return StoreRows(folder, len(ids), vectors.shape[1])
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_every_store_builds_updates_saves_and_loads(tmp_path: Path, kind: str) -> None:
+    spec, params = STORES[kind](tmp_path)
+    settings = Settings(embedder="hashing-64", store=spec, **params)
+    vectors = unit_rows(60, seed=7)
+    ids = [f"d{i // 3}.txt#{i % 3}" for i in range(60)]
+    rows = _rows(tmp_path / "gen-1", vectors, ids)
+    store = create_store(parse_store(spec), rows, settings)
+    assert store.count() == 60 and store.inconsistency(60, 32) is None
+    assert store.inconsistency(61, 32) is not None  # fewer vectors than chunks: damage
+    _, found = store.search(vectors[[0, 17, 59]], 3)
+    assert found[:, 0].tolist() == [0, 17, 59]
+    assert store.search(vectors[:1], 100)[1].shape == (1, 60)  # k past the end: all rows
+    store.save(rows.folder)
+    entry = store.describe()
+    assert entry["kind"] == parse_store(spec).kind and carries_over(entry, parse_store(spec))
+    loaded = load_store(rows.folder, entry, rows, settings)
+    np.testing.assert_array_equal(loaded.search(vectors[:5], 4)[1], store.search(vectors[:5], 4)[1])
+
+    # an update: documents d0 and d1 removed (rows 0-5), d2 changed (rows 6-8: same chunk
+    # ids, new vectors), five new chunks of d99 at the end
+    fresh = unit_rows(8, seed=8)
+    new_vectors = np.concatenate([fresh[:3], vectors[9:], fresh[3:]])
+    new_ids = ids[6:9] + ids[9:] + [f"d99.txt#{i}" for i in range(5)]
+    old_to_new = np.concatenate([np.full(9, -1), np.arange(3, 54)])
+    new_rows = np.concatenate([np.arange(3), np.arange(54, 59)])
+    rows2 = _rows(tmp_path / "gen-2", new_vectors, new_ids)
+    updated = loaded.update(rows2, RowChange(old_to_new, new_rows), settings)
+    assert updated.count() == 59 and updated.inconsistency(59, 32) is None
+    _, found = updated.search(new_vectors[[0, 2, 3, 30, 58]], 1)
+    assert found[:, 0].tolist() == [0, 2, 3, 30, 58]  # changed, kept and new rows
+    _, found = updated.search(vectors[:6], 59)
+    assert np.all(found < 59)  # removed rows are never answered, as any row
+    updated.save(rows2.folder)
+    again = load_store(rows2.folder, updated.describe(), rows2, settings)
+    assert again.count() == 59
+    assert again.search(new_vectors[[58]], 1)[1][0, 0] == 58

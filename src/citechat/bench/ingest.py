@@ -2,7 +2,8 @@
 
 The build corpus is copied ``k`` times, each copy a distinct document (its id and a
 closing line differ), and indexed from scratch by ``citechat index``'s streamed path
-and by the in-memory path (``Index.build`` + ``save``, what Milvus stores use), each
+and by ``Index.build`` with every document loaded in memory first (the library
+call; both go through the same writer, so the difference is what the caller holds), each
 in a fresh process whose peak RSS (VmHWM) is the builder's.  The embedder is
 ``hashing-384``: its vectors have MiniLM's size (384 float32), which is what the
 memory is about, without MiniLM's encoding time; the model's own memory comes on
@@ -130,8 +131,7 @@ def build(path: str, corpus: Path, index: Path) -> dict[str, Any]:
         built = Index.load(index, embedder, settings)
         out["with_load_peak_rss_mb"] = peak_rss_mb()
     else:
-        built = Index.build(load_corpus(corpus), embedder, settings)
-        built.save(index)
+        built = Index.build(load_corpus(corpus), embedder, settings, folder=index)
         out["build_s"] = round(time.perf_counter() - start, 1)
         out["peak_rss_mb"] = peak_rss_mb()
     return {

@@ -1,11 +1,11 @@
-"""Streamed index builds: documents in batches, every part written to disk as it comes.
+"""The index writer: documents in batches, every part written to disk as it comes.
 
-What ``citechat index`` runs for FAISS stores (Milvus ones are built in memory by
-:meth:`Index.updated`).  It holds one batch of documents, their chunks and vectors,
-never the corpus; what grows with the corpus is the catalogue (a few hundred bytes
-a document), 12 bytes a chunk of term counts, FAISS's own copy of the chunk vectors
-(and HNSW's graph) and, while it is built, BM25's matrix: 3.2 GB at a million
-chunks, against about 35 GB for the in-memory path (README, bench_ingest.py)::
+The one way a generation is written: ``citechat index`` (sync.py) and
+:meth:`Index.build` (documents in memory) both come here, with any store.  It
+holds one batch of documents, their chunks and vectors, never the corpus; what
+grows with the corpus is the catalogue (a few hundred bytes a document), 12 bytes
+a chunk of term counts, FAISS's own copy of the chunk vectors (and HNSW's graph)
+and, while it is built, BM25's matrix (README, "Streamed, resumable ingestion")::
 
     1. spool    the corpus is read one file at a time; each document is appended to a
                 spool in the temporary generation and a catalogue keeps its id, hash,
@@ -15,14 +15,13 @@ chunks, against about 35 GB for the in-memory path (README, bench_ingest.py)::
                 or changed one is chunked and embedded (checkpointed per batch in
                 ``index/.checkpoint/stream-*``, so a killed build resumes); chunks,
                 sentences, documents, vectors and term ids are appended to files
-    3. finish   raw vectors become ``.npy`` files, the lexical part and the vector
-                store are built by reading them back in blocks, the manifest is
-                written and the generation committed as :meth:`Index.save` does
+    3. finish   raw vectors become ``.npy`` files, the lexical part is built by reading
+                them back in blocks, the vector store (stores/) is created or the old
+                one updated through the store protocol (FAISS: an HNSW graph extended;
+                Milvus: new rows inserted, removed ones deleted), the manifest is
+                written and the generation committed (generations.new_generation)
 
-Rows come out in the order :meth:`Index.updated` gives them (by document, then
-position), and the files are the ones it saves, so either path reads the other's
-index.  Batches of an HNSW store are inserted block by block: at a million
-vectors that gave recall@10 0.986 against 0.992 for one insert of all of them.
+Rows come out by document (``doc_id`` order), then position.
 
 It does not parse files (corpus.py), chunk (chunking.py) or embed (embedding.py).
 """
@@ -32,9 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -46,30 +44,26 @@ from ..config import Settings
 from ..corpus import OnSkip, content_hash, iter_corpus
 from ..embedding import Embedder, embed_texts
 from ..types import Chunk, Document, Section
-from .generations import (
-    CHECKPOINT,
-    commit_generation,
-    finish_commit,
-    new_generation_name,
-    npy_from_raw,
-    npy_header_length,
-)
+from .generations import CHECKPOINT, new_generation, npy_from_raw
 from .lexical import LexicalBuilder
+from .manifest import chunking_settings, manifest_of
 from .saved import SavedIndex
-from .stores import FaissStore
-from .view import (
-    UpdateReport,
-    chunking_settings,
-    faiss_params,
-    manifest_of,
-    write_failure,
+from .stores import (
+    RowChange,
+    StoreRows,
+    VectorStore,
+    carries_over,
+    create_store,
+    wanted_store,
 )
 
 __all__ = [
     "BATCH_CHARS",
     "Catalogue",
     "StreamedBuild",
+    "UpdateReport",
     "spool_corpus",
+    "spool_documents",
     "write_streamed",
 ]
 
@@ -78,10 +72,33 @@ __all__ = [
 BATCH_CHARS = 1_000_000
 #: documents per batch at most (kept ones cost little, but their rows are copied)
 BATCH_DOCS = 2_000
-#: vectors per block when the store is built from the vectors file (200 MB of 384-d)
-STORE_BLOCK = 131_072
 
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    docs_added: int = 0
+    docs_changed: int = 0
+    docs_removed: int = 0
+    docs_kept: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    chunks_kept: int = 0
+    texts_embedded: int = 0
+    #: texts whose vectors were reused by text hash (unchanged sentences, a resumed build)
+    texts_reused: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.docs_added or self.docs_changed or self.docs_removed)
+
+    def summary(self) -> str:
+        return (
+            f"documents: {self.docs_added} added, {self.docs_changed} changed, "
+            f"{self.docs_removed} removed, {self.docs_kept} kept; chunks: {self.chunks_added} "
+            f"added, {self.chunks_removed} removed, {self.chunks_kept} kept"
+        )
 
 
 # -- pass 1: the corpus into a spool, a catalogue in memory --------------------------
@@ -135,13 +152,20 @@ def spool_corpus(
     on_skip: OnSkip | None = None,
     known: SavedIndex | None = None,
 ) -> Catalogue:
-    """Read ``corpus`` one file at a time into ``spool`` (one JSON line a document,
-    its content hash set), except documents whose line ``known`` holds already (an
-    unchanged corpus writes nothing); raises :class:`CorpusError` as
-    :func:`load_corpus` does."""
+    """Read ``corpus`` one file at a time into ``spool`` (:func:`spool_documents`);
+    raises :class:`CorpusError` as :func:`load_corpus` does."""
+    return spool_documents(iter_corpus(corpus, on_skip=on_skip), spool, known)
+
+
+def spool_documents(
+    docs: Iterable[Document], spool: Path, known: SavedIndex | None = None
+) -> Catalogue:
+    """Write ``docs`` into ``spool`` (one JSON line a document, its content hash set),
+    except documents whose line ``known`` holds already (an unchanged corpus writes
+    nothing).  A later document with the same id replaces an earlier one."""
     catalogue = Catalogue(spool, known=known)
     with open(spool, "wb") as fh:
-        for doc in iter_corpus(corpus, on_skip=on_skip):
+        for doc in docs:
             doc = replace(doc, content_hash=doc.content_hash or content_hash(doc.text))
             line = _line(doc)
             if (
@@ -256,6 +280,7 @@ class StreamedBuild:
                 for doc_id, e in sorted(self.catalogue.entries.items())
             },
         )
+        # the manifest goes last: its presence marks a complete generation
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         kept_chunks = int((self.old_to_new >= 0).sum())
         return UpdateReport(
@@ -317,7 +342,7 @@ class StreamedBuild:
         self.reused += len(texts) - embedded
         chunk_vectors, sentence_vectors = vectors[:n_chunk_texts], vectors[n_chunk_texts:]
         ci = si = 0
-        pending: list[Chunk] = []  # new chunks of consecutive new documents: stemmed together
+        pending: list[Chunk] = []  # chunks to stem, of consecutive documents: stemmed together
         for doc_id in doc_ids:
             self.document_file.write(self.catalogue.line(doc_id))
             if doc_id in fresh:
@@ -329,30 +354,40 @@ class StreamedBuild:
                 self.chunks_added += len(chunks)
                 pending.extend(chunks)
                 continue
-            if pending:
+            restem = self._copy_kept(doc_id)
+            if restem is not None:
+                pending.extend(restem)
+                continue
+            if pending:  # before the kept rows: rows stay in order
                 self.lexical.add_chunks(pending)
                 pending = []
-            self._copy_kept(doc_id)
+            old = self.old
+            assert old is not None and old.lexical is not None
+            lo, hi = old.chunk_rows.get(doc_id, (0, 0))
+            self.lexical.add_rows(old.lexical, lo, hi)
         if pending:
             self.lexical.add_chunks(pending)
         if self.old is not None:
             self.old.release()
 
-    def _copy_kept(self, doc_id: str) -> None:
-        """A kept document's rows, copied as they are: lines, vectors and term ids."""
+    def _copy_kept(self, doc_id: str) -> list[Chunk] | None:
+        """A kept document's rows, copied as they are: lines and vectors; its chunks
+        when the old terms are of another tokenizer (to stem again), else None (the
+        caller copies its term ids)."""
         old = self.old
         assert old is not None
         lo, hi = old.chunk_rows.get(doc_id, (0, 0))
         self.old_to_new[lo:hi] = np.arange(self.chunks, self.chunks + hi - lo)
-        assert old.lexical is not None  # SavedIndex.open refuses an index without one
-        self.lexical.add_rows(old.lexical, lo, hi)
-        self.chunk_file.write(_lines_of(old.chunk_lines(lo, hi)))
+        lines = old.chunk_lines(lo, hi)
+        restem = None if old.lexical is not None else _chunks_of(lines)
+        self.chunk_file.write(_lines_of(lines))
         self.vector_file.write(_f4(old.vectors[lo:hi]))
         self.chunks += hi - lo
         lo, hi = old.sentence_rows.get(doc_id, (0, 0))
         self.sentence_file.write(_lines_of(old.sentence_lines(lo, hi)))
         self.sentence_vector_file.write(_f4(old.sentence_vectors[lo:hi]))
         self.sentences += hi - lo
+        return restem
 
     def _chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         for c in chunks:
@@ -377,35 +412,26 @@ class StreamedBuild:
             key.update(f"\0{doc_id}\0{self.catalogue.entries[doc_id].hash}".encode())
         return self.checkpoint / f"stream-{key.hexdigest()}"
 
-    def build_store(self) -> FaissStore:
-        params = faiss_params(self.settings)
-        vectors_npy = self.tmp / "vectors.npy"
-
-        def rebuild() -> FaissStore:
-            blocks = _npy_blocks(vectors_npy, self.chunks, self.dim, STORE_BLOCK)
-            return FaissStore.build_from(blocks, self.chunks, self.dim, params)
-
-        # an old HNSW graph is extended; a flat store is rebuilt (a copy is cheap)
-        old_store = self.old.take_store() if self.old else None
-        if old_store is not None:
-            runs = np.frombuffer(self.new_runs, dtype=np.int64).reshape(-1, 2)
-            new_rows = np.concatenate(
-                [np.zeros(0, dtype=np.int64)] + [np.arange(a, b) for a, b in runs]
-            )
-            # the old store is this build's own (SavedIndex): extended in place, not copied
-            return old_store.updated(
-                self.old_to_new,
-                np.load(vectors_npy, mmap_mode="r"),
-                new_rows.astype(np.int64),
-                params,
-                rebuild=rebuild,
-                in_place=True,
-            )
-        return rebuild()
+    def build_store(self) -> VectorStore:
+        """The store of the new rows, through the store protocol: the old one updated
+        when it is the one the settings ask for (an HNSW graph extended, a Milvus
+        collection sent only its new rows), else a new one."""
+        rows = StoreRows(self.tmp, self.chunks, self.dim)
+        entry = self.old.store_entry if self.old else None
+        spec = wanted_store(self.settings, entry)
+        if self.old is None or not carries_over(entry, spec):
+            return create_store(spec, rows, self.settings)
+        runs = np.frombuffer(self.new_runs, dtype=np.int64).reshape(-1, 2)
+        new_rows = np.concatenate(
+            [np.zeros(0, dtype=np.int64)] + [np.arange(a, b) for a, b in runs]
+        )
+        change = RowChange(self.old_to_new, new_rows.astype(np.int64))
+        # read late: the store is this build's own, extended in place
+        return self.old.load_store().update(rows, change, self.settings)
 
 
 def _json_line(row: Any) -> bytes:
-    """A JSONL row as Index.save writes it (UTF-8, not ASCII-escaped)."""
+    """A JSONL row as chunks.jsonl and sentences.jsonl hold it (UTF-8, not ASCII-escaped)."""
     return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -418,14 +444,14 @@ def _f4(vectors: np.ndarray) -> bytes:
     return np.ascontiguousarray(vectors, dtype="<f4").tobytes()
 
 
-def _npy_blocks(path: Path, rows: int, dim: int, block: int) -> Iterator[np.ndarray]:
-    """The rows of a (rows, dim) float32 ``.npy`` file, ``block`` at a time, read with
-    plain file reads (a memory map would count every page read in the builder's RSS)."""
-    header = npy_header_length(path)
-    for first in range(0, rows, block):
-        n = min(block, rows - first)
-        flat = np.fromfile(path, dtype="<f4", count=n * dim, offset=header + 4 * dim * first)
-        yield flat.reshape(n, dim)
+def _chunks_of(lines: bytes) -> list[Chunk]:
+    chunks = []
+    for line in lines.split(b"\n"):
+        if line.strip():
+            row = json.loads(line)
+            row["sentences"] = tuple(tuple(s) for s in row["sentences"])
+            chunks.append(Chunk(**row))
+    return chunks
 
 
 def _now() -> str:
@@ -445,20 +471,23 @@ def write_streamed(
     on_skip: OnSkip | None = None,
     progress: Callable[[int, int], Progress] | None = None,
     batch_chars: int | None = None,
+    docs: Iterable[Document] | None = None,
 ) -> UpdateReport | None:
-    """Build or update the index at ``settings.index`` and commit it (the caller holds
-    its writer lock); None, and nothing written, when ``old`` is already current.  A
-    failure leaves the last complete index in place and the temporary generation
-    removed."""
+    """Build or update the index at ``settings.index`` from its corpus (or from
+    ``docs``) and commit it; the caller holds its writer lock.  None, and nothing
+    written, when ``old`` is already current.  A failure leaves the last complete
+    index in place and the temporary generation removed (:func:`new_generation`)."""
     folder = settings.index
-    name = new_generation_name()
-    tmp = folder / f".tmp-{name}"
-    committed = False
-    try:
-        tmp.mkdir()
-        catalogue = spool_corpus(settings.corpus, tmp / ".documents.spool", on_skip, old)
+    with new_generation(folder) as gen:
+        tmp = gen.path
+        spool = tmp / ".documents.spool"
+        if docs is None:
+            catalogue = spool_corpus(settings.corpus, spool, on_skip, old)
+        else:
+            catalogue = spool_documents(docs, spool, old)
         if old is not None and old.matches(catalogue.hashes()):
-            shutil.rmtree(tmp)
+            catalogue.close()
+            gen.cancel()
             return None
         build = StreamedBuild(
             tmp,
@@ -473,14 +502,4 @@ def write_streamed(
             todo = [e for i, e in catalogue.entries.items() if i not in build.kept]
             build.progress = progress(sum(max(1, e.chars // 120) for e in todo), len(todo))
         report = build.run()
-        commit_generation(folder, tmp, name)
-        committed = True
-    except BaseException as exc:
-        if not committed:
-            shutil.rmtree(tmp, ignore_errors=True)
-        failure = write_failure(exc, folder)
-        if failure is exc:
-            raise
-        raise failure from exc
-    finish_commit(folder, name)
     return report

@@ -7,8 +7,8 @@ what killed writers left: ``.tmp-gen-*`` folders, ``.CURRENT.tmp`` and
 generations CURRENT does not name.  ``.checkpoint/`` is not swept: it holds
 the embedded batches of an interrupted build, which the next build reuses.
 
-It does not know what a generation contains (view.py and build.py write
-it; view.py and saved.py check it).
+It does not know what a generation contains (build.py writes it, manifest.py checks it
+for view.py and saved.py, which read it).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -206,27 +207,78 @@ def npy_header_length(path: Path) -> int:
         return fh.tell()
 
 
-def commit_generation(folder: Path, tmp: Path, name: str) -> Path:
+@dataclass
+class PendingGeneration:
+    """A generation being written by :func:`new_generation`: its files go in ``path``
+    (a ``.tmp-gen-*`` folder) until it is committed as ``folder/name``."""
+
+    folder: Path
+    name: str
+    path: Path
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        """Commit nothing: the temporary folder is removed when the block ends."""
+        self.cancelled = True
+
+
+@contextlib.contextmanager
+def new_generation(folder: Path) -> Iterator[PendingGeneration]:
+    """Write a generation of the index at ``folder``: the one way every writer does.
+
+    Yields a temporary folder; when the block ends it is committed (fsynced, renamed
+    into place, then CURRENT replaced by a renamed pointer, each an atomic
+    ``os.replace``; then the checkpoint and the old generations are removed).  An
+    exception removes the temporary folder instead and leaves the last complete
+    index in place; an OSError (disk full, permissions) becomes a one-line
+    :class:`IndexError_`.  A process killed at any point leaves CURRENT naming a
+    complete generation, the old one or the new one, and leftovers for
+    :func:`sweep`.  The caller holds the writer lock.
+    """
+    name = new_generation_name()
+    gen = PendingGeneration(folder, name, folder / f".tmp-{name}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        gen.path.mkdir()
+        yield gen
+        if gen.cancelled:
+            shutil.rmtree(gen.path)
+            return
+        _commit(folder, gen.path, gen.name)
+    except BaseException as exc:
+        shutil.rmtree(gen.path, ignore_errors=True)  # gone already once renamed into place
+        failure = write_failure(exc, folder)
+        if failure is exc:
+            raise
+        raise failure from exc
+    # the embedded batches are in the new generation; the old one is read by nothing new
+    shutil.rmtree(folder / CHECKPOINT, ignore_errors=True)
+    remove_old_generations(folder, keep=gen.name)
+
+
+def _commit(folder: Path, tmp: Path, name: str) -> None:
     """Move the complete generation ``tmp`` into place as ``folder/name`` and point
-    CURRENT at it (atomic ``os.replace`` each); returns its folder.  The old
-    generations and the checkpoint are removed afterwards by :func:`finish_commit`."""
+    CURRENT at it."""
     fsync_dir(tmp)
-    final = folder / name
-    os.replace(tmp, final)
+    os.replace(tmp, folder / name)
     pointer = folder / ".CURRENT.tmp"
     pointer.write_text(name + "\n")
     with open(pointer, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(pointer, folder / "CURRENT")
     fsync_dir(folder)
-    return final
 
 
-def finish_commit(folder: Path, name: str) -> None:
-    """After a commit: the embedded batches are in the new generation, the old one is
-    no longer read by anything new."""
-    shutil.rmtree(folder / CHECKPOINT, ignore_errors=True)
-    remove_old_generations(folder, keep=name)
+def write_failure(exc: BaseException, folder: Path) -> BaseException:
+    """What a failed generation write raises: an OSError (disk full, read-only,
+    permissions) as a one-line :class:`IndexError_`, anything else as it is."""
+    if isinstance(exc, OSError):
+        return IndexError_(
+            f"cannot write the index at {folder} ({exc.strerror or exc}); the last "
+            "complete index is kept",
+            "free disk space or fix the folder's permissions, or pass --index FOLDER",
+        )
+    return exc
 
 
 def fsync_dir(path: Path) -> None:

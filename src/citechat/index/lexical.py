@@ -1,8 +1,8 @@
 """The lexical index: every chunk's stemmed terms, BM25 over them and the terms' IDF.
 
-Built when the index is built or updated and saved in its generation, so loading an
-index reads it (BM25's matrix memory-mapped) instead of stemming the whole corpus
-again; an update stems only the new chunks::
+Written with the generation (by :class:`LexicalBuilder`, as build.py streams the
+chunks), so loading an index reads it (BM25's matrix memory-mapped) instead of
+stemming the whole corpus again; an update stems only the new chunks::
 
     gen-.../lexical/vocab.json           ["term", ...]            (id = position)
     gen-.../lexical/token_ids.npy        int32, all chunks' term ids, header terms first
@@ -14,11 +14,11 @@ again; an update stems only the new chunks::
 BM25 sees a chunk's header (title, commenter) and text, as the embedder does; the
 IDF that the answerer weighs words by counts only the texts.  The manifest records
 the tokenizer (:data:`TOKENIZER`) and BM25 parameters: an index written with others
-is re-tokenised in memory at load, and the next save writes the new form.
+is re-tokenised in memory at load, and the next update writes the new form.
 
-A build that streams documents (build.py) uses :class:`LexicalBuilder`, which
-writes term ids to disk as chunks arrive and builds BM25 from that file, so it
-holds the vocabulary and per-chunk counts, not every chunk's ids.
+:class:`LexicalBuilder` writes term ids to disk as chunks arrive and builds BM25
+from that file, so it holds the vocabulary and per-chunk counts, not every chunk's
+ids; :class:`LexicalIndex` is what readers load (or compute from chunks in memory).
 
 It does not rank or fuse (retrieval.py does).
 """
@@ -92,33 +92,6 @@ class LexicalIndex:
             indptr[i + 1] = len(flat)
         return cls(list(ids), np.asarray(flat, dtype=np.int32), indptr, heads)
 
-    def updated(
-        self, keep_rows: np.ndarray, new_chunks: Sequence[Chunk], order: np.ndarray
-    ) -> LexicalIndex:
-        """The lexical index of ``[kept rows] + new_chunks`` put in ``order`` (the same
-        arguments :meth:`Index.updated` uses for its chunks): only new chunks are stemmed,
-        and terms no chunk uses any more leave the vocabulary."""
-        fresh = LexicalIndex.from_chunks(new_chunks)
-        vocab = {t: i for i, t in enumerate(self.vocab)}
-        # new chunks' ids moved into the old vocabulary (extended by their new terms)
-        to_old = np.array([vocab.setdefault(t, len(vocab)) for t in fresh.vocab], dtype=np.int32)
-        kept, kept_lengths = _gather(self.token_ids, self.indptr, keep_rows)
-        ids = np.concatenate([kept, to_old[fresh.token_ids]]).astype(np.int32)
-        lengths = np.concatenate([kept_lengths, np.diff(fresh.indptr)])
-        heads = np.concatenate([self.head_lengths[keep_rows], fresh.head_lengths])
-        ids, lengths = _gather(ids, _indptr(lengths), order)
-        # terms no chunk uses any more leave the vocabulary; the others keep their order
-        used = np.unique(ids)
-        renumber = np.full(len(vocab), -1, dtype=np.int32)
-        renumber[used] = np.arange(len(used), dtype=np.int32)
-        names = list(vocab)
-        return LexicalIndex(
-            [names[i] for i in used.tolist()],
-            renumber[ids],
-            _indptr(lengths),
-            heads[order].astype(np.int32),
-        )
-
     # -- what queries use -------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -166,18 +139,6 @@ class LexicalIndex:
             "terms": len(self.vocab),
             "tokens": len(self.token_ids),
         }
-
-    def save(self, folder: Path) -> None:
-        """Write ``folder/lexical/`` (the caller's generation folder, not yet in place)."""
-        out = folder / "lexical"
-        out.mkdir()
-        (out / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False))
-        np.save(out / "token_ids.npy", self.token_ids)
-        np.save(out / "token_indptr.npy", self.indptr)
-        np.save(out / "head_lengths.npy", self.head_lengths)
-        np.save(out / "text_df.npy", self.text_df)
-        if self.bm25 is not None:
-            self.bm25.save(str(out / "bm25"), show_progress=False)
 
     @classmethod
     def load(cls, folder: Path, entry: dict[str, Any] | None) -> LexicalIndex | None:
@@ -250,9 +211,13 @@ class LexicalBuilder:
 
     def add_chunks(self, chunks: Sequence[Chunk]) -> None:
         """Stem ``chunks`` (header and text) and append their rows."""
+        self.add_terms(_chunk_terms(chunks))
+
+    def add_terms(self, rows: Sequence[tuple[list[str], list[str]]]) -> None:
+        """Append rows of (header terms, text terms)."""
         ids: list[int] = []
         lengths, heads = [], []
-        for head, text in _chunk_terms(chunks):
+        for head, text in rows:
             ids.extend(self.vocab.setdefault(t, len(self.vocab)) for t in head)
             ids.extend(self.vocab.setdefault(t, len(self.vocab)) for t in text)
             lengths.append(len(head) + len(text))
@@ -394,17 +359,6 @@ def _chunk_terms(chunks: Sequence[Chunk]) -> list[tuple[list[str], list[str]]]:
 
 def _indptr(lengths: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-
-
-def _gather(ids: np.ndarray, indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The ids of ``rows`` (CSR), concatenated in that order, and their lengths."""
-    rows = np.asarray(rows, dtype=np.int64)
-    lengths = (indptr[rows + 1] - indptr[rows]).astype(np.int64)
-    out_starts = _indptr(lengths)[:-1]
-    pos = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(
-        indptr[rows] - out_starts, lengths
-    )
-    return np.asarray(ids)[pos], lengths
 
 
 def _text_df(lexical: LexicalIndex) -> np.ndarray:

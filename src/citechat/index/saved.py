@@ -7,12 +7,9 @@ hash and where its line is, each JSONL row's byte offset and which rows belong
 to which document, the vectors memory-mapped, the lexical part and the FAISS
 store.  Rows of a kept document are then copied as bytes (build.py).
 
-It checks what :meth:`Index.load` checks (counts against the manifest, shapes,
-spans inside their documents, the store and lexical part against the chunks),
-raising :class:`IndexDamagedError` the same way, and :class:`NotStreamable`
-when the index must be updated in memory instead: a Milvus store that stays in
-Milvus, no saved lexical part (an index from before it), or rows not grouped by
-document.
+It runs the check :meth:`Index.load` runs (:class:`~.manifest.GenerationCheck`:
+counts against the manifest, shapes, spans inside their documents, the store and
+lexical part against the chunks), raising :class:`IndexDamagedError` the same way.
 """
 
 from __future__ import annotations
@@ -30,16 +27,12 @@ from ..config import Settings
 from ..embedding import Embedder, text_key
 from ..errors import IndexDamagedError
 from ..types import Chunk
-from .generations import REBUILD, current_generation, read_manifest
+from .generations import current_generation, read_manifest
 from .lexical import LexicalIndex
-from .stores import LEGACY, FaissStore, parse_store, store_inconsistency
-from .view import check_compatible, count_inconsistency, damaged
+from .manifest import GenerationCheck, check_compatible, damaged
+from .stores import StoreRows, VectorStore, carries_over, load_store, wanted_store
 
-__all__ = ["NotStreamable", "SavedIndex"]
-
-
-class NotStreamable(Exception):
-    """This index is updated in memory (:meth:`Index.updated`); the message says why."""
+__all__ = ["SavedIndex"]
 
 
 class SavedIndex:
@@ -60,62 +53,49 @@ class SavedIndex:
         self._files: dict[str, Any] = {}
         self.vectors: np.ndarray = np.zeros((0, 0), dtype=np.float32)
         self.sentence_vectors: np.ndarray = np.zeros((0, 0), dtype=np.float32)
-        #: the store's manifest entry; None for a Milvus store (moving to FAISS: the
-        #: store is built anew).  The store itself is read by take_store(), late.
-        self.store_entry: dict[str, Any] | None = None
+        #: the store's manifest entry; the store itself is read by load_store(), late
+        self.store_entry: dict[str, Any] | None = manifest.get("store")
+        #: None when the saved terms are of another tokenizer: kept rows are stemmed again
         self.lexical: LexicalIndex | None = None
 
     @classmethod
     def open(cls, folder: Path, embedder: Embedder, settings: Settings) -> SavedIndex:
-        """Raises as :meth:`Index.load` does, or :class:`NotStreamable`."""
+        """Raises as :meth:`Index.load` does."""
         gen = current_generation(folder)
         manifest = read_manifest(gen)
         check_compatible(manifest, embedder, settings, folder)
-        entry = manifest.get("store") or LEGACY
-        if entry.get("kind") == "milvus" and parse_store(settings.store).kind != "faiss":
-            raise NotStreamable("a Milvus store")
-        if not settings.store and entry.get("kind") == "milvus":
-            raise NotStreamable("a Milvus store")
         saved = cls(gen, manifest, settings)
+        check = GenerationCheck(folder, manifest)
         try:
-            saved._scan()
+            saved._scan(check)
             saved.vectors = np.load(gen / "vectors.npy", mmap_mode="r")
             saved.sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode="r")
-            store = None
-            if entry.get("kind") != "milvus":
-                saved.store_entry = entry
-                store = FaissStore.load(gen, entry, ef_search=settings.hnsw_ef_search)
-            lexical = LexicalIndex.load(gen, manifest.get("lexical"))
-        except NotStreamable:
+            store = saved.load_store()
+            saved.lexical = LexicalIndex.load(gen, manifest.get("lexical"))
+        except IndexDamagedError:
             raise
-        except Exception as exc:  # json, numpy and faiss raise many types
+        except Exception as exc:  # json, numpy, faiss and pymilvus raise many types
             raise damaged(folder, exc) from exc
-        if lexical is None:
-            raise NotStreamable("no saved lexical part")
-        saved.lexical = lexical
-        why = count_inconsistency(
-            manifest,
-            (len(saved.hashes), saved.n_chunks, saved.n_sentences),
-            saved.vectors,
-            saved.sentence_vectors,
+        check.parts(
+            chunks=saved.n_chunks,
+            sentences=saved.n_sentences,
+            vectors=saved.vectors,
+            sentence_vectors=saved.sentence_vectors,
+            store=store,
+            lexical=saved.lexical,
         )
-        if not why and store is not None:
-            why = store_inconsistency(store, saved.n_chunks, int(manifest.get("dim") or 0))
         # read again when the update needs it: an HNSW store held from here would sit
         # beside BM25's construction, the peak of a build (5.2 GB at a million chunks)
         del store
-        if not why and len(lexical) != saved.n_chunks:
-            why = f"lexical index has {len(lexical)} chunks, the index {saved.n_chunks}"
-        if why:
-            raise IndexDamagedError(f"the index at {folder} is damaged ({why})", REBUILD)
         return saved
 
-    def _scan(self) -> None:
+    def _scan(self, check: GenerationCheck) -> None:
         for offset, line in _lines(self.gen / "documents.jsonl"):
             row = json.loads(line)
             doc_id = row["doc_id"]
             self.hashes[doc_id] = row["content_hash"]
             self._doc_at[doc_id] = (offset, len(line), len(row["text"]))
+            check.document(doc_id, len(row["text"]))
         for offsets, rows, name in (
             (self._chunk_offsets, self.chunk_rows, "chunks.jsonl"),
             (self._sentence_offsets, self.sentence_rows, "sentences.jsonl"),
@@ -126,11 +106,7 @@ class SavedIndex:
                 doc_id, start, end = (
                     (row["doc_id"], row["start"], row["end"]) if isinstance(row, dict) else row
                 )
-                at = self._doc_at.get(doc_id)
-                if at is None or not 0 <= int(start) <= int(end) <= at[2]:
-                    raise ValueError(
-                        f"a chunk or sentence of {doc_id!r} points outside its document"
-                    )
+                check.span(doc_id, int(start), int(end))
                 groups.add(doc_id)
                 offsets.append(offset)
             groups.close()
@@ -147,16 +123,21 @@ class SavedIndex:
         return max(0, len(self._sentence_offsets) - 1)
 
     def matches(self, hashes: dict[str, str]) -> bool:
-        """True when these are exactly the indexed documents and the store is the one
-        the settings ask for (a Milvus index asked to move to FAISS does not match)."""
-        return hashes == self.hashes and self.store_entry is not None
+        """True when these are exactly the indexed documents, the store is the one the
+        settings ask for (a FAISS index asked to move to Milvus does not match) and
+        the terms are of this tokenizer."""
+        return (
+            hashes == self.hashes
+            and carries_over(self.store_entry, wanted_store(self.settings, self.store_entry))
+            and self.lexical is not None
+        )
 
-    def take_store(self) -> FaissStore | None:
-        """The old HNSW store, read again, for an update to extend in place; None for a
-        flat or Milvus one (rebuilt from the new vectors)."""
-        if self.store_entry is None or self.store_entry.get("type") != "hnsw":
-            return None
-        return FaissStore.load(self.gen, self.store_entry, ef_search=self.settings.hnsw_ef_search)
+    def load_store(self) -> VectorStore:
+        """The generation's own store (the manifest's, whatever the settings name), read
+        (again) for an update to extend."""
+        dim = int(self.manifest.get("dim") or 0)
+        rows = StoreRows(self.gen, self.n_chunks, dim)
+        return load_store(self.gen, self.store_entry, rows, self.settings.replace(store=""))
 
     def document_line(self, doc_id: str) -> bytes:
         offset, length, _ = self._doc_at[doc_id]
@@ -219,8 +200,8 @@ class SavedIndex:
 
 
 class _Groups:
-    """``doc_id -> (first row, end row)`` of rows that come grouped by document;
-    :class:`NotStreamable` when a document's rows are split."""
+    """``doc_id -> (first row, end row)`` of rows that come grouped by document, as
+    every generation's rows are; a ValueError (damage) when a document's rows are split."""
 
     def __init__(self, out: dict[str, tuple[int, int]]) -> None:
         self.out = out
@@ -232,7 +213,7 @@ class _Groups:
         if doc_id != self.current:
             self.close()
             if doc_id in self.out:
-                raise NotStreamable(f"the rows of {doc_id!r} are not together")
+                raise ValueError(f"the rows of {doc_id!r} are not together")
             self.current, self.start = doc_id, self.n
         self.n += 1
 

@@ -1,9 +1,9 @@
 """Bring an index in line with its corpus: build it when missing, update it when
 documents changed (only those are re-embedded), rebuild it when damaged.
 
-Runs under the index's writer lock.  FAISS-backed indexes are streamed in batches
-(build.py) and the old generation is read as files (saved.py); Milvus stores are
-updated in memory.  It does not answer questions (pipeline.py does).
+Runs under the index's writer lock.  Every index, whatever its store, is written
+by the streamed build (build.py), the old generation read as files (saved.py).
+It does not answer questions (pipeline.py does).
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..corpus import content_hash, load_corpus
+from ..corpus import load_corpus
 from ..embedding import Embedder, load_embedder
 from ..errors import IndexDamagedError, IndexError_, IndexFormatError, IndexMismatchError
-from ..types import Document
-from .build import write_streamed
+from .build import UpdateReport, write_streamed
 from .generations import current_generation, read_manifest, write_lock
-from .saved import NotStreamable, SavedIndex
-from .stores import parse_store
-from .view import Index, UpdateReport, index_stats
+from .manifest import index_stats
+from .saved import SavedIndex
+from .view import Index
 
 log = logging.getLogger("citechat")
 
@@ -75,37 +74,18 @@ def sync_index(
         load_corpus(settings.corpus)  # raises the one-line error
     with write_lock(settings.index):
         old, action = _open_old(settings, embedder, rebuild)
-        if not isinstance(old, Index) and parse_store(settings.store).kind != "milvus":
-            return _sync_streamed(settings, embedder, old, action, skipped, on_skip, progress)
-        # in memory: a Milvus store (its collection takes the vectors at once), or an
-        # index that cannot be streamed (see SavedIndex)
-        assert not isinstance(old, SavedIndex)
-        docs = load_corpus(settings.corpus, on_skip=on_skip)
-        if old is not None and old.is_current(docs):
-            return _result(old, None, "loaded", skipped)
-        base = old or Index.build([], embedder, settings)
-        callback = progress(_texts_to_embed(base, docs), len(docs)) if progress else None
-        index, report = base.updated(docs, progress=callback)
-        index.save(settings.index)
-        return _result(index, report, "updated" if old else action, skipped)
+        return _sync_streamed(settings, embedder, old, action, skipped, on_skip, progress)
 
 
 def _open_old(
     settings: Settings, embedder: Embedder, rebuild: bool
-) -> tuple[Index | SavedIndex | None, str]:
-    """The index to update and the action if it is rebuilt: read as files for a
-    streamed update (:class:`SavedIndex`), loaded whole when it is updated in memory
-    (Milvus, or an older index), None when there is none or it must be rebuilt."""
+) -> tuple[SavedIndex | None, str]:
+    """The index to update, read as files, and the action if it is rebuilt: None when
+    there is none or it must be rebuilt (damaged, or of another format)."""
     if rebuild:
         return None, "rebuilt"
     try:
-        if parse_store(settings.store).kind == "milvus":
-            return Index.load(settings.index, embedder, settings), "built"
-        try:
-            return SavedIndex.open(settings.index, embedder, settings), "built"
-        except NotStreamable as why:
-            log.info("updating the index at %s in memory: %s", settings.index, why)
-            return Index.load(settings.index, embedder, settings), "built"
+        return SavedIndex.open(settings.index, embedder, settings), "built"
     except (IndexDamagedError, IndexFormatError) as exc:
         log.warning("%s; rebuilding it from the corpus %s", exc.problem, settings.corpus)
         return None, "rebuilt"
@@ -135,16 +115,3 @@ def _sync_streamed(
     if report is None:
         return SyncResult(load, None, "loaded", tuple(skipped), stats)
     return SyncResult(load, report, "updated" if old else action, tuple(skipped), stats)
-
-
-def _result(
-    index: Index, report: UpdateReport | None, action: str, skipped: list[tuple[str, str]]
-) -> SyncResult:
-    return SyncResult(lambda: index, report, action, tuple(skipped), index.stats())
-
-
-def _texts_to_embed(index: Index, docs: list[Document]) -> int:
-    """A rough count for the progress bar: chunks+sentences scale with text size."""
-    have = {d.doc_id: d.content_hash for d in index.documents.values()}
-    todo = [d for d in docs if have.get(d.doc_id) != (d.content_hash or content_hash(d.text))]
-    return sum(max(1, len(d.text) // 120) for d in todo)
