@@ -1,5 +1,5 @@
 """Rerank the fused top 20 chunks by sentence-level evidence: the experiment behind
-``answering.rerank_by_evidence`` (README "Measured results").
+``reading.rerank_by_evidence`` (README "Measured results").
 
 Test: SQuAD v1.1 dev, first 1,000 questions (the issue's subset); train: every
 3rd of the other 9,570.  For each candidate chunk it computes retrieval and

@@ -19,7 +19,7 @@ import jinja2
 import pytest
 
 from citechat.answerers import make_answerer
-from citechat.answering import DECLINE, ExtractiveAnswerer, Reading, SentenceScorer
+from citechat.answering import DECLINE, ExtractiveAnswerer
 from citechat.citations import markers
 from citechat.config import Settings
 from citechat.errors import ConfigError, ModelError
@@ -33,6 +33,7 @@ from citechat.generation import (
     render,
 )
 from citechat.pipeline import Pipeline
+from citechat.reading import Reading, SentenceScorer
 from citechat.retrieval import Retrieval
 from citechat.types import Answer
 

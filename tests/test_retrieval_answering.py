@@ -7,12 +7,13 @@ from typing import Any
 import pytest
 
 from citechat.answerers import make_answerer, register_answerer, unregister_answerer
-from citechat.answering import DECLINE, ExtractiveAnswerer, SentenceScorer, history_query
+from citechat.answering import DECLINE, ExtractiveAnswerer, history_query
 from citechat.citations import answer_sentences, markers, source_for, strip_markers, verify
 from citechat.config import Settings
 from citechat.embedding import HashingEmbedder
 from citechat.errors import ConfigError, UsageError
 from citechat.pipeline import Pipeline
+from citechat.reading import SentenceScorer
 from citechat.retrieval import Retriever, rrf_fuse
 from citechat.text import terms
 
@@ -145,7 +146,7 @@ def _retrieval_putting_weather_first(pipe: Pipeline, question: str):  # type: ig
 
 
 def test_evidence_rerank_puts_the_answering_chunk_first(pipe: Pipeline) -> None:
-    from citechat.answering import rerank_by_evidence
+    from citechat.reading import rerank_by_evidence
 
     question = "Who did Ed Balls order to be appointed as the new director?"
     retrieval = _retrieval_putting_weather_first(pipe, question)

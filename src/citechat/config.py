@@ -46,7 +46,7 @@ class Settings:
     top_k: int = 5
     reranker: str | None = None
     #: reorder this many retrieved chunks by the best answer sentence each holds
-    #: (answering.rerank_by_evidence) before the top_k are kept; 0 turns it off, and
+    #: (reading.rerank_by_evidence) before the top_k are kept; 0 turns it off, and
     #: a configured cross-encoder reranker replaces it
     evidence_depth: int = 20
     #: a cross-encoder or NLI model that judges whether cited passages support a sentence

@@ -27,15 +27,7 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 
-from .answering import (
-    DECLINE,
-    Answerer,
-    ExtractiveAnswerer,
-    History,
-    Reading,
-    history_query,
-    make_citation,
-)
+from .answering import DECLINE, Answerer, ExtractiveAnswerer, History, history_query, make_citation
 from .citations import (
     MARKER,
     answer_sentences,
@@ -47,6 +39,7 @@ from .citations import (
 )
 from .config import Settings, model_cache, openai_api_key
 from .errors import CitechatError, ConfigError, ModelError, one_line
+from .reading import Reading
 from .retrieval import Retriever
 from .types import Answer, Citation, Hit, SentenceSupport, marker
 

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .answerers import make_answerer
-from .answering import Answerer, History, Reading, SentenceScorer, history_query, rerank_by_evidence
+from .answering import Answerer, History, history_query
 from .citations import verify
 from .config import Settings
 from .embedding import load_embedder
@@ -33,6 +33,7 @@ from .errors import (
 )
 from .index import Index
 from .index.sync import SyncResult, sync_index
+from .reading import Reading, SentenceScorer, rerank_by_evidence
 from .retrieval import Mode, Retrieval, Retriever
 from .types import Answer
 from .uploads import AddReport, check_upload, copy_new
