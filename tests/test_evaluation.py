@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -432,6 +433,28 @@ def test_cli_report_folder(
         data = (report / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 1000
         assert f"]({name})" in text
+
+
+def test_cli_report_without_matplotlib_skips_the_plots_with_the_install_hint(
+    fake_settings: Settings,
+    questions: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from citechat.cli import main
+
+    tiny_cli(monkeypatch, fake_settings, tmp_path)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    report = tmp_path / "report"
+    out = tmp_path / "res.jsonl"
+    assert main(["eval", str(questions), "--out", str(out), "--report", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["plots"] == [] and metrics["runs"][0]["metrics"]["retrieval"]
+    assert "## Headline" in (report / "report.md").read_text()
+    assert not list(report.glob("*.png"))
+    assert len(out.read_text().splitlines()) == metrics["questions"]
+    assert "pip install 'citechat[eval]'" in caplog.text
 
 
 def test_cli_compare_writes_one_row_and_file_per_mode(
