@@ -42,8 +42,7 @@ $(STAMP)-%: pyproject.toml | $(PY)
 index: install
 	$(VENV)/bin/citechat index
 
-# serve builds the index when it is missing or stale, as `citechat index` would
-run: install
+run: index
 	$(VENV)/bin/citechat serve
 
 # every check, with all of its own set-up: Chromium first (it may need root), then the test
