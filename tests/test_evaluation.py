@@ -114,7 +114,7 @@ def test_doc_level_ranks_collapse_chunks_of_one_document() -> None:
 
 
 def test_hit_rates_average_over_questions_with_gold_only() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"id": "1", "question": "?", "gold_docs": ["a"]},
         {"id": "2", "question": "?", "gold_docs": ["z"]},
         {"id": "3", "question": "?"},  # no gold: not in the retrieval denominator
@@ -255,7 +255,7 @@ def test_citation_precision_falls_back_to_gold_documents() -> None:
 
 
 def test_abstention_rates() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"id": "1", "question": "?", "answerable": False, "type": "unanswerable"},
         {"id": "2", "question": "?", "answerable": False, "type": "unanswerable"},
         {"id": "3", "question": "?", "answers": ["x"], "gold_docs": ["d"], "type": "factoid"},
@@ -318,7 +318,7 @@ def test_compare_configurations_follow_the_settings() -> None:
 
 # -- runs over the tiny corpus ---------------------------------------------------------
 
-QUESTIONS = [
+QUESTIONS: list[dict[str, Any]] = [
     {
         "id": "director",
         "question": "Who was appointed new director?",
