@@ -25,8 +25,8 @@ import numpy as np
 
 from citechat.config import Settings
 from citechat.evaluation import gold_docs, read_questions
-from citechat.text import terms
 from citechat.pipeline import Pipeline
+from citechat.text import terms
 
 FEATS = [
     "fused",
@@ -148,19 +148,19 @@ def main() -> None:
 
     X = np.concatenate([f for f, _, _ in train])
     y = np.concatenate([lab for _, lab, _ in train])
-    Xp, yp = [], []
+    pairs, pair_labels = [], []
     rng = np.random.default_rng(0)
     for f, lab, _ in train:
         pos, neg = f[lab], f[~lab]
         for a in pos:
             for b in neg:
                 if rng.random() < 0.5:
-                    Xp.append(a - b)
-                    yp.append(1)
+                    pairs.append(a - b)
+                    pair_labels.append(1)
                 else:
-                    Xp.append(b - a)
-                    yp.append(0)
-    Xp, yp = np.array(Xp), np.array(yp)
+                    pairs.append(b - a)
+                    pair_labels.append(0)
+    Xp, yp = np.array(pairs), np.array(pair_labels)
     for C in (0.01, 0.1, 1.0, 10.0):
         lr = LogisticRegression(C=C, max_iter=5000, fit_intercept=False).fit(Xp, yp)
         w = lr.coef_[0]

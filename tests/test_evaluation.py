@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,7 @@ def test_doc_level_ranks_collapse_chunks_of_one_document() -> None:
 
 
 def test_hit_rates_average_over_questions_with_gold_only() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"id": "1", "question": "?", "gold_docs": ["a"]},
         {"id": "2", "question": "?", "gold_docs": ["z"]},
         {"id": "3", "question": "?"},  # no gold: not in the retrieval denominator
@@ -254,7 +255,7 @@ def test_citation_precision_falls_back_to_gold_documents() -> None:
 
 
 def test_abstention_rates() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"id": "1", "question": "?", "answerable": False, "type": "unanswerable"},
         {"id": "2", "question": "?", "answerable": False, "type": "unanswerable"},
         {"id": "3", "question": "?", "answers": ["x"], "gold_docs": ["d"], "type": "factoid"},
@@ -317,7 +318,7 @@ def test_compare_configurations_follow_the_settings() -> None:
 
 # -- runs over the tiny corpus ---------------------------------------------------------
 
-QUESTIONS = [
+QUESTIONS: list[dict[str, Any]] = [
     {
         "id": "director",
         "question": "Who was appointed new director?",
@@ -432,6 +433,28 @@ def test_cli_report_folder(
         data = (report / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 1000
         assert f"]({name})" in text
+
+
+def test_cli_report_without_matplotlib_skips_the_plots_with_the_install_hint(
+    fake_settings: Settings,
+    questions: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from citechat.cli import main
+
+    tiny_cli(monkeypatch, fake_settings, tmp_path)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    report = tmp_path / "report"
+    out = tmp_path / "res.jsonl"
+    assert main(["eval", str(questions), "--out", str(out), "--report", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["plots"] == [] and metrics["runs"][0]["metrics"]["retrieval"]
+    assert "## Headline" in (report / "report.md").read_text()
+    assert not list(report.glob("*.png"))
+    assert len(out.read_text().splitlines()) == metrics["questions"]
+    assert "pip install 'citechat[eval]'" in caplog.text
 
 
 def test_cli_compare_writes_one_row_and_file_per_mode(

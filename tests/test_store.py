@@ -148,7 +148,9 @@ def test_hnsw_update_adds_and_tombstones_then_rebuilds() -> None:
     assert np.all(rows >= 0)
     # past MAX_TOMBSTONES the store is rebuilt without them
     drop_most = np.concatenate([np.full(400, -1), np.arange(190)])
-    rebuilt = updated.updated(np.concatenate([drop_most, np.full(100, -1)]), new[:190], [], params)
+    rebuilt = updated.updated(
+        np.concatenate([drop_most, np.full(100, -1)]), new[:190], np.arange(0), params
+    )
     assert rebuilt.count() == 190 and rebuilt.describe()["tombstones"] == 0
 
 

@@ -452,7 +452,15 @@ def write_report(
 
 
 def plot_all(folder: Path, runs: Sequence[Run]) -> list[Path]:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # an optional extra: the metrics and report.md are written without it
+        import logging
+
+        logging.getLogger("citechat").warning(
+            "report plots skipped: matplotlib is not installed; pip install 'citechat[eval]'"
+        )
+        return []
 
     matplotlib.use("Agg")  # files only: no display, same output everywhere
     out = [plot_hit_at_k(folder / "hit_at_k.png", runs)]
