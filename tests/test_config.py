@@ -125,9 +125,8 @@ def test_settings_and_faiss_params_agree(name: str, value: int) -> None:
             return False
         return True
 
-    assert accepts(lambda: Settings(**{field: value})) == accepts(
-        lambda: FaissParams(**{name: value})
-    )
+    overrides: dict[str, Any] = {field: value}
+    assert accepts(lambda: Settings(**overrides)) == accepts(lambda: FaissParams(**{name: value}))
 
 
 # -- where a bad value came from -----------------------------------------------------

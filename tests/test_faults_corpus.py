@@ -71,10 +71,10 @@ def make_unreadable(monkeypatch: pytest.MonkeyPatch, file: Path, folder: Path) -
             raise PermissionError(errno.EACCES, "Permission denied", str(self))
         return real_read_bytes(self)
 
-    def scandir(path: object = ".") -> object:
+    def scandir(path: str | os.PathLike[str] = ".") -> object:
         if Path(str(path)).name == folder.name:
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_scandir(path)  # type: ignore[arg-type]
+        return real_scandir(path)
 
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     monkeypatch.setattr(os, "scandir", scandir)

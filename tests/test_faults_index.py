@@ -114,7 +114,7 @@ def _point_current(gen: Path, name: str | bytes) -> None:
     pointer.write_bytes(name if isinstance(name, bytes) else name.encode())
 
 
-DAMAGE: dict[str, Callable[[Path], None]] = {
+DAMAGE: dict[str, Callable[[Path], object]] = {
     "faiss truncated": lambda gen: _truncate(gen / "faiss.index"),
     "faiss missing": lambda gen: (gen / "faiss.index").unlink(),
     "faiss empty": lambda gen: (gen / "faiss.index").write_bytes(b""),

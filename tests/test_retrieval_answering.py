@@ -16,6 +16,7 @@ from citechat.pipeline import Pipeline
 from citechat.reading import SentenceScorer
 from citechat.retrieval import Retriever, rrf_fuse
 from citechat.text import terms
+from citechat.types import Answer
 
 
 def test_rrf_ties_break_by_id_and_sum_across_lists() -> None:
@@ -259,7 +260,8 @@ def test_an_answerer_without_flags_is_never_asked_to_stream_or_condense(pipe: Pi
         items = list(pipe.ask_stream("Who was appointed as the new director?", answerer="plain"))
     finally:
         unregister_answerer("plain")
-    assert len(items) == 1 and items[0].answerer == "plain"  # no pieces: it cannot stream
+    assert len(items) == 1 and isinstance(items[0], Answer)  # no pieces: it cannot stream
+    assert items[0].answerer == "plain"
     with pytest.raises(NotImplementedError, match="cannot stream"):
         Plain(pipe.retriever).stream("q", pipe.read("q", 5))
 

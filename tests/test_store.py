@@ -5,7 +5,9 @@ updates with tombstones, resumable checkpointed embedding, text-hash reuse."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -242,7 +244,7 @@ def _milvus_spec(tmp_path: Path) -> str:
     return f"milvus-lite:{tmp_path / 'contract.db'}#contract"
 
 
-STORES = {
+STORES: dict[str, Callable[[Path], tuple[str, dict[str, Any]]]] = {
     "faiss flat": lambda tmp_path: ("faiss", {}),
     "faiss hnsw": lambda tmp_path: ("faiss", {"flat_max": 10, "hnsw_m": 8}),
     "milvus lite": lambda tmp_path: (_milvus_spec(tmp_path), {}),
