@@ -17,7 +17,7 @@ import pytest
 
 from citechat.app import _is_loopback, auth_from_env, create_app, launch_options, serve
 from citechat.config import Settings
-from citechat.errors import CitechatError, UsageError
+from citechat.errors import CitechatError, ModelError, UsageError
 from citechat.pipeline import Pipeline
 from citechat.render import (
     export_markdown,
@@ -285,18 +285,25 @@ def test_launch_options_and_serve_defaults(
 
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: calls.append(kw))
+    monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: calls.append({"blocked": True}))
+    warmed: list[Pipeline] = []
+    monkeypatch.setattr("citechat.app.warm_up", warmed.append)
     monkeypatch.delenv("CITECHAT_AUTH", raising=False)
     settings = fake_settings.replace(max_upload_mb=2.0)
     assert launch_options(settings)["max_file_size"] == 2 * 1024 * 1024
     serve(settings)
-    assert calls[-1]["server_name"] == "127.0.0.1" and calls[-1]["share"] is False
-    assert calls[-1]["auth"] is None and calls[-1]["show_error"] is False
-    assert "allowed_paths" not in calls[-1]
+    # launched without blocking, the embedder warmed while the page is up, then blocked
+    assert calls[-1] == {"blocked": True} and len(warmed) == 1
+    launched = calls[-2]
+    assert launched["prevent_thread_lock"] is True
+    assert launched["server_name"] == "127.0.0.1" and launched["share"] is False
+    assert launched["auth"] is None and launched["show_error"] is False
+    assert "allowed_paths" not in launched
     assert "anyone who can reach" not in caplog.text
     monkeypatch.setenv("CITECHAT_AUTH", "ann:secret")
     with caplog.at_level(logging.WARNING, logger="citechat"):
         serve(settings.replace(host="0.0.0.0"))
-    assert calls[-1]["server_name"] == "0.0.0.0" and calls[-1]["auth"] == ("ann", "secret")
+    assert calls[-2]["server_name"] == "0.0.0.0" and calls[-2]["auth"] == ("ann", "secret")
     assert "anyone who can reach this address" in caplog.text
 
 
@@ -359,3 +366,22 @@ def test_ask_button_is_disabled_while_an_answer_is_written(pipe: Pipeline) -> No
     # an empty question changes nothing
     (only,) = respond("   ", [], [], [], 5, "extractive", False)
     assert "interactive" not in only[-1]
+
+
+def test_warm_up_loads_the_embedder_and_logs_a_failure(
+    pipe: Pipeline, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from citechat.app import warm_up
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(pipe.index.embedder, "embed", lambda texts: seen.append(list(texts)))
+    warm_up(pipe)
+    assert seen == [["warm up"]]
+
+    def broken(texts: list[str]) -> None:
+        raise ModelError("cannot load embedder 'x'; check the name or path")
+
+    monkeypatch.setattr(pipe.index.embedder, "embed", broken)
+    with caplog.at_level(logging.WARNING, logger="citechat"):
+        warm_up(pipe)  # logged, not raised: the page stays up
+    assert "cannot load embedder 'x'" in caplog.text

@@ -414,10 +414,24 @@ def serve(settings: Settings, *, answerer: str | None = None, share: bool = Fals
         log.warning("--share: Gradio makes the chat reachable from the internet through a link")
     demo = create_app(pipe)
     demo.queue(default_concurrency_limit=8)
+    # the page first, then the embedder (seconds to import and load): the chat is up
+    # while the model loads, and the first question does not wait for the load
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,
         share=share,
         auth=auth,
+        prevent_thread_lock=True,
         **launch_options(settings),
     )
+    warm_up(pipe)
+    demo.block_thread()
+
+
+def warm_up(pipe: Pipeline) -> None:
+    """Load the embedder by embedding one text; a model that fails to load is logged in
+    one line here and reported again, as an error, to whoever asks a question."""
+    try:
+        pipe.index.embedder.embed(["warm up"])
+    except CitechatError as exc:
+        log.warning("%s", exc)

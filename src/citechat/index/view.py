@@ -172,7 +172,9 @@ class Index:
             "chunks": len(self.chunks),
             "sentences": len(self.sentence_keys),
             "embedder": self.embedder.name,
-            "dim": self.embedder.dim,
+            # the saved vectors' width: embedder.dim would load the model (seconds) just
+            # to show the index status, before anyone has asked a question
+            "dim": int(self.vectors.shape[1]),
             "store": self.store.describe()["type"],
             "built_at": self.built_at,
         }
