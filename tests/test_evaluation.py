@@ -389,24 +389,14 @@ def test_run_eval_scores_the_extractive_answerer(fake_settings: Settings, questi
         assert "verify" in line["latency_detail_ms"]
 
 
-def tiny_cli(monkeypatch: pytest.MonkeyPatch, settings: Settings, cwd: Path) -> None:
-    """Point the CLI at the tiny corpus and its hashing embedder, run from ``cwd``."""
-    monkeypatch.setenv("CITECHAT_CORPUS", str(settings.corpus))
-    monkeypatch.setenv("CITECHAT_INDEX", str(settings.index))
-    monkeypatch.setenv("CITECHAT_EMBEDDER", "hashing-256")
-    monkeypatch.chdir(cwd)
-
-
 def test_cli_report_folder(
-    fake_settings: Settings,
+    cli_env: Settings,
     questions: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from citechat.cli import main
 
-    tiny_cli(monkeypatch, fake_settings, tmp_path)
     report = tmp_path / "report"
     out = tmp_path / "res.jsonl"
     assert main(["eval", str(questions), "--out", str(out), "--report", str(report)]) == 0
@@ -435,15 +425,13 @@ def test_cli_report_folder(
 
 
 def test_cli_compare_writes_one_row_and_file_per_mode(
-    fake_settings: Settings,
+    cli_env: Settings,
     questions: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from citechat.cli import main
 
-    tiny_cli(monkeypatch, fake_settings, tmp_path)
     peer = tmp_path / "peer.jsonl"
     peer.write_text(
         "\n".join(
@@ -519,10 +507,9 @@ def test_langchain_peer_is_scored_next_to_citechat(
 
 
 def test_report_checks_the_targets_beside_the_questions(
-    fake_settings: Settings,
+    cli_env: Settings,
     questions: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from citechat.cli import main
 
@@ -539,7 +526,6 @@ def test_report_checks_the_targets_beside_the_questions(
         ),
         encoding="utf-8",
     )
-    tiny_cli(monkeypatch, fake_settings, tmp_path)
     report = tmp_path / "report"
     out = tmp_path / "res.jsonl"
     assert main(["eval", str(questions), "--out", str(out), "--report", str(report)]) == 0
