@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from citechat.config import Settings
+from citechat.evaluation import QuestionScore
 from citechat.index import Index
 from citechat.types import Answer
 
@@ -77,3 +78,10 @@ def leftovers(folder: Path) -> list[str]:
 def generations(folder: Path) -> list[str]:
     """The committed generation folders of an index folder."""
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("gen-"))
+
+
+def latency_score(latency: dict[str, float]) -> QuestionScore:
+    """The score of a question that holds only its latencies (ms by stage)."""
+    return QuestionScore(
+        qtype=None, answerable=None, abstained=False, retrieval_only=False, latency=latency
+    )

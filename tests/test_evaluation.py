@@ -15,7 +15,6 @@ import pytest
 
 from citechat.config import Settings
 from citechat.evaluation import (
-    QuestionScore,
     configurations,
     evidence_spans,
     exact_match,
@@ -28,6 +27,7 @@ from citechat.evaluation import (
     summarize,
     token_f1,
 )
+from helpers import latency_score
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DOC = "Intro line. The director was Peter Lewis. Snow fell on Monday."
@@ -280,16 +280,7 @@ def test_abstention_rates() -> None:
 
 
 def test_latency_percentiles_per_stage() -> None:
-    scores = [
-        QuestionScore(
-            qtype=None,
-            answerable=None,
-            abstained=False,
-            retrieval_only=False,
-            latency={"retrieve": float(i), "total": float(2 * i)},
-        )
-        for i in range(1, 101)
-    ]
+    scores = [latency_score({"retrieve": float(i), "total": float(2 * i)}) for i in range(1, 101)]
     lat = latency_summary(scores)
     assert set(lat) == {"retrieve", "total"}
     assert lat["retrieve"]["p50"] == 50.5  # numpy's linear interpolation over 1..100
