@@ -6,10 +6,15 @@ Importable as ``helpers``: pyproject's ``pythonpath = ["tests"]`` puts this fold
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from citechat.config import Settings
 from citechat.evaluation import QuestionScore
@@ -85,3 +90,21 @@ def latency_score(latency: dict[str, float]) -> QuestionScore:
     return QuestionScore(
         qtype=None, answerable=None, abstained=False, retrieval_only=False, latency=latency
     )
+
+
+def record_calls(
+    monkeypatch: pytest.MonkeyPatch, owner: object, name: str, argument: str
+) -> list[Any]:
+    """A list that gets ``argument`` of each call of ``owner.name``, which still runs:
+    ``owner`` a module (a function) or a class (a method, ``self`` bound as usual)."""
+    real = getattr(owner, name)
+    signature = inspect.signature(real)
+    calls: list[Any] = []
+
+    @functools.wraps(real)
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        calls.append(signature.bind(*args, **kwargs).arguments[argument])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, recorded)
+    return calls
