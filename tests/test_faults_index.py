@@ -90,13 +90,6 @@ MISMATCH: dict[str, Callable[[Path], None]] = {
 }
 
 
-@pytest.fixture
-def built(fake_settings: Settings) -> Settings:
-    sync_index(fake_settings)
-    (fake_settings.index.parent / "outside").mkdir()  # a target for "CURRENT points outside"
-    return fake_settings
-
-
 @pytest.mark.parametrize("damage", DAMAGE)
 def test_damaged_index_load_says_how_to_fix_it(built: Settings, damage: str) -> None:
     DAMAGE[damage](current_generation(built.index))
