@@ -1,7 +1,7 @@
-"""Shared fixtures: a tiny fake corpus with the hashing embedder (fast), its
-pipeline, a fake LLM answerer registered as ``fake`` the way a plugin would be,
-and the real seed corpus with the bundled MiniLM (integration, loaded once per
-session)."""
+"""Shared fixtures: a tiny fake corpus with the hashing embedder (fast), the CLI
+pointed at it, its built index and its pipeline, a fake LLM answerer registered as
+``fake`` the way a plugin would be, and the real seed corpus with the bundled MiniLM
+(integration, loaded once per session).  Plain helpers are in helpers.py."""
 
 from __future__ import annotations
 
@@ -54,6 +54,27 @@ def tiny_corpus(tmp_path: Path) -> Path:
 @pytest.fixture
 def fake_settings(tmp_path: Path, tiny_corpus: Path) -> Settings:
     return Settings(corpus=tiny_corpus, index=tmp_path / "index", embedder="hashing-256")
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, fake_settings: Settings, tmp_path: Path) -> Settings:
+    """The ``citechat`` command of this process pointed at the tiny corpus (CITECHAT_*
+    variables, the hashing embedder), run from ``tmp_path``."""
+    monkeypatch.setenv("CITECHAT_CORPUS", str(fake_settings.corpus))
+    monkeypatch.setenv("CITECHAT_INDEX", str(fake_settings.index))
+    monkeypatch.setenv("CITECHAT_EMBEDDER", "hashing-256")
+    monkeypatch.chdir(tmp_path)
+    return fake_settings
+
+
+@pytest.fixture
+def built(fake_settings: Settings) -> Settings:
+    """The tiny corpus with its index built, and a folder beside it (``outside``)."""
+    from citechat.index import sync_index
+
+    sync_index(fake_settings)
+    (fake_settings.index.parent / "outside").mkdir()  # a target for "CURRENT points outside"
+    return fake_settings
 
 
 @pytest.fixture

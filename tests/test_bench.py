@@ -17,6 +17,7 @@ from citechat.cli import main
 from citechat.config import Settings, bench_env
 from citechat.errors import ConfigError, UsageError
 from citechat.stats import percentile, percentiles
+from helpers import latency_score
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 SOURCES = bench_million.Sources(CHECKOUT / "eval" / "datasets", CHECKOUT / "corpus")
@@ -136,20 +137,10 @@ def test_targets_and_percentiles() -> None:
 
 
 def test_eval_and_bench_share_one_percentile() -> None:
-    from citechat.evaluation import QuestionScore, latency_summary
+    from citechat.evaluation import latency_summary
 
     values = [40.0, 10.0, 30.0, 20.0]
-    scores = [
-        QuestionScore(
-            qtype=None,
-            answerable=None,
-            abstained=False,
-            retrieval_only=False,
-            latency={"total": v},
-        )
-        for v in values
-    ]
-    lat = latency_summary(scores)["total"]
+    lat = latency_summary([latency_score({"total": v}) for v in values])["total"]
     assert {k: lat[k] for k in ("p50", "p95")} == percentiles(values)
 
 

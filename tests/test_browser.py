@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -147,13 +148,24 @@ def test_seed_question_shows_cited_title_and_highlighted_quote(
         ui.screenshot()
 
 
-def test_clicking_a_citation_opens_the_document_scrolled_to_the_span(
+@pytest.fixture
+def page_with(
     fake_settings: Settings, open_page: Any, serve_chat: Any
-) -> None:
-    (fake_settings.corpus / "harbour.txt").write_text(LONG, encoding="utf-8")
-    pipe = Pipeline.load(fake_settings)
-    with serve_chat(pipe) as url:
-        ui = open_page(url)
+) -> Callable[[str, str], AbstractContextManager[Page]]:
+    """``with page_with(name, text) as ui``: a page on the web chat of the tiny corpus
+    with the document ``name`` added, served until the block ends."""
+
+    @contextmanager
+    def opened(name: str, text: str) -> Iterator[Page]:
+        (fake_settings.corpus / name).write_text(text, encoding="utf-8")
+        with serve_chat(Pipeline.load(fake_settings)) as url:
+            yield open_page(url)
+
+    return opened
+
+
+def test_clicking_a_citation_opens_the_document_scrolled_to_the_span(page_with: Any) -> None:
+    with page_with("harbour.txt", LONG) as ui:
         answer = ui.ask("Who repainted the lamp room of the lighthouse?")
         assert "Morwenna Tregarthen" in answer.inner_text()
         ui.page.locator("#cc-document .cc-meta").filter(has_text="Click a citation").wait_for()
@@ -183,13 +195,8 @@ def test_clicking_a_citation_opens_the_document_scrolled_to_the_span(
         ui.page.locator("#cc-document h4").filter(has_text="Balls appoints").wait_for()
 
 
-def test_injected_script_in_a_document_runs_nothing(
-    fake_settings: Settings, open_page: Any, serve_chat: Any
-) -> None:
-    (fake_settings.corpus / "evil.txt").write_text(EVIL, encoding="utf-8")
-    pipe = Pipeline.load(fake_settings)
-    with serve_chat(pipe) as url:
-        ui = open_page(url)
+def test_injected_script_in_a_document_runs_nothing(page_with: Any) -> None:
+    with page_with("evil.txt", EVIL) as ui:
         answer = ui.ask("Which director was appointed in secret by the council?")
         assert "<script>window.__pwned" in answer.inner_text()  # shown as text
         answer.locator("a.cc-cite").first.click()

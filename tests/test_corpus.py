@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from citechat.corpus import content_hash, load_corpus, load_document, parse_text
 from citechat.errors import CorpusError
 from citechat.types import Document
+from helpers import write
 
 SEED = Path(__file__).parents[1] / "corpus"
 BOILERPLATE = (
@@ -59,15 +60,6 @@ def assert_well_formed(doc: Document) -> None:
         quote = doc.text[s.start : s.end]
         assert quote == doc.section_text(s) == quote.strip()
         previous_end = s.end
-
-
-def write(path: Path, content: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
 
 
 def pdf_bytes(text: str) -> bytes:

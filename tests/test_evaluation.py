@@ -16,7 +16,6 @@ import pytest
 
 from citechat.config import Settings
 from citechat.evaluation import (
-    QuestionScore,
     configurations,
     evidence_spans,
     exact_match,
@@ -29,6 +28,7 @@ from citechat.evaluation import (
     summarize,
     token_f1,
 )
+from helpers import latency_score
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DOC = "Intro line. The director was Peter Lewis. Snow fell on Monday."
@@ -281,16 +281,7 @@ def test_abstention_rates() -> None:
 
 
 def test_latency_percentiles_per_stage() -> None:
-    scores = [
-        QuestionScore(
-            qtype=None,
-            answerable=None,
-            abstained=False,
-            retrieval_only=False,
-            latency={"retrieve": float(i), "total": float(2 * i)},
-        )
-        for i in range(1, 101)
-    ]
+    scores = [latency_score({"retrieve": float(i), "total": float(2 * i)}) for i in range(1, 101)]
     lat = latency_summary(scores)
     assert set(lat) == {"retrieve", "total"}
     assert lat["retrieve"]["p50"] == 50.5  # numpy's linear interpolation over 1..100
@@ -390,24 +381,14 @@ def test_run_eval_scores_the_extractive_answerer(fake_settings: Settings, questi
         assert "verify" in line["latency_detail_ms"]
 
 
-def tiny_cli(monkeypatch: pytest.MonkeyPatch, settings: Settings, cwd: Path) -> None:
-    """Point the CLI at the tiny corpus and its hashing embedder, run from ``cwd``."""
-    monkeypatch.setenv("CITECHAT_CORPUS", str(settings.corpus))
-    monkeypatch.setenv("CITECHAT_INDEX", str(settings.index))
-    monkeypatch.setenv("CITECHAT_EMBEDDER", "hashing-256")
-    monkeypatch.chdir(cwd)
-
-
 def test_cli_report_folder(
-    fake_settings: Settings,
+    cli_env: Settings,
     questions: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from citechat.cli import main
 
-    tiny_cli(monkeypatch, fake_settings, tmp_path)
     report = tmp_path / "report"
     out = tmp_path / "res.jsonl"
     assert main(["eval", str(questions), "--out", str(out), "--report", str(report)]) == 0
@@ -436,7 +417,7 @@ def test_cli_report_folder(
 
 
 def test_cli_report_without_matplotlib_skips_the_plots_with_the_install_hint(
-    fake_settings: Settings,
+    cli_env: Settings,
     questions: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -444,7 +425,6 @@ def test_cli_report_without_matplotlib_skips_the_plots_with_the_install_hint(
 ) -> None:
     from citechat.cli import main
 
-    tiny_cli(monkeypatch, fake_settings, tmp_path)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     report = tmp_path / "report"
     out = tmp_path / "res.jsonl"
@@ -458,15 +438,13 @@ def test_cli_report_without_matplotlib_skips_the_plots_with_the_install_hint(
 
 
 def test_cli_compare_writes_one_row_and_file_per_mode(
-    fake_settings: Settings,
+    cli_env: Settings,
     questions: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from citechat.cli import main
 
-    tiny_cli(monkeypatch, fake_settings, tmp_path)
     peer = tmp_path / "peer.jsonl"
     peer.write_text(
         "\n".join(
@@ -542,10 +520,9 @@ def test_langchain_peer_is_scored_next_to_citechat(
 
 
 def test_report_checks_the_targets_beside_the_questions(
-    fake_settings: Settings,
+    cli_env: Settings,
     questions: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from citechat.cli import main
 
@@ -562,7 +539,6 @@ def test_report_checks_the_targets_beside_the_questions(
         ),
         encoding="utf-8",
     )
-    tiny_cli(monkeypatch, fake_settings, tmp_path)
     report = tmp_path / "report"
     out = tmp_path / "res.jsonl"
     assert main(["eval", str(questions), "--out", str(out), "--report", str(report)]) == 0

@@ -4,10 +4,7 @@ shows the traceback)."""
 
 import errno
 import json
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,70 +25,9 @@ from citechat.errors import (
     ModelError,
     UsageError,
 )
-from citechat.index import Index, sync_index
 from citechat.pipeline import Pipeline
 from citechat.types import Answer
-
-QUESTION = "Who was appointed new director?"
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-# --- helpers (the same in each test_faults_*.py) -----------------------------------------
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, fake_settings: Settings, tmp_path: Path) -> Settings:
-    monkeypatch.setenv("CITECHAT_CORPUS", str(fake_settings.corpus))
-    monkeypatch.setenv("CITECHAT_INDEX", str(fake_settings.index))
-    monkeypatch.setenv("CITECHAT_EMBEDDER", "hashing-256")
-    monkeypatch.chdir(tmp_path)
-    return fake_settings
-
-
-def child_env(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CITECHAT_CORPUS": str(settings.corpus),
-        "CITECHAT_INDEX": str(settings.index),
-        "CITECHAT_EMBEDDER": "hashing-256",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONUTF8": "1",
-    }
-
-
-def run_citechat(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real ``citechat`` command in a fresh process."""
-    return subprocess.run(
-        [sys.executable, "-m", "citechat", *args],
-        env=child_env(settings),
-        cwd=settings.index.parent,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=300,
-        check=False,
-    )
-
-
-def one_line_error(err: str) -> str:
-    """The stderr of a failed command, asserted to be one error line without a traceback."""
-    lines = [ln for ln in err.splitlines() if ln.startswith("citechat: error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
-
-
-def assert_cites_corpus(answer: Answer, index: Index) -> None:
-    for c in answer.citations:
-        assert index.documents[c.doc_id].text[c.start : c.end] == c.quote
-
-
-@pytest.fixture
-def built(fake_settings: Settings) -> Settings:
-    sync_index(fake_settings)
-    (fake_settings.index.parent / "outside").mkdir()  # a target for "CURRENT points outside"
-    return fake_settings
-
+from helpers import QUESTION, assert_cites_corpus, one_line_error, run_citechat
 
 # --- questions ---------------------------------------------------------------------
 

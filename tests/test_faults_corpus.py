@@ -15,29 +15,7 @@ from citechat.config import Settings
 from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder
 from citechat.index import Index
-
-QUESTION = "Who was appointed new director?"
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-# --- helpers (the same in each test_faults_*.py) -----------------------------------------
-
-
-def one_line_error(err: str) -> str:
-    """The stderr of a failed command, asserted to be one error line without a traceback."""
-    lines = [ln for ln in err.splitlines() if ln.startswith("citechat: error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
-
-
-def write(path: Path, content: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
+from helpers import IS_ROOT, one_line_error, write
 
 
 def blank_pdf(path: Path, *, password: str | None = None) -> Path:

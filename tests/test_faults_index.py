@@ -5,10 +5,7 @@ a failed save keeps the last good index, leftovers of killed writers are swept."
 import errno
 import json
 import logging
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,63 +24,7 @@ from citechat.errors import (
     IndexMismatchError,
 )
 from citechat.index import Index, current_generation, sweep, sync_index, write_lock
-
-QUESTION = "Who was appointed new director?"
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-# --- helpers (the same in each test_faults_*.py) -----------------------------------------
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, fake_settings: Settings, tmp_path: Path) -> Settings:
-    monkeypatch.setenv("CITECHAT_CORPUS", str(fake_settings.corpus))
-    monkeypatch.setenv("CITECHAT_INDEX", str(fake_settings.index))
-    monkeypatch.setenv("CITECHAT_EMBEDDER", "hashing-256")
-    monkeypatch.chdir(tmp_path)
-    return fake_settings
-
-
-def child_env(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CITECHAT_CORPUS": str(settings.corpus),
-        "CITECHAT_INDEX": str(settings.index),
-        "CITECHAT_EMBEDDER": "hashing-256",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONUTF8": "1",
-    }
-
-
-def run_citechat(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real ``citechat`` command in a fresh process."""
-    return subprocess.run(
-        [sys.executable, "-m", "citechat", *args],
-        env=child_env(settings),
-        cwd=settings.index.parent,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=300,
-        check=False,
-    )
-
-
-def one_line_error(err: str) -> str:
-    """The stderr of a failed command, asserted to be one error line without a traceback."""
-    lines = [ln for ln in err.splitlines() if ln.startswith("citechat: error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
-
-
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith((".tmp-", ".CURRENT")))
-
-
-def generations(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("gen-"))
-
+from helpers import QUESTION, generations, leftovers, one_line_error, run_citechat
 
 # --- a damaged index ---------------------------------------------------------------
 
@@ -147,13 +88,6 @@ MISMATCH: dict[str, Callable[[Path], None]] = {
     "another embedder": lambda gen: _edit_manifest(gen, embedder="some/other-model", dim=384),
     "another chunking": lambda gen: _edit_manifest(gen, chunking={"max_tokens": 999}),
 }
-
-
-@pytest.fixture
-def built(fake_settings: Settings) -> Settings:
-    sync_index(fake_settings)
-    (fake_settings.index.parent / "outside").mkdir()  # a target for "CURRENT points outside"
-    return fake_settings
 
 
 @pytest.mark.parametrize("damage", DAMAGE)

@@ -16,71 +16,19 @@ import pytest
 
 from citechat.config import Settings
 from citechat.embedding import HashingEmbedder
-from citechat.index import Index, current_generation, sync_index, write_lock
+from citechat.index import Index, current_generation, write_lock
 from citechat.pipeline import Pipeline
-from citechat.types import Answer
+from helpers import (
+    QUESTION,
+    assert_cites_corpus,
+    child_env,
+    generations,
+    leftovers,
+    one_line_error,
+    run_citechat,
+)
 
 pytestmark = pytest.mark.slow
-
-QUESTION = "Who was appointed new director?"
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-# --- helpers (the same in each test_faults_*.py) -----------------------------------------
-
-
-def child_env(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CITECHAT_CORPUS": str(settings.corpus),
-        "CITECHAT_INDEX": str(settings.index),
-        "CITECHAT_EMBEDDER": "hashing-256",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONUTF8": "1",
-    }
-
-
-def run_citechat(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real ``citechat`` command in a fresh process."""
-    return subprocess.run(
-        [sys.executable, "-m", "citechat", *args],
-        env=child_env(settings),
-        cwd=settings.index.parent,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=300,
-        check=False,
-    )
-
-
-def one_line_error(err: str) -> str:
-    """The stderr of a failed command, asserted to be one error line without a traceback."""
-    lines = [ln for ln in err.splitlines() if ln.startswith("citechat: error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
-
-
-def assert_cites_corpus(answer: Answer, index: Index) -> None:
-    for c in answer.citations:
-        assert index.documents[c.doc_id].text[c.start : c.end] == c.quote
-
-
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith((".tmp-", ".CURRENT")))
-
-
-def generations(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("gen-"))
-
-
-@pytest.fixture
-def built(fake_settings: Settings) -> Settings:
-    sync_index(fake_settings)
-    (fake_settings.index.parent / "outside").mkdir()  # a target for "CURRENT points outside"
-    return fake_settings
-
 
 # --- builds killed with SIGKILL; concurrent builds -------------------------------------
 

@@ -30,6 +30,7 @@ from citechat.index.stores.faiss import FaissParams, FaissStore
 from citechat.retrieval import Retriever
 from citechat.text import terms
 from citechat.types import Document
+from helpers import record_calls
 
 WORDS = [
     "snow",
@@ -356,14 +357,7 @@ def test_iter_corpus_reads_one_file_at_a_time(
 ) -> None:
     for name in ("a.txt", "b.txt", "c.txt"):
         (tmp_path / name).write_text(f"{name}\n\nSome text in {name}.\n")
-    read: list[str] = []
-    real = corpus_mod._read
-
-    def logged(path: Path, doc_id: str, max_bytes: int) -> Any:
-        read.append(doc_id)
-        return real(path, doc_id, max_bytes)
-
-    monkeypatch.setattr(corpus_mod, "_read", logged)
+    read = record_calls(monkeypatch, corpus_mod, "_read", "doc_id")
     docs = iter_corpus(tmp_path)
     assert read == [] and next(docs).doc_id == "a.txt" and read == ["a.txt"]
     assert [d.doc_id for d in docs] == ["b.txt", "c.txt"]

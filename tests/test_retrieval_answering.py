@@ -17,6 +17,7 @@ from citechat.reading import SentenceScorer
 from citechat.retrieval import Retriever, rrf_fuse
 from citechat.text import terms
 from citechat.types import Answer
+from helpers import record_calls
 
 
 def test_rrf_ties_break_by_id_and_sum_across_lists() -> None:
@@ -225,14 +226,7 @@ def test_every_answerer_keeps_the_contract(
         )
         # the second turn's condense is a generation too
         fake_llm(pipe, f"Peter Lewis was appointed [{balls}].", question, f"Lewis [{balls}].")
-    reads: list[str] = []
-    scored = SentenceScorer.read
-
-    def spy(self: SentenceScorer, q: str, retrieval: Any) -> Any:
-        reads.append(q)
-        return scored(self, q, retrieval)
-
-    monkeypatch.setattr(SentenceScorer, "read", spy)
+    reads = record_calls(monkeypatch, SentenceScorer, "read", "question")
     asked: list[str] = []
     for method in ("stream", "finish", "condense"):
         flag = answerer.can_condense if method == "condense" else answerer.can_stream

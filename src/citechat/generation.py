@@ -416,7 +416,7 @@ def _load_gguf(path: Path) -> tuple[Any, Any]:
 
 
 def _save_converted(tokenizer: Any, model: Any, cache: Path) -> None:
-    """Keep the dequantised model so the next start skips the ~25 s conversion."""
+    """Keep the dequantised model so the next start skips the conversion (README, "Answerers")."""
     quantizer = getattr(model, "hf_quantizer", None)
     if quantizer is not None:
         if getattr(quantizer, "packed_modules", None):  # weights still packed: not savable

@@ -3,9 +3,10 @@
 The one way a generation is written: ``citechat index`` (sync.py) and
 :meth:`Index.build` (documents in memory) both come here, with any store.  It
 holds one batch of documents, their chunks and vectors, never the corpus; what
-grows with the corpus is the catalogue (a few hundred bytes a document), 12 bytes
-a chunk of term counts, FAISS's own copy of the chunk vectors (and HNSW's graph)
-and, while it is built, BM25's matrix (README, "Streamed, resumable ingestion")::
+grows with the corpus is the catalogue (id, hash, length and place of each
+document, not its text), each chunk's term-count offsets, FAISS's own copy of the
+chunk vectors (and HNSW's graph) and, while it is built, BM25's matrix (README,
+"Streamed, resumable ingestion", has their sizes)::
 
     1. spool    the corpus is read one file at a time; each document is appended to a
                 spool in the temporary generation and a catalogue keeps its id, hash,
@@ -67,8 +68,9 @@ __all__ = [
     "write_streamed",
 ]
 
-#: characters of new or changed text chunked and embedded per batch (about 7,500 texts,
-#: 11 MB of vectors): big enough that sorting by length keeps padding low
+#: characters of new or changed text chunked and embedded per batch: big enough that
+#: sorting by length keeps padding low, small enough that a batch's texts and vectors
+#: stay a small part of a build's memory
 BATCH_CHARS = 1_000_000
 #: documents per batch at most (kept ones cost little, but their rows are copied)
 BATCH_DOCS = 2_000

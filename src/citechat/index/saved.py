@@ -1,11 +1,12 @@
 """A saved index read for an update, without loading it as objects.
 
 :meth:`Index.load` builds every chunk, document and sentence key as a Python
-object (about 3.5 KB a chunk: 7 GB at a million chunks).  An update needs much
-less, and this reads only that from the current generation: each document's
-hash and where its line is, each JSONL row's byte offset and which rows belong
-to which document, the vectors memory-mapped, the lexical part and the FAISS
-store.  Rows of a kept document are then copied as bytes (build.py).
+object (gigabytes at a million chunks: README, "Streamed, resumable
+ingestion").  An update needs much less, and this reads only that from the
+current generation: each document's hash and where its line is, each JSONL
+row's byte offset and which rows belong to which document, the vectors
+memory-mapped, the lexical part and the FAISS store.  Rows of a kept document
+are then copied as bytes (build.py).
 
 It runs the check :meth:`Index.load` runs (:class:`~.manifest.GenerationCheck`:
 counts against the manifest, shapes, spans inside their documents, the store and
@@ -85,7 +86,7 @@ class SavedIndex:
             lexical=saved.lexical,
         )
         # read again when the update needs it: an HNSW store held from here would sit
-        # beside BM25's construction, the peak of a build (5.2 GB at a million chunks)
+        # beside BM25's construction, the peak of a build
         del store
         return saved
 
@@ -170,8 +171,8 @@ class SavedIndex:
     def release(self) -> None:
         """Unmap the pages of the vector and term-id files read so far.  They stay in
         the page cache, but no longer count in this process's RSS, which would
-        otherwise grow to the size of every file an update copies (9 GB at a
-        million chunks).  Without numpy's mmap object this does nothing."""
+        otherwise grow to the size of every file an update copies.  Without numpy's
+        mmap object this does nothing."""
         arrays = [self.vectors, self.sentence_vectors]
         if self.lexical is not None:
             arrays.append(self.lexical.token_ids)

@@ -1,13 +1,14 @@
 """The FAISS store: a FAISS structure saved in each index generation (``faiss.index``).
 
 The type is chosen by size: exact inner-product search (``IndexFlatIP``) up to
-``Settings.flat_max`` vectors, HNSW above it (graph search, ~20x faster at a
-million vectors with recall@10 above 0.95).  The choice and its parameters go
-into the manifest; a manifest without them (older indexes) is flat.  An update
-extends an HNSW graph, removed rows left as tombstones until they pass
+``Settings.flat_max`` vectors, HNSW above it (graph search: approximate, and far
+faster at a million vectors).  The choice and its parameters go into the
+manifest; a manifest without them (older indexes) is flat.  An update extends an
+HNSW graph, removed rows left as tombstones until they pass
 :data:`MAX_TOMBSTONES`; a flat store is rebuilt (a copy is cheap).  Batches of
-an HNSW store are inserted block by block: at a million vectors that gave
-recall@10 0.986 against 0.992 for one insert of all of them.
+an HNSW store are inserted block by block, which gives a slightly worse graph
+than one insert of all of them.  README, "One machine, a million chunks", has
+the speed, recall and memory of each.
 """
 
 from __future__ import annotations
@@ -109,8 +110,7 @@ class FaissStore:
     @classmethod
     def build(cls, vectors: np.ndarray, dim: int, params: FaissParams) -> FaissStore:
         # one add: HNSW inserts a whole batch level by level, which gives a better graph
-        # than batches would (recall@10 0.992 vs 0.986 at a million), and the caller
-        # holds the vectors anyway
+        # (a higher recall) than batches would, and the caller holds the vectors anyway
         return cls.build_from([vectors], len(vectors), dim, params)
 
     @classmethod
@@ -119,7 +119,7 @@ class FaissStore:
     ) -> FaissStore:
         """A store of ``n`` vectors added batch by batch, for a caller that streams them
         and never holds them all (FAISS keeps its own copy: holding the input too
-        doubles the builder's peak, 1.8 GB vs about 3.3 GB at a million 384-d vectors)."""
+        about doubles the builder's peak)."""
         import faiss
 
         type_ = params.kind_for(n)
