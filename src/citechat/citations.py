@@ -75,6 +75,8 @@ def strip_markers(text: str) -> str:
 
 @dataclass(frozen=True)
 class AnswerSentence:
+    """One sentence of an answer's text (its span in that text) and the ``[n]`` it cites."""
+
     start: int
     end: int
     text: str

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .bench.common import add_source_flags
 from .config import Settings
 from .errors import CitechatError, UsageError, one_line
 
@@ -117,28 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         "--full", action="store_true", help="also the 1M-vector benchmark (slow; env BENCH_FULL=1)"
     )
     s.add_argument("--out", type=Path, default=Path("bench/results.jsonl"), help="JSONL to append")
-    s.add_argument(
-        "--datasets",
-        type=Path,
-        metavar="DIR",
-        default=Path("eval/datasets"),
-        help="the benchmark sets: squad-dev/ (build corpus and questions) and seed/ "
-        "(default ./eval/datasets, a checkout's)",
-    )
-    s.add_argument(
-        "--seed-corpus",
-        type=Path,
-        metavar="DIR",
-        default=Path("corpus"),
-        help="corpus of the seed questions (default ./corpus, a checkout's)",
-    )
-    s.add_argument(
-        "--peer-script",
-        type=Path,
-        metavar="PATH",
-        default=Path("eval/peers/langchain_faiss.py"),
-        help="the LangChain peer (default ./eval/peers/langchain_faiss.py; skipped when absent)",
-    )
+    add_source_flags(s, peer=True)
     s.add_argument("--questions", type=int, default=200, help="questions per latency set (200)")
     s.add_argument(
         "--skip",

@@ -35,6 +35,9 @@ class Section:
 
 @dataclass(frozen=True)
 class Document:
+    """One corpus file (or JSONL record) as read: ``text`` exactly as decoded, which every
+    offset in citechat indexes, and its body and comment :class:`Section` spans."""
+
     doc_id: str
     text: str
     title: str
@@ -80,6 +83,9 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Hit:
+    """A retrieved chunk: the fused score that ranked it (1-based ``rank``) and the dense
+    and BM25 scores it was fused from, where the retrieval mode had them."""
+
     chunk: Chunk
     score: float
     rank: int
@@ -89,6 +95,9 @@ class Hit:
 
 @dataclass(frozen=True)
 class Citation:
+    """Source ``[n]`` of an answer: the document span it quotes (``quote`` is
+    ``text[start:end]`` of the document) and whose words they are."""
+
     n: int
     doc_id: str
     title: str

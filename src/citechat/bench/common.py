@@ -7,6 +7,7 @@ parent reads it back (:func:`run_child`, :func:`emit`).  It measures nothing its
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
@@ -19,6 +20,33 @@ from typing import Any
 from ..errors import UsageError
 
 INSTALL_HINT = "citechat bench needs psutil; pip install 'citechat[bench]'"
+
+
+def add_source_flags(parser: argparse.ArgumentParser, *, peer: bool = False) -> None:
+    """``--datasets`` and ``--seed-corpus`` (and ``--peer-script`` with ``peer``): where
+    the benchmark's inputs are, by default a checkout's folders relative to the current
+    one, since installed code names no checkout."""
+    flags = [
+        ("--datasets", "DIR", "eval/datasets", "the benchmark sets: squad-dev/ and seed/"),
+        ("--seed-corpus", "DIR", "corpus", "corpus of the seed questions"),
+    ]
+    if peer:
+        flags.append(
+            (
+                "--peer-script",
+                "PATH",
+                "eval/peers/langchain_faiss.py",
+                "the LangChain peer, skipped when absent",
+            )
+        )
+    for flag, metavar, default, what in flags:
+        parser.add_argument(
+            flag,
+            type=Path,
+            metavar=metavar,
+            default=Path(default),
+            help=f"{what} (default ./{default}, a checkout's)",
+        )
 
 
 def require_psutil() -> ModuleType:

@@ -38,7 +38,7 @@ import numpy as np
 from ..config import bench_env
 from ..errors import CitechatError, UsageError
 from ..stats import percentile
-from .common import emit, peak_rss_mb, run_child
+from .common import add_source_flags, emit, peak_rss_mb, run_child
 
 VERSION = "million-v1"
 SHARD = 8192
@@ -405,16 +405,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("n", type=int, nargs="?", default=1_000_000, help="texts (1,000,000)")
     s.add_argument("worker", type=int, nargs="?", default=0, help="this worker's number (0)")
     s.add_argument("workers", type=int, nargs="?", default=1, help="workers in all (1)")
-    s.add_argument(
-        "--datasets",
-        type=Path,
-        metavar="DIR",
-        default=Path("eval/datasets"),
-        help="(./eval/datasets)",
-    )
-    s.add_argument(
-        "--seed-corpus", type=Path, metavar="DIR", default=Path("corpus"), help="(./corpus)"
-    )
+    add_source_flags(s)
     sub.add_parser("bench", help="HNSW vs exact search on the vectors cached so far")
     # the children million_bench starts (a fresh process each, for its own peak RSS)
     s = sub.add_parser("build")

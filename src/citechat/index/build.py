@@ -80,6 +80,9 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class UpdateReport:
+    """What one build or update did: documents and chunks by fate, and how many texts
+    were embedded against how many kept the vectors they already had."""
+
     docs_added: int = 0
     docs_changed: int = 0
     docs_removed: int = 0
