@@ -424,3 +424,11 @@ def test_minilm_layers_run_as_the_base_model_runs(tmp_path: Path) -> None:
     assert reader.manifest.base_sha256 == saved.base_sha256
     for item, s in zip(items, reader.score("Who won?", items), strict=True):
         assert s.span and DOC[s.span[0] : s.span[1]] == s.text and item.start <= s.span[0]
+
+
+def test_gold_span_prefers_a_whole_word_occurrence() -> None:
+    from citechat.reader.data import _gold
+
+    item = ReaderInput("T", "", "Annual prizes went to Ann.", "", 0)
+    found = _gold("Who won the prizes?", [item], ["Ann"])
+    assert found is not None and found[1] == (22, 25)

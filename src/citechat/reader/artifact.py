@@ -108,6 +108,7 @@ def save(folder: Path, state: dict[str, Any], manifest: Manifest) -> Manifest:
     tmp.mkdir(parents=True)
     half = {k: v.detach().to(torch.float16).contiguous() for k, v in sorted(state.items())}
     save_file(half, str(tmp / WEIGHTS))
+    os.chmod(tmp / WEIGHTS, 0o644)  # safetensors writes 0600; the artifact is shipped
     done = Manifest(**{**asdict(manifest), "weights_sha256": sha256_file(tmp / WEIGHTS)})
     (tmp / MANIFEST).write_text(json.dumps(asdict(done), indent=1) + "\n", encoding="utf-8")
     old = folder.with_name(folder.name + ".old")

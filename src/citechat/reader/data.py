@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,9 @@ class DataConfig:
     validation_every_v2: int = 6
     validation_every_v1: int = 6
     abstention_every: int = 3
+    #: validation uses every Nth question of its articles (each one is scored at
+    #: every evaluation, so half of them keeps evaluations cheap)
+    validation_questions_every: int = 2
     limit_questions: int | None = None
 
 
@@ -165,7 +169,9 @@ def _gold(
         holders = [i for i in items if answer in i.sentence]
         if holders:
             best = _hardest(question, holders)[0]
-            at = best.sentence.index(answer)
+            # prefer a whole-word occurrence: "Ann" is not the "Ann" of "Annual"
+            word = re.search(rf"(?<!\w){re.escape(answer)}(?!\w)", best.sentence)
+            at = word.start() if word else best.sentence.index(answer)
             return best, (at, at + len(answer))
     return None
 
@@ -176,10 +182,11 @@ def build_pairs(
     *,
     seed: int,
     config: DataConfig = DataConfig(),
-    unanswerable: bool = True,
+    every: int = 1,
 ) -> tuple[list[Pair], BuildStats]:
-    """Pairs for the articles ``titles``, in a fixed order; sampling is seeded per
-    question, so a pair set never depends on which other articles are built."""
+    """Pairs for every ``every``-th question of the articles ``titles``, in a fixed
+    order; sampling is seeded per question, so a pair set never depends on which
+    other articles are built."""
     from ..corpus import load_corpus
 
     wanted = set(titles)
@@ -191,14 +198,14 @@ def build_pairs(
     impossible = [
         r for r in _rows(folder / V20_FILE) if r["title"] in wanted and r.get("is_impossible")
     ]
+    questions, impossible = questions[::every], impossible[::every]
     if config.limit_questions is not None:
         questions = questions[: config.limit_questions]
         impossible = impossible[: config.limit_questions // 2]
-    if not unanswerable:
-        impossible = []
     stats = BuildStats()
     pairs: list[Pair] = []
-    for title in sorted(by_title):
+    asked = {r["title"] for r in (*questions, *impossible)}
+    for title in sorted(asked & set(by_title)):
         art = _Article(sorted(by_title[title], key=lambda d: d.doc_id))
         for row in (r for r in questions if r["title"] == title):
             stats.questions += 1

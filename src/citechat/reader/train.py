@@ -48,8 +48,8 @@ class TrainConfig:
     n_top: int = 2
     max_len: int = 128
     seed: int = 13
-    #: evaluate every N steps (0: at the end of each epoch only)
-    eval_every: int = 0
+    #: evaluate every N steps, and at the end of each epoch (0: at epoch ends only)
+    eval_every: int = 600
     checkpoint_every: int = 200
     #: stop after this many steps (tiny runs); None: all epochs
     max_steps: int | None = None
@@ -386,7 +386,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     base_sha = artifact.sha256_file(artifact.base_weights(base))
     split = squad_split(args.data, data_config)
     train, train_stats = build_pairs(args.data, split.train, seed=config.seed, config=data_config)
-    val, val_stats = build_pairs(args.data, split.validation, seed=config.seed, config=data_config)
+    val, val_stats = build_pairs(
+        args.data,
+        split.validation,
+        seed=config.seed,
+        config=data_config,
+        every=data_config.validation_questions_every,
+    )
     print(
         f"articles: {len(split.train)} train, {len(split.validation)} validation, "
         f"{len(split.heldout)} held out (abstention), {len(split.test)} test; "
