@@ -1,0 +1,458 @@
+"""Train the reader on SQuAD dev: ``python -m citechat.reader.train``.
+
+split by article (data.py) -> pairs -> tokens (encoding.py) -> the frozen layers'
+output, cached once (cache.py) -> the top layers and heads trained on the cache ->
+the checkpoint with the best validation ``select`` (metrics.py) -> the unanswerable
+calibration fitted on validation -> the artifact (artifact.py) and a report folder
+(report.py).  Seeded and deterministic for a given thread count; a checkpoint is
+written every ``--checkpoint-every`` steps, and the same command resumes from it.
+
+It does not score at answer time (scoring.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import DataConfig, Pair, build_pairs, squad_split
+from .encoding import Encoded, Encoder
+
+ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_OUT = Path(__file__).resolve().parent / "model"
+_CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 2
+    batch_size: int = 32
+    lr: float = 1e-4
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    span_weight: float = 1.0
+    n_top: int = 2
+    max_len: int = 128
+    seed: int = 13
+    #: evaluate every N steps, and at the end of each epoch (0: at epoch ends only)
+    eval_every: int = 600
+    checkpoint_every: int = 200
+    #: stop after this many steps (tiny runs); None: all epochs
+    max_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be at least 1, got {self}")
+
+
+@dataclass
+class FitResult:
+    losses: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: dict[str, float] = field(default_factory=dict)
+    best_state: dict[str, Any] = field(default_factory=dict)
+    calibration: tuple[float, float] = (-1.0, 0.0)
+    train_seconds: float = 0.0
+    cache_seconds: float = 0.0
+    pairs_per_second: float = 0.0
+
+
+def _targets(pairs: Sequence[Pair], encoded: Sequence[Encoded]) -> np.ndarray:
+    """(N, 3) int64: label, start token, end token (-1 without a span)."""
+    out = np.full((len(pairs), 3), -1, dtype=np.int64)
+    for i, (p, e) in enumerate(zip(pairs, encoded, strict=True)):
+        out[i, 0] = p.label
+        tokens = e.token_span(*p.span) if p.span else None
+        if tokens:
+            out[i, 1:] = tokens
+    return out
+
+
+def _plan(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """An epoch's batches: shuffled, then sorted by length within windows of 50
+    batches (less padding), and the batches shuffled again.  Seeded per epoch, so
+    a resumed run replays the same order."""
+    rng = np.random.default_rng([seed, epoch])
+    perm = rng.permutation(len(lengths))
+    window = batch_size * 50
+    batches: list[list[int]] = []
+    for w in range(0, len(perm), window):
+        part = sorted(perm[w : w + window].tolist(), key=lambda i: (lengths[i], i))
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def _losses(
+    net: Any, batch: dict[str, Any], targets: Any, span_weight: float
+) -> tuple[Any, float, float]:
+    import torch
+    import torch.nn.functional as F
+
+    answer, start, end = net.top(batch["hidden"], batch["attention_mask"], batch["sentence_mask"])
+    bce = F.binary_cross_entropy_with_logits(answer, targets[:, 0].float())
+    has = targets[:, 1] >= 0
+    span = torch.zeros(())
+    if bool(has.any()):
+        span = (
+            F.cross_entropy(start[has], targets[has, 1])
+            + F.cross_entropy(end[has], targets[has, 2])
+        ) / 2
+    return bce + span_weight * span, float(bce.detach()), float(span.detach())
+
+
+def predict(
+    net: Any, cache: Any, batch_size: int = 64
+) -> tuple[np.ndarray, list[tuple[int, int] | None]]:
+    """(answer logits, answer spans in sentence characters) for every row of
+    ``cache``, from the top layers."""
+    import torch
+
+    from .model import best_spans
+
+    n = len(cache.encoded)
+    logits = np.zeros(n, dtype=np.float64)
+    chars: list[tuple[int, int] | None] = [None] * n
+    order = sorted(range(n), key=lambda i: int(cache.lengths[i]))
+    net.eval()
+    for lo in range(0, n, batch_size):
+        rows = order[lo : lo + batch_size]
+        b = cache.batch(rows)
+        with torch.inference_mode():
+            answer, start, end = net.top(b["hidden"], b["attention_mask"], b["sentence_mask"])
+        spans = best_spans(start.numpy(), end.numpy(), b["sentence_mask"].numpy())
+        for k, i in enumerate(rows):
+            logits[i] = float(answer[k])
+            span, e = spans[k], cache.encoded[i]
+            if span is not None:
+                chars[i] = (e.offsets[span[0] - e.lo][0], e.offsets[span[1] - e.lo][1])
+    return logits, chars
+
+
+def span_texts(pairs: Sequence[Pair], spans: Sequence[tuple[int, int] | None]) -> list[str]:
+    return [p.item.sentence[s[0] : s[1]] if s else "" for p, s in zip(pairs, spans, strict=True)]
+
+
+def mean_loss(net: Any, cache: Any, targets: np.ndarray, span_weight: float = 1.0) -> float:
+    """The training loss over all rows of ``cache``, without dropout."""
+    import torch
+
+    net.eval()
+    rows = list(range(len(cache.encoded)))
+    total = 0.0
+    with torch.inference_mode():
+        for lo in range(0, len(rows), 64):
+            part = rows[lo : lo + 64]
+            loss, _, _ = _losses(
+                net, cache.batch(part), torch.from_numpy(targets[part]), span_weight
+            )
+            total += float(loss) * len(part)
+    return total / max(len(rows), 1)
+
+
+def _fingerprint(config: TrainConfig, *keys: str) -> str:
+    return hashlib.sha256(json.dumps([asdict(config), keys]).encode()).hexdigest()[:16]
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def fit(
+    net: Any,
+    encoder: Encoder,
+    train: Sequence[Pair],
+    validation: Sequence[Pair],
+    config: TrainConfig,
+    work: Path,
+    *,
+    base_sha256: str = "",
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> FitResult:
+    """Train ``net``'s top layers and heads; ``work`` holds the caches and checkpoint.
+    ``stop_after`` steps in this call, it checkpoints and returns as if interrupted.
+
+    Returns the losses, the validation history, and the best checkpoint's state with
+    the calibration fitted on validation at that checkpoint.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from .cache import LowerCache, cache_key
+    from .metrics import fit_logistic, question_logits, validation_metrics
+
+    work.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    t0 = time.perf_counter()
+    enc_train = encoder.encode([p.question for p in train], [p.item for p in train])
+    enc_val = encoder.encode([p.question for p in validation], [p.item for p in validation])
+    keys = (
+        cache_key(base_sha256, net.split, enc_train),
+        cache_key(base_sha256, net.split, enc_val),
+    )
+    c_train = LowerCache.build(
+        net, encoder, enc_train, work / f"cache-{keys[0]}", progress=progress
+    )
+    c_val = LowerCache.build(net, encoder, enc_val, work / f"cache-{keys[1]}", progress=progress)
+    result = FitResult(cache_seconds=time.perf_counter() - t0)
+    targets = torch.from_numpy(_targets(train, enc_train))
+
+    params_top = [p for layer in net.top_layers() for p in layer.parameters()]
+    params_head = [*net.answer_head.parameters(), *net.span_head.parameters()]
+    opt = torch.optim.AdamW(
+        [{"params": params_top, "lr": config.lr}, {"params": params_head, "lr": config.head_lr}],
+        weight_decay=config.weight_decay,
+    )
+    per_epoch = math.ceil(len(train) / config.batch_size)
+    total = per_epoch * config.epochs
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    warm = max(1, int(config.warmup * total))
+
+    def schedule(step: int) -> float:
+        return min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    step, epoch, next_batch = 0, 0, 0
+    fingerprint = _fingerprint(config, *keys)
+    ckpt_path = work / _CHECKPOINT
+    if ckpt_path.is_file():
+        saved = torch.load(ckpt_path, weights_only=False)
+        if saved.get("fingerprint") == fingerprint:
+            net.load_state_dict(saved["trainable"], strict=False)
+            opt.load_state_dict(saved["optimizer"])
+            sched.load_state_dict(saved["scheduler"])
+            torch.set_rng_state(saved["rng"])
+            step, epoch, next_batch = saved["step"], saved["epoch"], saved["next_batch"]
+            result.losses, result.history = saved["losses"], saved["history"]
+            result.best, result.best_state = saved["best"], saved["best_state"]
+            result.calibration = tuple(saved["calibration"])
+            result.train_seconds = saved["train_seconds"]
+        else:
+            print(f"{ckpt_path} is from another configuration: starting afresh", file=sys.stderr)
+
+    def evaluate() -> None:
+        logits, raw = predict(net, c_val)
+        best, unans = question_logits(validation, logits)
+        calibration = fit_logistic(best, unans) if 0 < unans.sum() < len(unans) else (-1.0, 0.0)
+        row = validation_metrics(validation, logits, span_texts(validation, raw), calibration)
+        row.update(step=float(step), epoch=float(epoch))
+        result.history.append(row)
+        if not result.best or row["select"] > result.best["select"]:
+            result.best = row
+            result.best_state = {k: v.clone() for k, v in net.trainable_state().items()}
+            result.calibration = calibration
+
+    def checkpoint() -> None:
+        _save(
+            ckpt_path,
+            {
+                "fingerprint": fingerprint,
+                "trainable": net.trainable_state(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "rng": torch.get_rng_state(),
+                "step": step,
+                "epoch": epoch,
+                "next_batch": next_batch,
+                "losses": result.losses,
+                "history": result.history,
+                "best": result.best,
+                "best_state": result.best_state,
+                "calibration": list(result.calibration),
+                "train_seconds": result.train_seconds,
+            },
+        )
+
+    bar = tqdm(total=total, initial=step, desc="train reader", unit="step", disable=not progress)
+    started, first_step = time.perf_counter(), step
+    while step < total:
+        plan = _plan(c_train.lengths, config.batch_size, config.seed, epoch)
+        for bi in range(next_batch, len(plan)):
+            if step >= total:
+                break
+            rows = plan[bi]
+            net.train()
+            loss, bce, span = _losses(net, c_train.batch(rows), targets[rows], config.span_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([*params_top, *params_head], 1.0)
+            opt.step()
+            sched.step()
+            step, next_batch = step + 1, bi + 1
+            value = float(loss.detach())
+            result.losses.append(
+                {"step": step, "epoch": epoch, "loss": value, "bce": bce, "span": span}
+            )
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.3f}")
+            if next_batch == len(plan):
+                epoch, next_batch = epoch + 1, 0
+            if (
+                (config.eval_every and step % config.eval_every == 0)
+                or next_batch == 0
+                or (step == total)
+            ):
+                evaluate()
+                bar.set_postfix(loss=f"{value:.3f}", val=f"{result.history[-1]['select']:.3f}")
+            if step % config.checkpoint_every == 0 or step == total:
+                result.train_seconds += time.perf_counter() - started
+                started = time.perf_counter()
+                checkpoint()
+            if stop_after is not None and step - first_step >= stop_after:
+                result.train_seconds += time.perf_counter() - started
+                started = time.perf_counter()
+                checkpoint()
+                total = step  # leave both loops
+            if next_batch == 0 or step >= total:
+                break
+    bar.close()
+    result.train_seconds += time.perf_counter() - started
+    done = step - first_step
+    if done and result.train_seconds:
+        result.pairs_per_second = done * config.batch_size / result.train_seconds
+    return result
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m citechat.reader.train", description=__doc__)
+    ap.add_argument("--data", type=Path, default=ROOT / "eval" / "datasets" / "squad-dev")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="artifact folder")
+    ap.add_argument("--report", type=Path, default=ROOT / "eval" / "reader" / "report")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path.home() / ".cache" / "citechat" / "reader-train",
+        help="caches and the resumable checkpoint",
+    )
+    ap.add_argument("--base", type=Path, help="base model folder (default: the bundled MiniLM)")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    ap.add_argument("--limit-questions", type=int, help="a tiny run: this many questions a split")
+    ap.add_argument("--no-progress", action="store_true")
+    defaults = TrainConfig()
+    for name, value in asdict(defaults).items():
+        kind = type(value) if value is not None else int
+        ap.add_argument("--" + name.replace("_", "-"), type=kind, default=value)
+    args = ap.parse_args(argv)
+    config = TrainConfig(**{k: getattr(args, k) for k in asdict(defaults)})
+    data_config = DataConfig(limit_questions=args.limit_questions)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from . import artifact, report
+    from .model import ReaderNet
+    from .scoring import bundled_base, load_base
+
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    base = args.base or bundled_base()
+    base_sha = artifact.sha256_file(artifact.base_weights(base))
+    split = squad_split(args.data, data_config)
+    train, train_stats = build_pairs(args.data, split.train, seed=config.seed, config=data_config)
+    val, val_stats = build_pairs(
+        args.data,
+        split.validation,
+        seed=config.seed,
+        config=data_config,
+        every=data_config.validation_questions_every,
+    )
+    print(
+        f"articles: {len(split.train)} train, {len(split.validation)} validation, "
+        f"{len(split.heldout)} held out (abstention), {len(split.test)} test; "
+        f"pairs: {len(train)} train, {len(val)} validation"
+    )
+    bert, tokenizer = load_base(base)
+    net = ReaderNet(bert, config.n_top)
+    encoder = Encoder(tokenizer, max_len=config.max_len)
+    result = fit(
+        net,
+        encoder,
+        train,
+        val,
+        config,
+        args.work,
+        base_sha256=base_sha,
+        progress=not args.no_progress,
+    )
+    command = "python -m citechat.reader.train " + shlex.join(
+        sys.argv[1:] if argv is None else list(argv)
+    )
+    training = {
+        "command": command.strip(),
+        "seed": config.seed,
+        "threads": args.threads,
+        "commit": _commit(),
+        "config": asdict(config),
+        "data": {
+            **asdict(data_config),
+            "train": asdict(train_stats),
+            "validation": asdict(val_stats),
+        },
+        "split": split.as_json(),
+        "validation": result.best,
+        "pairs_per_second": round(result.pairs_per_second, 2),
+        "train_seconds": round(result.train_seconds, 1),
+        "cache_seconds": round(result.cache_seconds, 1),
+    }
+    manifest = artifact.save(
+        args.out,
+        result.best_state,
+        artifact.Manifest(
+            base_sha256=base_sha,
+            weights_sha256="",
+            n_layers=len(bert.encoder.layer),
+            n_top=config.n_top,
+            max_len=config.max_len,
+            calibration=result.calibration,
+            training=training,
+        ),
+    )
+    report.write(args.report, result, training)
+    size = (args.out / artifact.WEIGHTS).stat().st_size / 1e6
+    print(
+        f"wrote {args.out} ({size:.1f} MB, weights {manifest.weights_sha256[:12]}) and "
+        f"{args.report}; validation select {result.best.get('select', 0):.3f}, "
+        f"qa_f1 {result.best.get('qa_f1', 0):.3f}, top1 {result.best.get('top1', 0):.3f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
