@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export GRADIO_ANALYTICS_ENABLED ?= False
 
 .PHONY: install install-test run index test chromium package-check lint typecheck unit bench \
-	eval eval-peers clean
+	eval eval-peers train clean
 
 install: $(STAMP)
 install-test: $(STAMP)-test
@@ -71,6 +71,12 @@ unit: install-test
 # HNSW benchmark (vectors cached under ~/.cache/citechat/bench; see bench/README.md)
 bench: $(STAMP)-bench
 	$(VENV)/bin/citechat bench $(if $(filter-out 0,$(BENCH_FULL)),--full)
+
+# citechat's answer model (the reader) from SQuAD dev, split by article: the artifact into
+# src/citechat/reader/model/, curves and metrics into eval/reader/report/; resumable (the
+# cache and checkpoints live in ~/.cache/citechat/reader-train). See eval/reader/README.md
+train: $(STAMP)-eval
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VENV)/bin/citechat train-reader
 
 # the seed set over ./corpus, then the fixed 1,000-question SQuAD v1.1 subset over its own
 # index (built on first use, ~5 min on 2 cores); BM25 / dense / hybrid side by side, a report

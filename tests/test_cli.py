@@ -111,3 +111,23 @@ def test_help_is_cheap() -> None:
 
     code = "import sys, citechat.cli; sys.exit('torch' in sys.modules or 'gradio' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_train_reader_takes_its_own_options_and_names_missing_data(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as shown:
+        main(["train-reader", "--help"])
+    assert shown.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: citechat train-reader") and "--epochs" in out
+    # run from a folder without the SQuAD dev files: one line naming them and the fix
+    assert main(["train-reader", "--data", str(cli_env / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("citechat: error: no corpus.jsonl in") and "--data" in err
+    assert "\n" not in err
+    # other commands still refuse options they do not have
+    with pytest.raises(SystemExit) as refused:
+        main(["index", "--epochs", "2"])
+    assert refused.value.code == 2
+    assert "unrecognized arguments: --epochs 2" in capsys.readouterr().err

@@ -128,11 +128,21 @@ def _parser() -> argparse.ArgumentParser:
         help="build | latency | cold | peer | ingest | million; repeat to skip several",
     )
     s.add_argument("--json", action="store_true", help="print the whole record as JSON")
+    # its own options (citechat train-reader --help): parsed by citechat.reader.train
+    sub.add_parser(
+        "train-reader",
+        add_help=False,
+        help="train citechat's answer model on SQuAD dev (make train; see --help)",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train-reader":  # only train-reader takes options of its own
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     logging.basicConfig(
         level=logging.INFO if args.debug else logging.WARNING,
         format="citechat: %(levelname)s: %(message)s",
@@ -352,12 +362,19 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_train_reader(args: argparse.Namespace, settings: Settings) -> int:
+    from .reader.train import main as train_main
+
+    return train_main(args.extra, prog="citechat train-reader")
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "index": cmd_index,
     "ask": cmd_ask,
     "serve": cmd_serve,
     "eval": cmd_eval,
     "bench": cmd_bench,
+    "train-reader": cmd_train_reader,
 }
 
 if __name__ == "__main__":

@@ -28,10 +28,18 @@ from typing import Any
 
 import numpy as np
 
-from .data import DataConfig, Pair, build_pairs, squad_split
+from .data import (
+    CORPUS_FILE,
+    TEST_FILE,
+    V11_FILE,
+    V20_FILE,
+    DataConfig,
+    Pair,
+    build_pairs,
+    squad_split,
+)
 from .encoding import Encoded, Encoder
 
-ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_OUT = Path(__file__).resolve().parent / "model"
 _CHECKPOINT = "checkpoint.pt"
 
@@ -334,13 +342,14 @@ def fit(
 
 
 def _commit() -> str:
+    """The checkout's commit (``-dirty`` with uncommitted changes), run from the current
+    folder: installed code names no checkout."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
         )
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
             capture_output=True,
             text=True,
             check=True,
@@ -350,11 +359,26 @@ def _commit() -> str:
         return "unknown"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m citechat.reader.train", description=__doc__)
-    ap.add_argument("--data", type=Path, default=ROOT / "eval" / "datasets" / "squad-dev")
+def main(
+    argv: Sequence[str] | None = None, *, prog: str = "python -m citechat.reader.train"
+) -> int:
+    from ..config import omp_num_threads
+    from ..errors import UsageError
+
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__)
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=Path("eval/datasets/squad-dev"),
+        help="SQuAD dev as converted by eval/convert_squad.py (default ./eval/datasets/squad-dev)",
+    )
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="artifact folder")
-    ap.add_argument("--report", type=Path, default=ROOT / "eval" / "reader" / "report")
+    ap.add_argument(
+        "--report",
+        type=Path,
+        default=Path("eval/reader/report"),
+        help="report folder: curves, metrics.json (default ./eval/reader/report)",
+    )
     ap.add_argument(
         "--work",
         type=Path,
@@ -362,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="caches and the resumable checkpoint",
     )
     ap.add_argument("--base", type=Path, help="base model folder (default: the bundled MiniLM)")
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    ap.add_argument("--threads", type=int, default=int(omp_num_threads() or "2"))
     ap.add_argument("--limit-questions", type=int, help="a tiny run: this many questions a split")
     ap.add_argument("--no-progress", action="store_true")
     defaults = TrainConfig()
@@ -370,6 +394,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         kind = type(value) if value is not None else int
         ap.add_argument("--" + name.replace("_", "-"), type=kind, default=value)
     args = ap.parse_args(argv)
+    needed = (CORPUS_FILE, V11_FILE, V20_FILE, TEST_FILE)
+    missing = [f for f in needed if not (args.data / f).is_file()]
+    if missing:
+        raise UsageError(
+            f"no {missing[0]} in {args.data}; run from a checkout or pass --data "
+            "with the SQuAD dev folder (eval/datasets/squad-dev)"
+        )
     config = TrainConfig(**{k: getattr(args, k) for k in asdict(defaults)})
     data_config = DataConfig(limit_questions=args.limit_questions)
 
