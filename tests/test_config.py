@@ -18,7 +18,7 @@ from citechat.config import (
     web_login,
 )
 from citechat.errors import ConfigError
-from citechat.index.stores import FaissParams
+from citechat.index.stores.faiss import FaissParams
 
 #: (setting, bad value, what the message says it must be): every setting at least once
 BAD: list[tuple[str, Any, str]] = [

@@ -254,7 +254,7 @@ def million_bench(
 
     import faiss
 
-    from ..index.stores import FaissParams
+    from ..index.stores.faiss import FaissParams
 
     cache = VectorCache.open(n)
     have = cache.available() if limit is None else min(limit, cache.available())
@@ -359,7 +359,7 @@ def _build_child(folder: Path, n: int, have: int, how: str) -> dict[str, Any]:
     build does); ``stream``: shard by shard as they are read (``FaissStore.build_from``)."""
     import faiss
 
-    from ..index.stores import FaissParams, FaissStore
+    from ..index.stores.faiss import FaissParams, FaissStore
 
     cache = VectorCache.open(n)
     params = FaissParams(flat_max=1)

@@ -163,14 +163,6 @@ def sweep(folder: Path) -> list[str]:
     return removed
 
 
-def write_jsonl(path: Path, rows: Iterator[Any] | Any) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 def read_jsonl(path: Path) -> Iterator[Any]:
     with open(path, encoding="utf-8") as fh:
         for line in fh:

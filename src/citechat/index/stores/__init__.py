@@ -258,13 +258,3 @@ def load_store(
 
 def empty_result(nq: int) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((nq, 0), dtype=np.float32), np.zeros((nq, 0), dtype=np.int64)
-
-
-def __getattr__(name: str) -> Any:
-    """``FaissStore``, ``FaissParams`` and ``MilvusStore`` from their files, for callers
-    that import them from here (the benchmarks)."""
-    if name in ("FaissStore", "FaissParams"):
-        return getattr(importlib.import_module(".faiss", __name__), name)
-    if name == "MilvusStore":
-        return getattr(importlib.import_module(".milvus", __name__), name)
-    raise AttributeError(name)
