@@ -10,7 +10,10 @@ Per question, its pairs are its candidates: the gold sentence and the negatives
   would be shown), over answerable questions;
 * ``unanswerable_auc``: how well the best candidate's logit separates unanswerable
   from answerable questions (needs no calibration);
-* ``select`` = mean of ``qa_f1`` and ``unanswerable_auc``: what picks the checkpoint.
+* ``select`` = mean of ``top1`` and ``qa_f1``: what picks the checkpoint (answer
+  quality only: abstention is a calibration fitted after, and the unanswerable AUC
+  was too noisy to pick by; the first full run picked a step worse on every answer
+  metric because of it).
 
 It does not run the model (train.py hands it logits and spans).
 """
@@ -105,7 +108,7 @@ def validation_metrics(
     best, unans = question_logits(pairs, logits)
     out["unanswerable_questions"] = float(unans.sum())
     out["unanswerable_auc"] = auc(-best, unans)
-    out["select"] = (out["qa_f1"] + out["unanswerable_auc"]) / 2
+    out["select"] = (out["top1"] + out["qa_f1"]) / 2
     if calibration is not None:
         w, b = calibration
         declined = 1.0 / (1.0 + np.exp(-(w * best + b))) > 0.5
