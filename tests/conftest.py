@@ -5,6 +5,7 @@ pointed at it, its built index and its pipeline, a fake LLM answerer registered 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -24,6 +25,21 @@ from citechat.retrieval import Retriever
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "corpus"
+
+# The reader model is off unless a test asks for it (``@pytest.mark.reader``): the
+# tests of everything else pin today's heuristic answers and stay fast.  Subprocesses
+# (the CLI, ``citechat serve``) read the variable; this process, the fixture below.
+os.environ["CITECHAT_READER"] = "off"
+
+
+@pytest.fixture(autouse=True)
+def _reader_off(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("reader") is None:
+        import citechat.pipeline
+        from citechat.rereading import ReaderChoice
+
+        monkeypatch.setattr(citechat.pipeline, "load_reader", lambda spec: ReaderChoice(None))
+
 
 TINY = {
     "balls.txt": (

@@ -93,7 +93,11 @@ def make_answerer(spec: str, retriever: Retriever, settings: Settings) -> Answer
 def _extractive(argument: str, retriever: Retriever, settings: Settings) -> Answerer:
     if argument:
         raise unknown(f"extractive:{argument}")
-    return ExtractiveAnswerer(retriever, abstain_threshold=settings.abstain_threshold)
+    return ExtractiveAnswerer(
+        retriever,
+        abstain_threshold=settings.abstain_threshold,
+        reader_decline=settings.reader_decline,
+    )
 
 
 def _transformers(argument: str, retriever: Retriever, settings: Settings) -> Answerer:

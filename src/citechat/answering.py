@@ -28,7 +28,7 @@ from .index import Index
 from .reading import CAPITALISED, Candidate, Reading, SentenceScorer
 from .retrieval import Retriever
 from .text import terms
-from .types import Answer, Citation, Hit, SentenceSupport, marker
+from .types import Answer, Citation, Hit, SentenceSupport, ShortAnswer, marker
 
 DECLINE = "I could not find this in the documents."
 
@@ -166,6 +166,7 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
         type_weight: float = 0.35,
         abstention: AbstentionModel | Literal["packaged"] | None = "packaged",
         abstain_threshold: float | None = None,
+        reader_decline: float = 0.5,
     ) -> None:
         if max_sentences < 1:
             raise ValueError(f"max_sentences must be at least 1, got {max_sentences}")
@@ -182,12 +183,18 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
         )
         if self.abstention is not None and abstain_threshold is not None:
             self.abstention = self.abstention.with_threshold(abstain_threshold)
+        #: with a reader: decline when its P(the documents do not answer) reaches this
+        self.reader_decline = reader_decline
 
     def decide(self, reading: Reading) -> tuple[bool, float | None]:
-        """(decline?, p(answerable)) for the reading's candidates."""
+        """(decline?, p(answerable)) for the reading's candidates: the reader's
+        verdict when a reader read them, else the abstention model's (or, without
+        one, the best sentence's evidence against ``threshold``)."""
         cands = reading.candidates
         if not cands:
             return True, 0.0
+        if reading.p_unanswerable is not None:
+            return reading.p_unanswerable >= self.reader_decline, 1.0 - reading.p_unanswerable
         if self.abstention is None:
             return reading.evidence(cands[0]) < self.threshold, None
         p = self.abstention.p_answerable(reading.features)
@@ -229,6 +236,12 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             SentenceSupport(part, (cit.n,), True, 1.0)
             for part, cit in zip(parts, citations, strict=True)
         )
+        short = short_answer(best, citations[0])
+        if short is not None:
+            # the short answer first, bold and cited; it is a slice of quote [1]
+            lead = f"**{short.text}** {marker(short.n)}."
+            parts = [lead, *parts]
+            sentences = (SentenceSupport(lead, (short.n,), True, 1.0), *sentences)
         return Answer(
             question=question,
             text=" ".join(parts),
@@ -239,7 +252,29 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             answerer=self.name,
             latency_ms={"answer": (time.perf_counter() - t0) * 1000},
             confidence=confidence,
+            short_answer=short,
         )
+
+
+def short_answer(cand: Candidate, citation: Citation) -> ShortAnswer | None:
+    """The reader's span of ``cand`` as the short answer cited by ``citation``; None
+    without a span, or when the span is the whole sentence (nothing shorter to say).
+
+    >>> from citechat.types import Chunk, Hit
+    >>> hit = Hit(Chunk("d#0", "d", 0, 20, "Ann won the cup.", "body", "T"), 1.0, 1)
+    >>> c = Candidate(hit, 0, 16, "Ann won the cup.", 1.0, 0, 0, reader=0.9, short=(0, 3))
+    >>> short_answer(c, Citation(1, "d", "T", "body", None, 0, 16, "Ann won the cup."))
+    ShortAnswer(text='Ann', n=1, start=0, end=3)
+    """
+    if cand.short is None:
+        return None
+    a, b = cand.short
+    if not citation.start <= a < b <= citation.end:
+        return None
+    text = citation.quote[a - citation.start : b - citation.start]
+    if not text.strip() or len(text.strip()) >= 0.8 * len(cand.text.strip()):
+        return None
+    return ShortAnswer(text, citation.n, a, b)
 
 
 def _near_duplicate(a: Candidate, b: Candidate) -> bool:

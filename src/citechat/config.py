@@ -54,6 +54,11 @@ class Settings:
     #: decline when the abstention model's p(answerable) is below this (None: as calibrated)
     abstain_threshold: float | None = None
     answerer: str = "extractive"
+    #: citechat's own answer model (rereading.py): "bundled" (the package's), "off",
+    #: or a folder holding another trained reader
+    reader: str = "bundled"
+    #: decline when the reader's P(the documents do not answer) reaches this
+    reader_decline: float = 0.5
     host: str = "127.0.0.1"
     port: int = 7860
     max_question_chars: int = 2000
@@ -82,7 +87,7 @@ class Settings:
                 object.__setattr__(self, name, Path(value))
             elif not isinstance(value, Path):
                 raise _bad(name, "a path", value)
-        for name in ("embedder", "answerer", "host"):
+        for name in ("embedder", "answerer", "host", "reader"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
                 raise _bad(name, "a non-empty name", value)
@@ -104,6 +109,8 @@ class Settings:
                 raise _bad(name, "a number greater than 0", getattr(self, name))
         if not _is_number(self.temperature) or self.temperature < 0:
             raise _bad("temperature", "a number of 0 (greedy decoding) or more", self.temperature)
+        if not _is_number(self.reader_decline) or not 0 < self.reader_decline <= 1:
+            raise _bad("reader_decline", "a number above 0 and at most 1", self.reader_decline)
         threshold = self.abstain_threshold
         if threshold is not None and (not _is_number(threshold) or not 0 <= threshold <= 1):
             raise _bad("abstain_threshold", "between 0 and 1", threshold)

@@ -266,6 +266,10 @@ class QuestionScore:
     evidence_missing: int = 0
     em: float | None = None
     f1: float | None = None
+    #: the short answer (the reader's span; the whole answer where it gave none)
+    short_em: float | None = None
+    short_f1: float | None = None
+    has_short: bool = False
     contained: float | None = None
     sentences: int = 0
     supported: int = 0
@@ -318,6 +322,11 @@ def score_question(
             values["em"] = exact_match(pred, row["answers"])
             values["f1"] = token_f1(pred, row["answers"])
             values["contained"] = gold_contained(pred, row["answers"])
+            short = rec.get("short_answer")
+            spred = pred if abstained or not short else short["text"]
+            values["short_em"] = exact_match(spred, row["answers"])
+            values["short_f1"] = token_f1(spred, row["answers"])
+            values["has_short"] = bool(short) and not abstained
         if not abstained:
             quotes = {c["n"]: " ".join(c["quote"].split()) for c in rec["citations"]}
             sentences = rec.get("sentences") or []
@@ -407,6 +416,9 @@ def summarize_scores(scores: Sequence[QuestionScore], *, by_type: bool = True) -
             "exact_match": _mean(s.em for s in with_answers),
             "f1": _mean(s.f1 for s in with_answers),
             "gold_contained": _mean(s.contained for s in with_answers),
+            "short_exact_match": _mean(s.short_em for s in with_answers),
+            "short_f1": _mean(s.short_f1 for s in with_answers),
+            "with_short_answer": sum(s.has_short for s in with_answers),
         },
         "citations": {
             "answers": len(spoken),
@@ -528,6 +540,7 @@ def run_config(
                 # the public three; every stage and sub-stage in latency_detail_ms
                 "latency_ms": {s: data["latency_ms"][s] for s in ("retrieve", "answer", "total")},
                 "sentences": data["sentences"],
+                "short_answer": data["short_answer"],
                 "answerer": data["answerer"],
                 "config": config.name,
                 "latency_detail_ms": data["latency_ms"],

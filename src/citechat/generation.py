@@ -159,7 +159,11 @@ class GenerativeAnswerer(Answerer, ABC):
             raise ConfigError(f"temperature must be 0 or more, got {settings.temperature}")
         self.name, self.retriever, self.index = name, retriever, retriever.index
         self.settings = settings
-        self.fallback = ExtractiveAnswerer(retriever, abstain_threshold=settings.abstain_threshold)
+        self.fallback = ExtractiveAnswerer(
+            retriever,
+            abstain_threshold=settings.abstain_threshold,
+            reader_decline=settings.reader_decline,
+        )
 
     @abstractmethod
     def generate(self, messages: Messages, max_new_tokens: int) -> Iterator[str]:

@@ -34,6 +34,7 @@ from .errors import (
 from .index import Index
 from .index.sync import SyncResult, sync_index
 from .reading import Reading, SentenceScorer, rerank_by_evidence
+from .rereading import ReaderChoice, load_reader
 from .retrieval import Mode, Retrieval, Retriever
 from .types import Answer
 from .uploads import AddReport, check_upload, copy_new
@@ -58,6 +59,8 @@ class Pipeline:
         self.answerers: dict[str, Answerer] = {}
         #: the sentence scorer of the current retriever, for :meth:`read`
         self._scorer: SentenceScorer | None = None
+        #: the ``reader`` setting resolved, on first use (:meth:`reader`)
+        self._reader: ReaderChoice | None = None
         self.default_answerer = answerer_spec or settings.answerer
 
     def _set_index(self, index: Index) -> None:
@@ -105,6 +108,14 @@ class Pipeline:
             if spec not in self.answerers:
                 self.answerers[spec] = make_answerer(spec, self.retriever, self.settings)
             return self.answerers[spec]
+
+    def reader(self) -> ReaderChoice:
+        """The reader stage of the ``reader`` setting, loaded once; an unusable
+        artifact gives no stage and a notice (logged once), never an error."""
+        with self._lock:
+            if self._reader is None:
+                self._reader = load_reader(self.settings.reader)
+            return self._reader
 
     def check_question(self, question: str) -> tuple[str, str | None]:
         """The question to use and a notice, or UsageError for an empty one."""
@@ -185,8 +196,13 @@ class Pipeline:
                 scorer = self._scorer = SentenceScorer(retriever)
         depth = self.settings.evidence_depth
         if depth <= 1 or retriever.reranker_name:
-            return scorer.read(query, retriever.search(query, k))
-        return rerank_by_evidence(scorer.read(query, retriever.search(query, max(k, depth))), k)
+            reading = scorer.read(query, retriever.search(query, k))
+        else:
+            reading = rerank_by_evidence(
+                scorer.read(query, retriever.search(query, max(k, depth))), k
+            )
+        stage = self.reader().stage
+        return reading if stage is None else stage.reread(reading, retriever.index)
 
     def retrieve(self, query: str, k: int, *, retriever: Retriever | None = None) -> Retrieval:
         """The retrieval of :meth:`read`: the top ``k`` chunks, evidence-reranked."""
@@ -239,7 +255,7 @@ class Pipeline:
             "verify": (t3 - t2) * 1000,
             "total": (t3 - t0) * 1000,
         }
-        notes = " ".join(n for n in (notice, result.notice) if n) or None
+        notes = " ".join(n for n in (notice, self.reader().notice, result.notice) if n) or None
         yield replace(
             result, question=question, sentences=sentences, latency_ms=latency, notice=notes
         )

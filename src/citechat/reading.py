@@ -44,6 +44,11 @@ class Candidate:
     #: how well a phrase of the answer type the question asks for (a new name for
     #: "who", a date for "when", ...) sits next to the question's predicates
     typed: float = 0.0
+    #: the reader's P(this sentence answers the question), when it read the sentence
+    #: (rereading.py); None when no reader ran
+    reader: float | None = None
+    #: the reader's short answer inside the sentence, in document characters
+    short: tuple[int, int] | None = None
 
     def evidence(self, w_cos: float, w_lex: float) -> float:
         """Absolute strength of the match, for abstention.  The rank prior is
@@ -94,6 +99,8 @@ class Reading:
     _scored: dict[tuple[str, int, int], _Sentence] = field(default_factory=dict, repr=False)
     #: time spent scoring the sentences
     read_ms: float = 0.0
+    #: the reader's P(the documents do not answer), when a reader read the candidates
+    p_unanswerable: float | None = None
 
     @property
     def query(self) -> str:

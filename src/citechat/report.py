@@ -48,6 +48,7 @@ HEADLINE: tuple[tuple[str, str, str], ...] = (
     ("passage hit@5", "passages", "hit@5"),
     ("F1", "answers", "f1"),
     ("gold in answer", "answers", "gold_contained"),
+    ("short F1", "answers", "short_f1"),
     ("cite recall", "citations", "recall"),
     ("cite precision", "citations", "precision"),
     ("declined unans.", "abstention", "declined_unanswerable"),
@@ -319,6 +320,9 @@ DEFINITIONS = f"""\
 - **EM / F1 / gold in answer**: SQuAD normalisation (lower case, no punctuation or
   articles), best over the gold answers, on the answer text shown to the user with the
   [n] markers removed; a declined answerable question scores 0.
+- **short EM / short F1**: the same, on the reader's short answer (`short_answer.text`)
+  where the answer has one, else on the whole answer; **with_short_answer** counts the
+  answers that had one.
 - **cite recall** (ALCE-style): per answer, the share of its sentences supported by their
   own citations — the cited quote contains the sentence verbatim (checked here, whatever
   the answerer claims; **verbatim** is that share alone), or the support verifier scored
@@ -416,7 +420,19 @@ def write_report(
         "",
         "## Answers",
         "",
-        _table(runs, "answers", ["questions", "exact_match", "f1", "gold_contained"]),
+        _table(
+            runs,
+            "answers",
+            [
+                "questions",
+                "exact_match",
+                "f1",
+                "gold_contained",
+                "short_exact_match",
+                "short_f1",
+                "with_short_answer",
+            ],
+        ),
         "",
         "## Citations",
         "",

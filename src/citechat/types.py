@@ -119,6 +119,17 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class ShortAnswer:
+    """The reader's short answer: ``text`` is ``document.text[start:end]`` of the
+    document that citation ``n`` quotes (inside that quote)."""
+
+    text: str
+    n: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class SentenceSupport:
     """One sentence of an answer and how well its cited passages support it."""
 
@@ -141,6 +152,8 @@ class Answer:
     notice: str | None = None
     #: the abstention model's probability that the documents answer the question
     confidence: float | None = None
+    #: the reader's short answer, when a reader found one (JSON: ``short_answer``)
+    short_answer: ShortAnswer | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The public JSON shape (field names are a contract: add, never rename)."""
@@ -165,6 +178,7 @@ class Answer:
             "answerer": self.answerer,
             "notice": self.notice,
             "confidence": None if self.confidence is None else round(self.confidence, 4),
+            "short_answer": None if self.short_answer is None else asdict(self.short_answer),
         }
 
 

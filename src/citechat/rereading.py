@@ -1,0 +1,138 @@
+"""The reader at answer time: the heuristic's best candidates read again by citechat's
+own model (:mod:`citechat.reader`).
+
+    stage = ReaderStage(Reader.load(folder))
+    reading = stage.reread(reading)        # candidates and hits in the reader's order
+    reading.candidates[0].short            # (start, end) of the short answer, or None
+    reading.p_unanswerable                 # P(the documents do not answer), pooled
+
+The :class:`Reading` from :mod:`citechat.reading` stays the one record of a question's
+candidates: the top ``depth`` of them (the prefilter, by today's score) are given to
+the reader, each with its chunk's header and its neighbouring sentences; their score
+becomes a mix of the heuristic score and the reader's probability, the hits are
+reordered by their best candidate, and each read candidate carries its short answer.
+Candidates beyond ``depth`` keep their order, below the read ones.
+
+:func:`load_reader` turns the ``reader`` setting (``bundled``, ``off`` or a folder)
+into a stage, or into a one-line notice when the artifact cannot be used: answers
+then come from the heuristic alone, never a crash.
+
+It does not choose the answer sentences or decline (answering.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .reader.artifact import ReaderArtifactError
+from .reader.inputs import ReaderInput, header_of
+from .reading import Candidate, Reading
+
+if TYPE_CHECKING:
+    from .index import Index
+    from .reader import Reader
+
+log = logging.getLogger("citechat")
+
+#: where the artifact shipped with the package lives
+BUNDLED = Path(__file__).resolve().parent / "reader" / "model"
+#: how many of the heuristic's candidates the reader reads (the prefilter)
+DEPTH = 16
+#: weight of the reader's probability in a read candidate's score; the rest is the
+#: heuristic score (both lie in about [0, 1])
+WEIGHT = 0.7
+
+
+@dataclass(frozen=True)
+class ReaderChoice:
+    """What the ``reader`` setting resolved to: a stage, or why there is none."""
+
+    stage: ReaderStage | None
+    #: shown with every answer when the reader was asked for but cannot be used
+    notice: str | None = None
+
+
+class ReaderStage:
+    """Reads a :class:`Reading`'s best candidates with a loaded :class:`Reader`."""
+
+    def __init__(self, reader: Reader, *, depth: int = DEPTH, weight: float = WEIGHT) -> None:
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"weight must be between 0 and 1, got {weight}")
+        self.reader = reader
+        self.depth = depth
+        self.weight = weight
+
+    def inputs(self, index: Index, cands: Sequence[Candidate]) -> list[ReaderInput]:
+        """Each candidate as the reader sees it: its chunk's header, the sentence and
+        the chunk's sentences either side of it (document text, exact offsets)."""
+        out = []
+        for c in cands:
+            chunk = c.hit.chunk
+            text = index.documents[chunk.doc_id].text
+            spans = sorted(chunk.sentences)
+            i = spans.index((c.start, c.end)) if (c.start, c.end) in spans else -1
+            prev = text[slice(*spans[i - 1])] if i > 0 else ""
+            nxt = text[slice(*spans[i + 1])] if 0 <= i < len(spans) - 1 else ""
+            header = header_of(chunk.title, chunk.section, chunk.commenter)
+            out.append(ReaderInput(header, prev, text[c.start : c.end], nxt, c.start))
+        return out
+
+    def reread(self, reading: Reading, index: Index) -> Reading:
+        """``reading`` with its top ``depth`` candidates read: rescored, reordered,
+        each with its short answer; hits reordered by their best candidate."""
+        cands = reading.candidates
+        if not cands:
+            return replace(reading, p_unanswerable=1.0)
+        t0 = time.perf_counter()
+        head, tail = cands[: self.depth], cands[self.depth :]
+        scores = self.reader.score(reading.query, self.inputs(index, head))
+        w = self.weight
+        read = [
+            replace(c, score=(1 - w) * c.score + w * s.p_answer, reader=s.p_answer, short=s.span)
+            for c, s in zip(head, scores, strict=True)
+        ]
+        # an unread candidate never passes a read one: its heuristic score is no higher
+        rest = [replace(c, score=(1 - w) * c.score) for c in tail]
+        ordered = sorted(read, key=lambda c: (-c.score, c.hit.rank, c.start)) + rest
+        best: dict[str, float] = {}
+        for c in ordered:
+            best.setdefault(c.hit.chunk.chunk_id, c.score)
+        retrieval = reading.retrieval
+        hits = sorted(retrieval.hits, key=lambda h: (-best.get(h.chunk.chunk_id, -1.0), h.rank))
+        renumbered = {h.chunk.chunk_id: replace(h, rank=r) for r, h in enumerate(hits, start=1)}
+        final = tuple(replace(c, hit=renumbered[c.hit.chunk.chunk_id]) for c in ordered)
+        ms = (time.perf_counter() - t0) * 1000
+        timings = {**retrieval.timings, "reader": ms}
+        new_retrieval = replace(retrieval, hits=list(renumbered.values()), timings=timings)
+        return replace(
+            reading,
+            retrieval=new_retrieval,
+            candidates=final,
+            p_unanswerable=self.reader.p_unanswerable(scores),
+        )
+
+
+def load_reader(spec: str, *, base: Path | None = None) -> ReaderChoice:
+    """The reader named by the ``reader`` setting: ``off`` (none, no notice),
+    ``bundled`` (the package's artifact) or a folder holding another trained one.
+    An artifact that cannot be used gives a logged one-line warning and a notice."""
+    if spec == "off":
+        return ReaderChoice(None)
+    folder = BUNDLED if spec == "bundled" else Path(spec).expanduser()
+    from .reader import Reader
+
+    try:
+        reader = Reader.load(folder, base=base)
+    except ReaderArtifactError as exc:
+        log.warning("reader not used: %s", exc)
+        return ReaderChoice(
+            None, f"The reader model is not used ({exc.problem}); answers come from the heuristic."
+        )
+    return ReaderChoice(ReaderStage(reader))
