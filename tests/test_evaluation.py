@@ -589,3 +589,61 @@ def test_the_shipped_targets_name_real_metrics() -> None:
         ("retrieval.hit@5", 0.98),
         ("citations.gold_passage_cited", 0.9),
     ]
+
+
+def test_short_answers_score_the_reader_span_and_fall_back_to_the_answer() -> None:
+    rows: list[dict[str, Any]] = [
+        {"id": str(i), "question": "?", "answers": ["Peter Lewis"], "gold_docs": ["d"]}
+        for i in range(3)
+    ]
+    quote = "The director was Peter Lewis."
+    c = [cite(1, "d", 12, 41, quote)]
+    short = {"text": "Peter Lewis", "n": 1, "start": 29, "end": 40}
+    recs = [
+        record(
+            [hit(1, "d")],
+            answer=f"**Peter Lewis** [1]. {quote} [1]",
+            citations=c,
+            short_answer=short,
+        ),
+        record([hit(1, "d")], answer=f"{quote} [1]", citations=c, short_answer=None),
+        record([hit(1, "d")], abstained=True, short_answer=None),
+    ]
+    answers = summarize(rows, recs, {"d": DOC})["answers"]
+    assert answers["short_exact_match"] == round(1 / 3, 4)  # metrics keep 4 places
+    assert answers["exact_match"] == 0.0  # the whole answer is never the bare name
+    assert answers["with_short_answer"] == 1
+    # the second answer's short F1 is its whole text's: 2 of 5 words are the gold
+    assert answers["short_f1"] == round((1 + token_f1(quote, ["Peter Lewis"])) / 3, 4)
+
+
+def test_a_multi_part_question_needs_every_part_in_the_answer() -> None:
+    row = {
+        "id": "m",
+        "question": "Who, and when?",
+        "answers": ["Peter Lewis", "Monday"],
+        "parts": [{"answers": ["Peter Lewis"]}, {"answers": ["Monday"]}],
+        "gold_docs": ["d"],
+    }
+    half = record([hit(1, "d")], answer="It was Peter Lewis [1]")
+    both = record([hit(1, "d")], answer="Peter Lewis [1], on Monday [2]")
+    assert score_question(row, half, {"d": DOC}).contained == 0.5
+    assert score_question(row, both, {"d": DOC}).contained == 1.0
+    flat = {k: v for k, v in row.items() if k != "parts"}
+    assert score_question(flat, half, {"d": DOC}).contained == 1.0  # any one answer
+
+
+def test_split_keeps_one_half_of_a_question_set(tmp_path: Path) -> None:
+    from citechat.errors import UsageError
+    from citechat.evaluation import read_questions
+
+    path = tmp_path / "q.jsonl"
+    lines = [
+        {"id": str(i), "question": "?", "split": "tune" if i % 2 else "report"} for i in range(6)
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in lines) + "\n", encoding="utf-8")
+    assert [r["id"] for r in read_questions(path, split="report")] == ["0", "2", "4"]
+    assert [r["id"] for r in read_questions(path, 1, "tune")] == ["1"]
+    assert len(read_questions(path)) == 6
+    with pytest.raises(UsageError, match="no questions of split 'test'.*report, tune"):
+        read_questions(path, split="test")

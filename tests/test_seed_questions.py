@@ -111,3 +111,56 @@ def test_type_minimums():
     counts = Counter(q["type"] for q in QS)
     assert counts["unanswerable"] >= 8, counts
     assert counts["comment"] >= 8, counts
+
+
+# ---- questions_reader.jsonl: the reader's set (seed-101...), tune and report halves ----
+
+READER_SET = ROOT / "eval/datasets/seed/questions_reader.jsonl"
+READER_TYPES = {"unanswerable", "why", "multi", "paraphrase", "who-said"}
+
+
+def _load_reader():
+    with READER_SET.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+RQS = _load_reader()
+
+
+def test_reader_set_is_new_split_and_typed():
+    ids = [q["id"] for q in RQS]
+    assert len(ids) >= 25 and len(set(ids)) == len(ids)
+    assert not set(ids) & {q["id"] for q in QS}
+    assert not {_norm(q["question"]) for q in RQS} & {_norm(q["question"]) for q in QS}
+    for q in RQS:
+        assert REQUIRED_KEYS | {"split"} <= set(q), q["id"]
+        assert q["split"] in {"tune", "report"} and q["type"] in READER_TYPES, q["id"]
+    # every type is in both halves, and the report half is the larger
+    for t in READER_TYPES:
+        assert {q["split"] for q in RQS if q["type"] == t} == {"tune", "report"}, t
+    counts = Counter(q["split"] for q in RQS)
+    assert counts["report"] > counts["tune"]
+
+
+@pytest.mark.parametrize("q", RQS, ids=lambda q: q["id"])
+def test_reader_set_gold_is_in_the_corpus(q):
+    for doc in q["gold_docs"]:
+        assert (CORPUS / doc).is_file(), doc
+    for ev in q["evidence"]:
+        assert ev["doc"] in q["gold_docs"]
+        assert ev["quote"] in _doc_text(ev["doc"]), ev["quote"][:40]
+    if not q["answerable"]:
+        # on topic: the file a reader would look in is named, but nothing answers it
+        assert q["type"] == "unanswerable" and q["gold_docs"]
+        assert not q["answers"] and not q["evidence"]
+        return
+    text = _norm(" ".join(_doc_text(d) for d in q["gold_docs"]))
+    assert q["answers"] and all(_norm(a) in text for a in q["answers"])
+    if q["type"] == "multi":
+        parts = q["parts"]
+        assert len(parts) >= 2 and all(p["question"] and p["answers"] for p in parts)
+        assert all(_norm(a) in text for p in parts for a in p["answers"])
+        # the flat answers are the parts' (each part names at least one of them)
+        assert all(set(p["answers"]) & set(q["answers"]) for p in parts)
+    else:
+        assert "parts" not in q

@@ -80,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("questions", type=Path, help="JSONL of {id, question[, answers, gold_docs]}")
     s.add_argument("--out", type=Path, required=True, help="results JSONL to write")
     s.add_argument("--limit", type=int, help="only the first N questions")
+    s.add_argument(
+        "--split",
+        help='only the questions whose "split" field is this (e.g. tune or report)',
+    )
     s.add_argument("-k", type=int, help="passages to retrieve (default 10 for eval)")
     s.add_argument(
         "--answerer",
@@ -306,6 +310,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         answerer=args.answerer,
         compare=args.compare,
         peers=peers,
+        split=args.split,
     )
     report = None
     if not args.no_report and (args.report or any(has_gold(r) for r in result.rows)):

@@ -53,10 +53,15 @@ COMPARED: tuple[tuple[str, Mode, bool], ...] = (
 )
 
 
-def read_questions(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
+def read_questions(
+    path: Path, limit: int | None = None, split: str | None = None
+) -> list[dict[str, Any]]:
+    """The question rows of ``path``; with ``split``, only the rows whose ``split``
+    field names it (a set's tuning and report halves), then the first ``limit``."""
     if not path.is_file():
         raise UsageError(f"question file not found: {path}; pass a JSONL file of questions")
     out = []
+    splits: set[str] = set()
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -68,9 +73,16 @@ def read_questions(path: Path, limit: int | None = None) -> list[dict[str, Any]]
             if not isinstance(row, dict) or "question" not in row:
                 raise UsageError(f'{path}:{lineno} has no "question" field')
             row.setdefault("id", str(lineno))
+            splits.add(str(row.get("split")))
+            if split is not None and row.get("split") != split:
+                continue
             out.append(row)
             if limit is not None and len(out) >= limit:
                 break
+    if split is not None and not out:
+        named = sorted(s for s in splits if s != "None")
+        have = f"its splits are {', '.join(named)}" if named else "its rows name no split"
+        raise UsageError(f"no questions of split {split!r} in {path}: {have}")
     return out
 
 
@@ -126,6 +138,15 @@ def token_f1(prediction: str, golds: Sequence[str]) -> float:
         p, r = same / len(pred), same / len(g)
         best = max(best, 2 * p * r / (p + r))
     return best
+
+
+def parts_contained(prediction: str, parts: Sequence[dict[str, Any]]) -> float:
+    """A multi-part question: the share of its parts whose gold is in the answer.
+
+    >>> parts_contained("Ann won; it rained", [{"answers": ["Ann"]}, {"answers": ["snow"]}])
+    0.5
+    """
+    return sum(gold_contained(prediction, p.get("answers") or []) for p in parts) / len(parts)
 
 
 def gold_contained(prediction: str, golds: Sequence[str]) -> float:
@@ -322,6 +343,8 @@ def score_question(
             values["em"] = exact_match(pred, row["answers"])
             values["f1"] = token_f1(pred, row["answers"])
             values["contained"] = gold_contained(pred, row["answers"])
+            if row.get("parts"):  # every part must be answered, not any one of them
+                values["contained"] = parts_contained(pred, row["parts"])
             short = rec.get("short_answer")
             spred = pred if abstained or not short else short["text"]
             values["short_em"] = exact_match(spred, row["answers"])
@@ -583,6 +606,7 @@ def run_eval(
     compare: bool = False,
     peers: dict[str, Path] | None = None,
     pipeline: Pipeline | None = None,
+    split: str | None = None,
 ) -> Evaluation:
     """Run each configuration over the same questions and score it (and each peer).
     One :class:`Pipeline` (embedder, index, models) is loaded; configurations share it."""
@@ -592,7 +616,7 @@ def run_eval(
         raise UsageError(f"-k must be at least 1, got {k}")
     specs = list(dict.fromkeys([answerer] if isinstance(answerer, str) else answerer or []))
     specs = specs or [settings.answerer]
-    rows = read_questions(questions, limit)
+    rows = read_questions(questions, limit, split)
     base = pipeline or Pipeline.load(settings, answerer=specs[0])
     doc_texts = {d.doc_id: d.text for d in base.index.documents.values()}
     configs = configurations(settings, specs, compare=compare)
