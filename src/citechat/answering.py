@@ -21,10 +21,12 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Literal, Protocol
 
 from .abstention import AbstentionModel
 from .index import Index
+from .neighbours import Neighbours
 from .reading import CAPITALISED, Candidate, Reading, SentenceScorer
 from .retrieval import Retriever
 from .text import terms
@@ -185,6 +187,7 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             self.abstention = self.abstention.with_threshold(abstain_threshold)
         #: with a reader: decline when its P(the documents do not answer) reaches this
         self.reader_decline = reader_decline
+        self.neighbours = Neighbours(self.index)
 
     def decide(self, reading: Reading) -> tuple[bool, float | None]:
         """(decline?, p(answerable)) for the reading's candidates: the reader's
@@ -225,6 +228,17 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             if any(_near_duplicate(cand, c) for c in chosen):
                 continue
             chosen.append(cand)
+        # the sentence that names a quote's speaker, the reason that follows a decision
+        doc = self.index.documents[best.hit.chunk.doc_id].text
+        speaker = self.neighbours.speaker(best, question)
+        for span in (speaker, self.neighbours.reason(best, question)):
+            if span is None:
+                continue
+            extra = replace(
+                best, start=span[0], end=span[1], text=doc[span[0] : span[1]], short=None
+            )
+            if not any(_near_duplicate(extra, c) for c in chosen):
+                chosen.insert(1, extra)
         citations = [
             make_citation(self.index, n, c.hit, c.start, c.end) for n, c in enumerate(chosen, 1)
         ]
@@ -236,7 +250,8 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             SentenceSupport(part, (cit.n,), True, 1.0)
             for part, cit in zip(parts, citations, strict=True)
         )
-        short = short_answer(best, citations[0])
+        # a quote's short answer is not its speaker: with a speaker sentence, none
+        short = None if speaker else short_answer(best, citations[0])
         if short is not None:
             # the short answer first, bold and cited; it is a slice of quote [1]
             lead = f"**{short.text}** {marker(short.n)}."

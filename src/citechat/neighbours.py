@@ -1,0 +1,123 @@
+"""The neighbouring sentence an answer sentence needs: who is speaking, and why.
+
+A quote answers "who said …?" only with the sentence that names its speaker, often a
+paragraph or two before it ("Ms Shoesmith said she was 'shocked' …  'And now you've
+got this, a local tragedy …'"); a decision answers "why …?" only with the reason that
+follows it ("… because …").  :class:`Neighbours` finds that sentence in the same
+section of the same document, from the index's own sentence spans, so it can be
+quoted and cited like any other.
+
+    nb = Neighbours(index)
+    nb.speaker(candidate, question)     # (start, end) of the speaker's sentence, or None
+    nb.reason(candidate, question)      # (start, end) of the reason that follows, or None
+
+It does not choose the answer sentence (answering.py).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .reading import Candidate
+
+if TYPE_CHECKING:
+    from .index import Index
+
+_VERB = r"(?:said|says|told|tells|added|adds|spoke|speaks|wrote|writes|argued|claimed|insisted)"
+_TITLE = r"(?:Mr|Ms|Mrs|Miss|Dr|Lord|Lady|Sir|Baroness)\.?"
+_NAME = r"[A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)*"
+#: a named person speaking: "Ms Shoesmith said", "Ed Balls, the children's secretary, told",
+#: "said Ed Balls", or a titled name anywhere ("Lord Laming")
+_NAMED_SPEAKER = re.compile(
+    rf"\b{_TITLE}\s+{_NAME}"
+    rf"|\b{_NAME}(?:,[^,.]{{1,80}},)?\s+(?:has\s+|had\s+|also\s+)?{_VERB}\b"
+    rf"|\b{_VERB}\s+{_NAME}"
+)
+#: a speaker the sentence does not name: "she said", "he told", "said he"
+_PRONOUN_SPEAKER = re.compile(
+    rf"\b(?:he|she|they)\s+(?:has\s+|had\s+|also\s+)?{_VERB}\b|\b{_VERB}\s+(?:he|she)\b", re.I
+)
+_QUOTE_MARK = re.compile(r"[“”\"‘’]|(?:^|\s)'")
+_WHO_SAID = re.compile(rf"^\s*who\b.*\b(?:say|said|says|{_VERB}|call|called|describe)", re.I)
+_WHY = re.compile(r"^\s*(why\b|for what reason|what (was|were) the reasons?\b)", re.I)
+#: a sentence that gives the reason for the one before it
+_REASON_START = re.compile(
+    r"^\W*(because|this (is|was) because|that (is|was) because|the reason|as a result|since|"
+    r"so that|in order to|this meant|that meant)\b",
+    re.I,
+)
+#: how many sentences back a speaker may be named
+LOOK_BACK = 6
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    start: int
+    end: int
+    section: str
+    commenter: str | None
+
+
+class Neighbours:
+    """Sentence neighbours within one document's sections, from the index's chunks."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self._by_doc: dict[str, list[_Sentence]] | None = None
+        self._lock = threading.Lock()
+
+    def _sentences(self, doc_id: str) -> list[_Sentence]:
+        with self._lock:
+            if self._by_doc is None:
+                by_doc: dict[str, dict[tuple[int, int], _Sentence]] = {}
+                for chunk in self.index.chunks:
+                    spans = by_doc.setdefault(chunk.doc_id, {})
+                    for a, b in chunk.sentences:
+                        spans.setdefault((a, b), _Sentence(a, b, chunk.section, chunk.commenter))
+                self._by_doc = {
+                    d: sorted(s.values(), key=lambda x: x.start) for d, s in by_doc.items()
+                }
+            return self._by_doc.get(doc_id, [])
+
+    def _around(self, cand: Candidate) -> tuple[list[_Sentence], int]:
+        sentences = self._sentences(cand.hit.chunk.doc_id)
+        at = next((i for i, s in enumerate(sentences) if s.start == cand.start), -1)
+        return sentences, at
+
+    def speaker(self, cand: Candidate, question: str) -> tuple[int, int] | None:
+        """For a "who said …?" question answered by a body sentence that does not name
+        its speaker: the nearest sentence before it, in the same section, that does."""
+        if cand.hit.chunk.section == "comment" or not _WHO_SAID.search(question):
+            return None  # a comment's speaker is its commenter, already attributed
+        if _NAMED_SPEAKER.search(cand.text) and not _PRONOUN_SPEAKER.search(cand.text):
+            return None
+        if not (_QUOTE_MARK.search(cand.text) or _PRONOUN_SPEAKER.search(cand.text)):
+            return None
+        sentences, at = self._around(cand)
+        if at < 0:
+            return None
+        text = self.index.documents[cand.hit.chunk.doc_id].text
+        here = sentences[at]
+        for s in reversed(sentences[max(0, at - LOOK_BACK) : at]):
+            if (s.section, s.commenter) != (here.section, here.commenter):
+                break
+            if _NAMED_SPEAKER.search(text[s.start : s.end]):
+                return s.start, s.end
+        return None
+
+    def reason(self, cand: Candidate, question: str) -> tuple[int, int] | None:
+        """For a "why …?" question: the next sentence of the same section when it
+        gives the reason ("Because …", "This was because …")."""
+        if not _WHY.search(question):
+            return None
+        sentences, at = self._around(cand)
+        if at < 0 or at + 1 >= len(sentences):
+            return None
+        here, nxt = sentences[at], sentences[at + 1]
+        if (nxt.section, nxt.commenter) != (here.section, here.commenter):
+            return None
+        text = self.index.documents[cand.hit.chunk.doc_id].text
+        return (nxt.start, nxt.end) if _REASON_START.search(text[nxt.start : nxt.end]) else None

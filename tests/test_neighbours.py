@@ -1,0 +1,84 @@
+"""The sentence an answer needs beside it (neighbours.py): a quote's speaker named a
+few sentences before it, the reason that follows a decision; never across sections."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+from citechat.neighbours import Neighbours
+from citechat.reading import Candidate
+from citechat.types import Chunk, Document, Hit, Section
+
+BODY = (
+    "Ms Shoesmith said she was shocked at how fast it had become a political issue. "
+    "The council had been praised a year earlier. "
+    '"And now you have got this, a local tragedy." '
+    "She said the treatment had been reckless. "
+    "Ed Balls refused to apologise. "
+    "This was because the inquiry had not reported. "
+    "The weather was cold."
+)
+COMMENT = '"Blaming is not the answer." Nobody listens.'
+TEXT = BODY + "\n\n" + COMMENT
+
+
+def _spans(text: str, offset: int = 0) -> list[tuple[int, int]]:
+    return [(offset + m.start(), offset + m.end()) for m in re.finditer(r'[^.]+\."?', text)]
+
+
+def _index() -> SimpleNamespace:
+    body = [(a + (1 if TEXT[a] == " " else 0), b) for a, b in _spans(BODY)]
+    c0 = len(BODY) + 2
+    comment = [(a + (1 if TEXT[a] == " " else 0), b) for a, b in _spans(COMMENT, c0)]
+    # two overlapping body chunks, as the chunker makes them, and a comment chunk
+    chunks = [
+        Chunk("d#0", "d", body[0][0], body[3][1], "", "body", "T", None, tuple(body[:4])),
+        Chunk("d#1", "d", body[3][0], body[-1][1], "", "body", "T", None, tuple(body[3:])),
+        Chunk(
+            "d#2", "d", comment[0][0], comment[-1][1], "", "comment", "T", "Adams", tuple(comment)
+        ),
+    ]
+    doc = Document("d", TEXT, "T", (Section("body", 0, len(BODY)),))
+    return SimpleNamespace(chunks=chunks, documents={"d": doc})
+
+
+def _cand(index: SimpleNamespace, sentence: str) -> Candidate:
+    start = TEXT.index(sentence)
+    chunk = next(c for c in index.chunks if any(a == start for a, _ in c.sentences))
+    end = next(b for a, b in chunk.sentences if a == start)
+    return Candidate(Hit(chunk, 1.0, 1), start, end, TEXT[start:end], 1.0, 0.0, 0.0)
+
+
+def test_a_quote_without_its_speaker_gets_the_sentence_that_names_them() -> None:
+    index = _index()
+    nb = Neighbours(index)  # type: ignore[arg-type]
+    quote = _cand(index, '"And now you have')
+    span = nb.speaker(quote, 'Who said "And now you have got this"?')
+    assert span is not None and TEXT[slice(*span)].startswith("Ms Shoesmith said")
+    # "She said ..." sits in the next chunk: the speaker is still found across chunks
+    she = _cand(index, "She said the treatment")
+    span = nb.speaker(she, "Who said the treatment had been reckless?")
+    assert span is not None and TEXT[slice(*span)].startswith("Ms Shoesmith said")
+
+
+def test_no_speaker_sentence_when_none_is_needed() -> None:
+    index = _index()
+    nb = Neighbours(index)  # type: ignore[arg-type]
+    named = _cand(index, "Ms Shoesmith said")
+    assert nb.speaker(named, "Who said she was shocked?") is None  # names its speaker
+    quote = _cand(index, '"And now you have')
+    assert nb.speaker(quote, "What was called a local tragedy?") is None  # not "who said"
+    comment = _cand(index, '"Blaming is not')
+    assert nb.speaker(comment, "Who said blaming is not the answer?") is None
+
+
+def test_the_reason_that_follows_a_decision() -> None:
+    index = _index()
+    nb = Neighbours(index)  # type: ignore[arg-type]
+    refused = _cand(index, "Ed Balls refused")
+    span = nb.reason(refused, "Why did Ed Balls refuse to apologise?")
+    assert span is not None and TEXT[slice(*span)].startswith("This was because")
+    assert nb.reason(refused, "Who refused to apologise?") is None
+    because = _cand(index, "This was because")
+    assert nb.reason(because, "Why did Ed Balls refuse?") is None  # next is no reason
