@@ -151,3 +151,30 @@ def test_stage_arguments_are_checked() -> None:
         ReaderStage(FakeReader(), depth=0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="weight"):
         ReaderStage(FakeReader(), weight=1.5)  # type: ignore[arg-type]
+
+
+def test_each_part_of_a_two_part_question_is_answered_and_cited(fake_settings: Settings) -> None:
+    pipe = Pipeline.load(fake_settings.replace(reader="off"))
+    question = "Who did the children's secretary appoint, and what closed schools across London?"
+    reading = pipe.read(question, 5)
+    assert [p.question for p in reading.parts] == [
+        "Who did the children's secretary appoint?",
+        "What closed schools across London?",
+    ]
+    answer = pipe.ask(question)
+    cited = {c.doc_id for c in answer.citations}
+    assert cited == {"balls.txt", "weather.txt"}
+    assert "Peter Lewis" in answer.text and "Heavy snow closed schools" in answer.text
+    assert pipe.read("Who did the children's secretary appoint?", 5).parts == ()
+
+
+def test_a_part_the_reader_finds_unanswered_is_left_out(
+    monkeypatch: pytest.MonkeyPatch, fake_settings: Settings
+) -> None:
+    pipe = _with_reader(monkeypatch, fake_settings, FakeReader())
+    answer = pipe.ask(
+        "Who did the children's secretary appoint, and what closed schools across London?"
+    )
+    # the fake reader answers only "Peter Lewis": the snow part is not quoted
+    assert {c.doc_id for c in answer.citations} == {"balls.txt"}
+    assert answer.short_answer is not None and answer.short_answer.text == "Peter Lewis"

@@ -228,6 +228,16 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             if any(_near_duplicate(cand, c) for c in chosen):
                 continue
             chosen.append(cand)
+        # a multi-part question: each part's best sentence too, unless the reader
+        # finds that part unanswered
+        for part in reading.parts:
+            if not part.candidates:
+                continue
+            if part.p_unanswerable is not None and part.p_unanswerable >= self.reader_decline:
+                continue
+            top = part.candidates[0]
+            if not any(_near_duplicate(top, c) for c in chosen):
+                chosen.append(replace(top, short=None))
         # the sentence that names a quote's speaker, the reason that follows a decision
         doc = self.index.documents[best.hit.chunk.doc_id].text
         speaker = self.neighbours.speaker(best, question)

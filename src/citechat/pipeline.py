@@ -201,6 +201,7 @@ class Pipeline:
             reading = rerank_by_evidence(
                 scorer.read(query, retriever.search(query, max(k, depth))), k
             )
+        reading = scorer.read_parts(reading)
         stage = self.reader().stage
         return reading if stage is None else stage.reread(reading, retriever.index)
 

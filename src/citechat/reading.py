@@ -80,6 +80,16 @@ class _Sentence:
     typed: float
 
 
+@dataclass(frozen=True)
+class Part:
+    """One part of a multi-part question and the candidates that answer it best."""
+
+    question: str
+    candidates: tuple[Candidate, ...]
+    #: the reader's P(the documents do not answer this part), when a reader read it
+    p_unanswerable: float | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class Reading:
     """One question's retrieval with its candidate answer sentences, scored once.
@@ -101,6 +111,9 @@ class Reading:
     read_ms: float = 0.0
     #: the reader's P(the documents do not answer), when a reader read the candidates
     p_unanswerable: float | None = None
+    #: a multi-part question ("What X, and what Y?"): each part's own candidates
+    #: (:meth:`SentenceScorer.read_parts`); empty for a one-part question
+    parts: tuple[Part, ...] = ()
 
     @property
     def query(self) -> str:
@@ -153,6 +166,18 @@ class SentenceScorer:
         cands = self._assemble(asked, retrieval.hits, scored)
         read_ms = (time.perf_counter() - t0) * 1000
         return Reading(retrieval, cands, self, asked, scored, read_ms)
+
+    def read_parts(self, reading: Reading) -> Reading:
+        """``reading`` with each part of a multi-part question scored on its own over
+        the same hits (:func:`question_parts`); unchanged for a one-part question."""
+        parts = question_parts(reading.query)
+        if len(parts) < 2:
+            return reading
+        out = []
+        for part in parts:
+            asked = self._ask(part, replace(reading.retrieval, query=part, query_vector=None))
+            out.append(Part(part, self._assemble(asked, reading.hits, {})))
+        return replace(reading, parts=tuple(out))
 
     def candidates(self, question: str, retrieval: Retrieval) -> list[Candidate]:
         """``read(question, retrieval).candidates`` as a list (for eval/ scripts)."""
@@ -426,6 +451,28 @@ def typed_support(
 def _words(sentence: str) -> tuple[tuple[int, int, frozenset[str]], ...]:
     """(start, end, terms) of each word of a sentence, cached like :func:`term_set`."""
     return tuple((m.start(), m.end(), term_set(m.group())) for m in _WORD.finditer(sentence))
+
+
+_PART_BREAK = re.compile(
+    r",?\s+and\s+(?=(?:what|which|who|whom|whose|where|when|how|why|did|does|do|is|was|were)\b)",
+    re.I,
+)
+
+
+def question_parts(question: str) -> list[str]:
+    """The parts of a "What X, and what Y?" question, each a question of its own;
+    a one-part question is one part.
+
+    >>> question_parts("Which company did it merge with, and what nationality was it?")
+    ['Which company did it merge with?', 'What nationality was it?']
+    >>> question_parts("Who won and lost?")
+    ['Who won and lost?']
+    """
+    pieces = [p.strip(" ,?") for p in _PART_BREAK.split(question.strip())]
+    pieces = [p for p in pieces if len(p.split()) >= 2]
+    if len(pieces) < 2:
+        return [question]
+    return [p[0].upper() + p[1:] + "?" for p in pieces]
 
 
 def split_question(question: str) -> tuple[set[str], set[str]]:

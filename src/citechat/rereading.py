@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from .reader.artifact import ReaderArtifactError
 from .reader.inputs import ReaderInput, header_of
-from .reading import Candidate, Reading
+from .reading import Candidate, Part, Reading
 
 if TYPE_CHECKING:
     from .index import Index
@@ -111,12 +111,29 @@ class ReaderStage:
         ms = (time.perf_counter() - t0) * 1000
         timings = {**retrieval.timings, "reader": ms}
         new_retrieval = replace(retrieval, hits=list(renumbered.values()), timings=timings)
+        parts = tuple(self._reread_part(part, index) for part in reading.parts)
         return replace(
             reading,
             retrieval=new_retrieval,
             candidates=final,
             p_unanswerable=self.reader.p_unanswerable(scores),
+            parts=parts,
         )
+
+    def _reread_part(self, part: Part, index: Index) -> Part:
+        """One part of a multi-part question: its best candidates (half the depth)
+        read against the part alone."""
+        head = part.candidates[: max(1, self.depth // 2)]
+        if not head:
+            return replace(part, p_unanswerable=1.0)
+        scores = self.reader.score(part.question, self.inputs(index, head))
+        w = self.weight
+        read = [
+            replace(c, score=(1 - w) * c.score + w * s.p_answer, reader=s.p_answer, short=s.span)
+            for c, s in zip(head, scores, strict=True)
+        ]
+        read.sort(key=lambda c: (-c.score, c.hit.rank, c.start))
+        return Part(part.question, tuple(read), self.reader.p_unanswerable(scores))
 
 
 def load_reader(spec: str, *, base: Path | None = None) -> ReaderChoice:
