@@ -90,6 +90,23 @@ def test_unsupported_sentences_are_marked_and_bad_markers_stay_text(pipe: Pipeli
     assert "Nothing [9]." in html and "#cc-0-9" not in html  # [9] names no source: no link
 
 
+def test_the_short_answer_leads_in_bold_and_stays_escaped(pipe: Pipeline) -> None:
+    c = Citation(1, "balls.txt", "Balls appoints new director", "body", None, 0, 5, "Balls")
+    answer = Answer(
+        "q",
+        "**Peter <b>Lewis</b>** [1]. He was named [1].",
+        (c,),
+        False,
+        sentences=(
+            SentenceSupport("**Peter <b>Lewis</b>** [1].", (1,), True, 1.0),
+            SentenceSupport("He was named [1].", (1,), True, 1.0),
+        ),
+    )
+    html = render_answer(pipe, answer)
+    assert "<strong class='cc-short'>Peter &lt;b&gt;Lewis&lt;/b&gt;</strong>" in html
+    assert "**" not in html and "<b>" not in html
+
+
 def test_comment_sources_name_the_commenter(pipe: Pipeline) -> None:
     answer = pipe.ask("Does joint working let people shift responsibility onto the process?")
     html = render_sources(pipe, answer)

@@ -429,9 +429,11 @@ def serve(settings: Settings, *, answerer: str | None = None, share: bool = Fals
 
 
 def warm_up(pipe: Pipeline) -> None:
-    """Load the embedder by embedding one text; a model that fails to load is logged in
-    one line here and reported again, as an error, to whoever asks a question."""
+    """Load the embedder by embedding one text, then the reader model; a model that
+    fails to load is logged in one line here and reported again (an error for the
+    embedder, a notice beside the heuristic answer for the reader) to whoever asks."""
     try:
         pipe.index.embedder.embed(["warm up"])
     except CitechatError as exc:
         log.warning("%s", exc)
+    pipe.reader()  # logs its own one-line warning when the artifact is unusable

@@ -83,6 +83,9 @@ def render_sources(pipe: Pipeline, answer: Answer | None, turn: int = 0) -> str:
     )
 
 
+_BOLD = re.compile(r"\*\*(\S(?:.*?\S)?)\*\*")
+
+
 def _inline(text: str, turn: int, valid: set[int]) -> str:
     """Escaped answer text whose [n] markers link to their sources."""
 
@@ -90,7 +93,9 @@ def _inline(text: str, turn: int, valid: set[int]) -> str:
         n = int(m.group(1))
         return _ref(turn, n) if n in valid else m.group(0)
 
-    return MARKER.sub(link, esc(text)).replace("\n", "<br>")
+    # the reader's short answer leads in **bold** (Markdown, as the CLI and export show it)
+    bold = _BOLD.sub(r"<strong class='cc-short'>\1</strong>", esc(text))
+    return MARKER.sub(link, bold).replace("\n", "<br>")
 
 
 def render_answer(pipe: Pipeline, answer: Answer, turn: int = 0) -> str:
