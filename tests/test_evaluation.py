@@ -645,5 +645,5 @@ def test_split_keeps_one_half_of_a_question_set(tmp_path: Path) -> None:
     assert [r["id"] for r in read_questions(path, split="report")] == ["0", "2", "4"]
     assert [r["id"] for r in read_questions(path, 1, "tune")] == ["1"]
     assert len(read_questions(path)) == 6
-    with pytest.raises(UsageError, match="no questions of split 'test'.*report, tune"):
+    with pytest.raises(UsageError, match=r"no questions of split 'test'.*report, tune"):
         read_questions(path, split="test")
