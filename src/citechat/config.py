@@ -54,9 +54,10 @@ class Settings:
     #: decline when the abstention model's p(answerable) is below this (None: as calibrated)
     abstain_threshold: float | None = None
     answerer: str = "extractive"
-    #: citechat's own answer model (rereading.py): "bundled" (the package's), "off",
-    #: or a folder holding another trained reader
-    reader: str = "bundled"
+    #: citechat's own answer model (rereading.py): "off", "bundled" (the package's,
+    #: once one ships) or a folder holding a trained reader.  Off by default: the
+    #: reader trained so far made seed answers worse at every mix weight (README)
+    reader: str = "off"
     #: decline when the reader's P(the documents do not answer) reaches this
     reader_decline: float = 0.5
     host: str = "127.0.0.1"
