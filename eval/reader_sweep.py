@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -55,7 +56,7 @@ def main() -> None:
     pipe = Pipeline.load(settings)
     stage = ReaderStage(Reader.load(args.reader), depth=args.depth)
     rows = read_questions(args.questions, args.limit, args.split)
-    records = []
+    records: list[dict[str, Any]] = []
     for row in tqdm(rows, unit="q"):
         reading = pipe.read(row["question"], args.k)
         head = reading.candidates[: args.depth]
@@ -83,18 +84,27 @@ def main() -> None:
     out: dict[str, object] = {"questions": len(records), "answerable": len(answerable)}
     print(f"{len(records)} questions, {len(answerable)} answerable with gold")
     print("weight  top sentence holds gold  top doc is gold  short F1")
-    sweep = []
+    sweep: list[dict[str, float]] = []
     for w in WEIGHTS:
-        held, doc, f1 = [], [], []
+        held: list[float] = []
+        doc: list[float] = []
+        f1: list[float] = []
         for r in answerable:
             if not r["cands"]:
-                held.append(0.0), doc.append(0.0), f1.append(0.0)
+                held.append(0.0)
+                doc.append(0.0)
+                f1.append(0.0)
                 continue
             top = max(r["cands"], key=lambda c: (1 - w) * c[0] + w * c[1])
             held.append(gold_contained(top[3], r["answers"]))
             doc.append(float(top[2] in r["gold"]) if r["gold"] else 0.0)
             f1.append(token_f1(top[4], r["answers"]))
-        row = {"weight": w, "held": np.mean(held), "doc": np.mean(doc), "short_f1": np.mean(f1)}
+        row = {
+            "weight": w,
+            "held": float(np.mean(held)),
+            "doc": float(np.mean(doc)),
+            "short_f1": float(np.mean(f1)),
+        }
         sweep.append(row)
         print(f"{w:6.2f}  {row['held']:.3f}  {row['doc']:.3f}  {row['short_f1']:.3f}")
     out["weights"] = sweep
@@ -102,10 +112,10 @@ def main() -> None:
     ans = [r for r in records if r["answerable"] is not False]
     if unans and ans:
         print("decline at P(unanswerable) >=  declined unanswerable  wrongly declined")
-        rates = []
+        rates: list[dict[str, float]] = []
         for t in THRESHOLDS:
-            d_u = np.mean([r["p_unanswerable"] >= t for r in unans])
-            d_a = np.mean([r["p_unanswerable"] >= t for r in ans])
+            d_u = float(np.mean([r["p_unanswerable"] >= t for r in unans]))
+            d_a = float(np.mean([r["p_unanswerable"] >= t for r in ans]))
             rates.append({"threshold": t, "declined_unanswerable": d_u, "wrongly_declined": d_a})
             print(f"{t:5.2f}  {d_u:.3f}  {d_a:.3f}")
         out["thresholds"] = rates
