@@ -91,16 +91,10 @@ class ReaderStage:
         if not cands:
             return replace(reading, p_unanswerable=1.0)
         t0 = time.perf_counter()
-        head, tail = cands[: self.depth], cands[self.depth :]
-        scores = self.reader.score(reading.query, self.inputs(index, head))
-        w = self.weight
-        read = [
-            replace(c, score=(1 - w) * c.score + w * s.p_answer, reader=s.p_answer, short=s.span)
-            for c, s in zip(head, scores, strict=True)
-        ]
+        read, p_unanswerable = self._read(reading.query, cands[: self.depth], index)
         # an unread candidate never passes a read one: its heuristic score is no higher
-        rest = [replace(c, score=(1 - w) * c.score) for c in tail]
-        ordered = sorted(read, key=lambda c: (-c.score, c.hit.rank, c.start)) + rest
+        rest = [replace(c, score=(1 - self.weight) * c.score) for c in cands[self.depth :]]
+        ordered = read + rest
         best: dict[str, float] = {}
         for c in ordered:
             best.setdefault(c.hit.chunk.chunk_id, c.score)
@@ -108,17 +102,31 @@ class ReaderStage:
         hits = sorted(retrieval.hits, key=lambda h: (-best.get(h.chunk.chunk_id, -1.0), h.rank))
         renumbered = {h.chunk.chunk_id: replace(h, rank=r) for r, h in enumerate(hits, start=1)}
         final = tuple(replace(c, hit=renumbered[c.hit.chunk.chunk_id]) for c in ordered)
+        parts = tuple(self._reread_part(part, index) for part in reading.parts)
         ms = (time.perf_counter() - t0) * 1000
         timings = {**retrieval.timings, "reader": ms}
         new_retrieval = replace(retrieval, hits=list(renumbered.values()), timings=timings)
-        parts = tuple(self._reread_part(part, index) for part in reading.parts)
         return replace(
             reading,
             retrieval=new_retrieval,
             candidates=final,
-            p_unanswerable=self.reader.p_unanswerable(scores),
+            p_unanswerable=p_unanswerable,
             parts=parts,
         )
+
+    def _read(
+        self, question: str, head: Sequence[Candidate], index: Index
+    ) -> tuple[list[Candidate], float]:
+        """``head`` read against ``question``: rescored by the mix, best first, each
+        with the reader's probability and short answer; and P(unanswerable) over them."""
+        scores = self.reader.score(question, self.inputs(index, head))
+        w = self.weight
+        read = [
+            replace(c, score=(1 - w) * c.score + w * s.p_answer, reader=s.p_answer, short=s.span)
+            for c, s in zip(head, scores, strict=True)
+        ]
+        read.sort(key=lambda c: (-c.score, c.hit.rank, c.start))
+        return read, self.reader.p_unanswerable(scores)
 
     def _reread_part(self, part: Part, index: Index) -> Part:
         """One part of a multi-part question: its best candidates (half the depth)
@@ -126,14 +134,8 @@ class ReaderStage:
         head = part.candidates[: max(1, self.depth // 2)]
         if not head:
             return replace(part, p_unanswerable=1.0)
-        scores = self.reader.score(part.question, self.inputs(index, head))
-        w = self.weight
-        read = [
-            replace(c, score=(1 - w) * c.score + w * s.p_answer, reader=s.p_answer, short=s.span)
-            for c, s in zip(head, scores, strict=True)
-        ]
-        read.sort(key=lambda c: (-c.score, c.hit.rank, c.start))
-        return Part(part.question, tuple(read), self.reader.p_unanswerable(scores))
+        read, p_unanswerable = self._read(part.question, head, index)
+        return Part(part.question, tuple(read), p_unanswerable)
 
 
 def load_reader(spec: str, *, base: Path | None = None) -> ReaderChoice:
