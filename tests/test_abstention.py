@@ -10,10 +10,10 @@ import pytest
 
 from citechat.abstention import FEATURES, AbstentionModel
 from citechat.answering import DECLINE, ExtractiveAnswerer, packaged_abstention
+from citechat.answertypes import answer_type, typed_support
 from citechat.config import BUNDLED_EMBEDDER, Settings
 from citechat.errors import ConfigError
 from citechat.pipeline import Pipeline
-from citechat.reading import answer_type, typed_support
 
 
 def model(threshold: float = 0.5, **weights: float) -> AbstentionModel:

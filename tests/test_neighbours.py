@@ -82,3 +82,49 @@ def test_the_reason_that_follows_a_decision() -> None:
     assert nb.reason(refused, "Who refused to apologise?") is None
     because = _cand(index, "This was because")
     assert nb.reason(because, "Why did Ed Balls refuse?") is None  # next is no reason
+
+
+def test_a_he_said_sentence_that_names_someone_else_is_not_the_speaker() -> None:
+    text = (
+        "Labour MP Barry Sheerman, who chairs the committee, said he felt it was unfair. "
+        'But he said that Mr Balls had to "act decisively". '
+        '"What we need is to see that she is treated fairly."'
+    )
+    starts = [0, text.index("But he said"), text.index('"What we need')]
+    spans = [(a, text.index(".", a) + 1) for a in starts]
+    spans[-1] = (starts[-1], len(text))
+    assert text[slice(*spans[1])] == 'But he said that Mr Balls had to "act decisively".'
+
+    chunk = Chunk("e#0", "e", 0, len(text), text, "body", "T", None, tuple(spans))
+    index = SimpleNamespace(
+        chunks=[chunk], documents={"e": Document("e", text, "T", (Section("body", 0, len(text)),))}
+    )
+    start, end = spans[-1]
+    quote = Candidate(Hit(chunk, 1.0, 1), start, end, text[start:end], 1.0, 0.0, 0.0)
+    span = Neighbours(index).speaker(quote, 'Who said "What we need is to see"?')  # type: ignore[arg-type]
+    assert span is not None and text[slice(*span)].startswith("Labour MP Barry Sheerman")
+
+
+def test_a_why_answer_gets_the_speakers_own_explanation_after_it() -> None:
+    text = (
+        "Ms Shoesmith defended her decision not to resign. "
+        "She said her staff had needed her at the time. "
+        "The council met on Monday."
+    )
+    starts = [0, text.index("She said"), text.index("The council")]
+    spans = [(a, text.index(".", a) + 1) for a in starts]
+    chunk = Chunk("e#0", "e", 0, len(text), text, "body", "T", None, tuple(spans))
+    index = SimpleNamespace(
+        chunks=[chunk], documents={"e": Document("e", text, "T", (Section("body", 0, len(text)),))}
+    )
+    nb = Neighbours(index)  # type: ignore[arg-type]
+    decision = Candidate(Hit(chunk, 1.0, 1), *spans[0], text[slice(*spans[0])], 1.0, 0.0, 0.0)
+    for question in (
+        "Why did Sharon Shoesmith say she had decided not to resign?",
+        "What reason did Ms Shoesmith give for not resigning?",
+    ):
+        span = nb.reason(decision, question)
+        assert span is not None and text[slice(*span)].startswith("She said her staff")
+    assert nb.reason(decision, "What did Ms Shoesmith defend?") is None
+    said = Candidate(Hit(chunk, 1.0, 1), *spans[1], text[slice(*spans[1])], 1.0, 0.0, 0.0)
+    assert nb.reason(said, "Why did she stay?") is None  # "The council met" is no reason

@@ -190,12 +190,17 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
         self.neighbours = Neighbours(self.index)
 
     def decide(self, reading: Reading) -> tuple[bool, float | None]:
-        """(decline?, p(answerable)) for the reading's candidates: the reader's
+        """(decline?, p(answerable)) for the reading's candidates: answerable when the
+        best sentence holds the words the question quotes; else the reader's
         verdict when a reader read them, else the abstention model's (or, without
         one, the best sentence's evidence against ``threshold``)."""
         cands = reading.candidates
         if not cands:
             return True, 0.0
+        if cands[0].quoted:
+            # the best sentence holds the words the question quotes: the documents
+            # answer it, whatever the scores say
+            return False, 1.0
         if reading.p_unanswerable is not None:
             return reading.p_unanswerable >= self.reader_decline, 1.0 - reading.p_unanswerable
         if self.abstention is None:

@@ -38,15 +38,22 @@ _NAMED_SPEAKER = re.compile(
 )
 #: a speaker the sentence does not name: "she said", "he told", "said he"
 _PRONOUN_SPEAKER = re.compile(
-    rf"\b(?:he|she|they)\s+(?:has\s+|had\s+|also\s+)?{_VERB}\b|\b{_VERB}\s+(?:he|she)\b", re.I
+    rf"\b(?:he|she|they)\s+(?:has\s+|had\s+|also\s+)?{_VERB}\b|\b{_VERB}\s+(?:he|she)\s*[.,;:!?]",
+    re.I,
 )
 _QUOTE_MARK = re.compile(r"[“”\"‘’]|(?:^|\s)'")
 _WHO_SAID = re.compile(rf"^\s*who\b.*\b(?:say|said|says|{_VERB}|call|called|describe)", re.I)
-_WHY = re.compile(r"^\s*(why\b|for what reason|what (was|were) the reasons?\b)", re.I)
+_WHY = re.compile(
+    r"^\s*(why\b|for what reasons?|what (was|were) the reasons?\b|what reasons? (did|does|do|was|"
+    r"were|is|are|had|has)\b|what (made|prompted|led)\b)",
+    re.I,
+)
 #: a sentence that gives the reason for the one before it
 _REASON_START = re.compile(
     r"^\W*(because|this (is|was) because|that (is|was) because|the reason|as a result|since|"
-    r"so that|in order to|this meant|that meant)\b",
+    r"so that|in order to|this meant|that meant)\b"
+    # the speaker of the sentence before goes on to explain: "She said there had been …"
+    r"|^\W*(she|he|they)\s+(said|says|added|adds|argued|explained|claimed|insisted)\b",
     re.I,
 )
 #: how many sentences back a speaker may be named
@@ -104,7 +111,9 @@ class Neighbours:
         for s in reversed(sentences[max(0, at - LOOK_BACK) : at]):
             if (s.section, s.commenter) != (here.section, here.commenter):
                 break
-            if _NAMED_SPEAKER.search(text[s.start : s.end]):
+            said = text[s.start : s.end]
+            # "But he said that … Mr Balls had to act": names someone, not its speaker
+            if _NAMED_SPEAKER.search(said) and not _PRONOUN_SPEAKER.search(said):
                 return s.start, s.end
         return None
 

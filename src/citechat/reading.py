@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from typing import Literal
 
 import numpy as np
 
+from .answertypes import AnswerType, answer_type, typed_support
+from .questions import holds_quote, named_commenter, quotes, same_commenter
 from .retrieval import Retrieval, Retriever
 from .text import term_set, terms
 from .types import Hit
@@ -49,6 +49,9 @@ class Candidate:
     reader: float | None = None
     #: the reader's short answer inside the sentence, in document characters
     short: tuple[int, int] | None = None
+    #: the sentence holds words the question quotes (questions.py): the documents
+    #: answer the question, and this sentence is where
+    quoted: bool = False
 
     def evidence(self, w_cos: float, w_lex: float) -> float:
         """Absolute strength of the match, for abstention.  The rank prior is
@@ -67,6 +70,9 @@ class _Asked:
     predicates: set[str]
     wanted: AnswerType | None
     terms: set[str]
+    #: the question's quotations, and the commenter it names (questions.py)
+    quotes: tuple[str, ...] = ()
+    commenter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,7 +203,16 @@ class SentenceScorer:
         if qvec is None and retrieval.hits:
             qvec = self.index.embedder.embed([query])[0]
         entities, predicates = split_question(query)
-        return _Asked(query, qvec, entities, predicates, answer_type(query), set(terms(query)))
+        return _Asked(
+            query,
+            qvec,
+            entities,
+            predicates,
+            answer_type(query),
+            set(terms(query)),
+            quotes(query),
+            named_commenter(query),
+        )
 
     def _assemble(
         self,
@@ -211,9 +226,15 @@ class SentenceScorer:
         # the best retrieval score, wherever an evidence rerank put it
         top = max((h.score for h in hits), default=1.0)
         w_cos, w_lex, w_prior = self.weights
+        # a question about one commenter's words, when that commenter's comments were
+        # retrieved: every other voice (the article, other readers) counts for less
+        voice = asked.commenter
+        if voice is not None and not any(_by(voice, h) for h in hits):
+            voice = None
         seen: set[tuple[str, int, int]] = set()
         out: list[Candidate] = []
         for hit in hits:
+            other_voice = voice is not None and not _by(voice, hit)
             doc = self.index.documents[hit.chunk.doc_id]
             prior = hit.score / top if top > 0 else 0.0
             context: frozenset[str] | None = None
@@ -236,9 +257,25 @@ class SentenceScorer:
                     + w_prior * prior
                     + self.type_weight * s.typed
                 ) * s.penalty
+                if other_voice:
+                    score *= OTHER_VOICE
+                quoted = any(holds_quote(s.text, q) for q in asked.quotes)
+
+                if quoted:
+                    score += QUOTE_BONUS
                 out.append(
                     Candidate(
-                        hit, a, b, s.text, score, s.cosine, s.lexical, prior, s.penalty, s.typed
+                        hit,
+                        a,
+                        b,
+                        s.text,
+                        score,
+                        s.cosine,
+                        s.lexical,
+                        prior,
+                        s.penalty,
+                        s.typed,
+                        quoted=quoted,
                     )
                 )
         out.sort(key=lambda c: (-c.score, c.hit.rank, c.start))
@@ -314,6 +351,17 @@ class SentenceScorer:
         return float(self.index.vectors[row] @ asked.vector)
 
 
+#: added to the score of a sentence that holds the words the question quotes: more than
+#: any other sentence can score (the other terms sum to about 1.35 at most)
+QUOTE_BONUS = 1.5
+#: the score multiplier of a sentence not by the commenter the question names
+OTHER_VOICE = 0.5
+
+
+def _by(commenter: str, hit: Hit) -> bool:
+    return hit.chunk.section == "comment" and same_commenter(commenter, hit.chunk.commenter)
+
+
 def rerank_by_evidence(reading: Reading, k: int) -> Reading:
     """The ``k`` hits whose best sentence scores highest as an answer.
 
@@ -343,115 +391,6 @@ def rerank_by_evidence(reading: Reading, k: int) -> Reading:
 
 
 CAPITALISED = re.compile(r"\b[A-Z][\w’'-]*")
-
-AnswerType = Literal["person", "time", "number", "place"]
-
-_TYPE_PATTERNS: tuple[tuple[re.Pattern[str], AnswerType], ...] = (
-    (re.compile(r"^\s*(who|whom|whose)\b", re.I), "person"),
-    (
-        re.compile(
-            r"^\s*(when\b|(in |on )?(what|which) (year|date|month|day|decade|century)\b)", re.I
-        ),
-        "time",
-    ),
-    (
-        re.compile(
-            r"^\s*(how (many|much|long|old|often|far)|what (percentage|proportion|number))\b",
-            re.I,
-        ),
-        "number",
-    ),
-    (re.compile(r"^\s*where\b", re.I), "place"),
-)
-_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
-_TIME = re.compile(
-    rf"\b(1[0-9]{{3}}|20[0-9]{{2}}|{_MONTHS}|(mon|tues|wednes|thurs|fri|satur|sun)day"
-    r"|yesterday|today|last (week|month|year))\b",
-    re.I,
-)
-_NUMBER = re.compile(
-    r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
-    r"twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|half)\b",
-    re.I,
-)
-_NAME = re.compile(r"\b[A-Z][\w’'-]+(?:\s+(?:of\s+|de\s+|van\s+)?[A-Z][\w’'-]+)*")
-_WORD = re.compile(r"\w[\w’'-]*")
-#: words either side of an answer phrase in which the question's predicates count
-WINDOW = 8
-
-
-def answer_type(question: str) -> AnswerType | None:
-    """The kind of phrase a question asks for, from its wh-word; None when unclear.
-
-    >>> answer_type("Who did Ed Balls appoint?"), answer_type("In what year did it end?")
-    ('person', 'time')
-    >>> answer_type("What did Nick Bromley say?") is None
-    True
-    >>> answer_type("How many times was he seen?"), answer_type("When did she lose?")
-    ('number', 'time')
-    """
-    for pattern, kind in _TYPE_PATTERNS:
-        if pattern.search(question):
-            return kind
-    return None
-
-
-def answer_phrases(sentence: str, kind: AnswerType) -> list[tuple[int, int]]:
-    """Character spans of phrases of ``kind`` in a sentence (names, dates, numbers).
-
-    >>> s = "Balls ordered the appointment of a new director, Peter Lewis, in 2008."
-    >>> [s[a:b] for a, b in answer_phrases(s, "person")]
-    ['Balls', 'Peter Lewis']
-    >>> [s[a:b] for a, b in answer_phrases(s, "time")]
-    ['2008']
-    """
-    pattern = {"person": _NAME, "place": _NAME, "time": _TIME, "number": _NUMBER}[kind]
-    return [m.span() for m in pattern.finditer(sentence)]
-
-
-def typed_support(
-    sentence: str,
-    kind: AnswerType,
-    question_terms: set[str],
-    predicates: set[str],
-    idf: dict[str, float],
-) -> float:
-    """Share (IDF-weighted) of the question's predicates found within ``WINDOW``
-    words of a phrase of the wanted kind that the question itself does not
-    contain: the sliding-window test of classic factoid QA.  A sentence that
-    restates the question without naming anything new scores 0.
-
-    >>> idf = {"appoint": 2.0, "servic": 0.5, "run": 1.0}
-    >>> preds = {"appoint", "servic", "run"}
-    >>> q = {"ed", "ball", "haringey", *preds}
-    >>> typed_support("He ordered the appointment of Peter Lewis.", "person", q, preds, idf)
-    0.571...
-    >>> typed_support("Ed Balls rejected claims by Haringey.", "person", q, preds, idf)
-    0.0
-    """
-    total = sum(idf.get(t, 0.0) for t in predicates)
-    if total <= 0:
-        return 0.0
-    words = _words(sentence)
-    best = 0.0
-    for a, b in answer_phrases(sentence, kind):
-        phrase = term_set(sentence[a:b])
-        if not phrase or phrase <= question_terms:
-            continue  # a name the question already gives is not an answer
-        inside = [i for i, (s, e, _) in enumerate(words) if s < b and a < e]
-        if not inside:
-            continue
-        lo, hi = max(0, inside[0] - WINDOW), inside[-1] + WINDOW + 1
-        near = {t for _, _, ts in words[lo:hi] for t in ts} - phrase
-        best = max(best, sum(idf.get(t, 0.0) for t in predicates & near) / total)
-    return best
-
-
-@lru_cache(maxsize=1 << 14)
-def _words(sentence: str) -> tuple[tuple[int, int, frozenset[str]], ...]:
-    """(start, end, terms) of each word of a sentence, cached like :func:`term_set`."""
-    return tuple((m.start(), m.end(), term_set(m.group())) for m in _WORD.finditer(sentence))
-
 
 _PART_BREAK = re.compile(
     r",?\s+and\s+(?=(?:what|which|who|whom|whose|where|when|how|why|did|does|do|is|was|were)\b)",
