@@ -13,7 +13,13 @@ import citechat.reading
 from citechat.answertypes import answer_phrases, answer_type
 from citechat.config import Settings
 from citechat.pipeline import Pipeline
-from citechat.questions import holds_quote, named_commenter, quotes, same_commenter
+from citechat.questions import (
+    holds_quote,
+    named_commenter,
+    quotes,
+    same_commenter,
+    without_commenter,
+)
 
 ARTICLE = (
     "Council review published\n\n"
@@ -121,3 +127,18 @@ def test_on_what_day_wants_a_day_not_a_month() -> None:
     assert answer_phrases("He resigned in December 2008.", "day") == []
     s = "He resigned on 1 December, a Monday; she left on Dec. 3rd."
     assert [s[a:b] for a, b in answer_phrases(s, "day")] == ["1 December", "Monday", "Dec. 3rd"]
+
+
+def test_the_words_naming_a_retrieved_commenter_are_not_what_the_answer_must_say(
+    news: Pipeline,
+) -> None:
+    named = news.read("According to commenter Frustrated, what will managers get?", 5)
+    assert named.candidates[0].hit.chunk.commenter == "Frustrated"
+    # "according", "commenter" and the name say whose words to read, not what they say
+    assert named._asked.terms == {"manag", "get"}
+    # a name no retrieved comment carries is part of what is asked
+    other = news.read("According to commenter Zed, what will managers get?", 5)
+    assert other._asked.terms == {"accord", "comment", "zed", "manag", "get"}
+    assert without_commenter("According to commenter Zed, what will managers get?") == (
+        "what will managers get?"
+    )

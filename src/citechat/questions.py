@@ -92,6 +92,29 @@ def named_commenter(question: str) -> str | None:
     return m.group(1) if m else None
 
 
+#: the words around a commenter's name that only say whose words to read
+_ABOUT_COMMENT = re.compile(
+    r"\b(according to|in (his|her|their) comment|on the [\w ]{1,40} post)\b,?\s*", re.I
+)
+
+
+def without_commenter(question: str) -> str:
+    """The question with the words naming a commenter taken out: what it asks of them.
+
+    >>> without_commenter("According to commenter Nick Bromley, how much does a care order cost?")
+    'how much does a care order cost?'
+    >>> without_commenter("What does the commenter signing as Frustrated say?")
+    'What does the say?'
+    """
+    m = _COMMENTER.search(question)
+    if m is None:
+        return question
+    rest = question[: m.start()] + question[m.end() :]
+    rest = _ABOUT_COMMENT.sub("", rest)
+    rest = re.sub(r"^\W+", "", re.sub(r"\s+", " ", rest)).strip()
+    return re.sub(r"\s+([,?.])", r"\1", rest) or question
+
+
 def same_commenter(named: str, commenter: str | None) -> bool:
     """Whether a chunk's ``commenter`` is the one ``named`` (a first name is enough).
 

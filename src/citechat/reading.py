@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .answertypes import AnswerType, answer_type, typed_support
-from .questions import holds_quote, named_commenter, quotes, same_commenter
+from .questions import holds_quote, named_commenter, quotes, same_commenter, without_commenter
 from .retrieval import Retrieval, Retriever
 from .text import term_set, terms
 from .types import Hit
@@ -202,16 +202,22 @@ class SentenceScorer:
         qvec = retrieval.query_vector
         if qvec is None and retrieval.hits:
             qvec = self.index.embedder.embed([query])[0]
-        entities, predicates = split_question(query)
+        commenter = named_commenter(query)
+        # "According to commenter Nick Bromley, …": once his comment is retrieved, the
+        # words that name him say whose words to read (the voice), not what they say
+        content = query
+        if commenter is not None and any(_by(commenter, h) for h in retrieval.hits):
+            content = without_commenter(query)
+        entities, predicates = split_question(content)
         return _Asked(
             query,
             qvec,
             entities,
             predicates,
-            answer_type(query),
-            set(terms(query)),
+            answer_type(content),
+            set(terms(content)),
             quotes(query),
-            named_commenter(query),
+            commenter,
         )
 
     def _assemble(
