@@ -142,3 +142,19 @@ def test_the_words_naming_a_retrieved_commenter_are_not_what_the_answer_must_say
     assert without_commenter("According to commenter Zed, what will managers get?") == (
         "what will managers get?"
     )
+
+
+def test_how_often_wants_a_frequency() -> None:
+    assert answer_type("How often did Ed Balls demand updates?") == "frequency"
+    assert answer_type("How many times was he seen?") == "number"
+    s = "He has demanded monthly updates and visits twice a year, 3 times in all."
+    assert [s[a:b] for a, b in answer_phrases(s, "frequency")] == ["monthly", "twice", "3 times"]
+    assert answer_phrases("He demanded updates on progress.", "frequency") == []
+
+
+def test_how_old_wants_an_age() -> None:
+    assert answer_type("How old was Sharon Shoesmith at the time?") == "age"
+    assert answer_type("How long did the trial last?") == "number"
+    s = "Sharon Shoesmith, 55, said the 17-month-old boy and a man aged 36 had 3 visits."
+    assert [s[a:b] for a, b in answer_phrases(s, "age")] == ["55", "17-month-old", "aged 36"]
+    assert answer_phrases("In 2008, 60 visits were made.", "age") == []

@@ -17,10 +17,14 @@ from typing import Literal
 
 from .text import term_set
 
-AnswerType = Literal["person", "time", "day", "number", "place"]
+AnswerType = Literal["person", "time", "day", "number", "frequency", "age", "place"]
 
 _TYPE_PATTERNS: tuple[tuple[re.Pattern[str], AnswerType], ...] = (
     (re.compile(r"^\s*(who|whom|whose)\b", re.I), "person"),
+    # an age: "Sharon Shoesmith, 55,", "the 17-month-old boy", "aged 36"
+    (re.compile(r"^\s*(how old|at what age|what age)\b", re.I), "age"),
+    # how often: "monthly", "every day", "twice a year", "three times"
+    (re.compile(r"^\s*(how often|how frequently)\b", re.I), "frequency"),
     # a day, not a month or a year: "On what day …?", "What date …?"
     (re.compile(r"^\s*(on )?(what|which) (day|date)\b", re.I), "day"),
     (
@@ -31,7 +35,7 @@ _TYPE_PATTERNS: tuple[tuple[re.Pattern[str], AnswerType], ...] = (
     ),
     (
         re.compile(
-            r"^\s*(how (many|much|long|old|often|far)|what (percentage|proportion|number))\b",
+            r"^\s*(how (many|much|long|far)|what (percentage|proportion|number))\b",
             re.I,
         ),
         "number",
@@ -54,6 +58,24 @@ _MONTH = rf"(?:{_MONTHS}|jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec)\.?"
 _DAY = re.compile(
     r"\b((mon|tues|wednes|thurs|fri|satur|sun)day"
     rf"|\d{{1,2}}(st|nd|rd|th)?\s+(of\s+)?{_MONTH}|{_MONTH}\s+\d{{1,2}}(st|nd|rd|th)?)\b",
+    re.I,
+)
+#: an age: "17-month-old", "aged 36", "55 years old", or a number between commas after
+#: a name ("Jason Owen, 36, was convicted")
+_AGE = re.compile(
+    r"\b\d{1,3}[-\s](year|month|week|day)s?[-\s]old\b|\baged\s+\d{1,3}\b"
+    r"|\b\d{1,3}\s+(years?|months?)\s+old\b|(?<=[a-z], )\d{1,3}(?=,)",
+    re.I,
+)
+#: an age phrase supports its sentence at least this much: it is rare, and the name it
+#: follows is often the question's (which the predicates leave out)
+AGE_SUPPORT = 0.3
+#: how often something happens: "monthly", "every day", "twice a year", "three times"
+_FREQUENCY = re.compile(
+    r"\b(hourly|daily|nightly|weekly|fortnightly|monthly|quarterly|yearly|annually|"
+    r"once|twice|always|never|rarely|seldom|often|regularly|constantly|"
+    r"every\s+(single\s+)?(\w+\s+)?(day|night|week|month|year|morning|evening|time)|"
+    r"(\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|many)\s+times)\b",
     re.I,
 )
 #: a number that is a year or part of a date, which counts nothing ("in 2008", "7 Feb")
@@ -91,7 +113,15 @@ def answer_phrases(sentence: str, kind: AnswerType) -> list[tuple[int, int]]:
     >>> [s[a:b] for a, b in answer_phrases(s, "time")]
     ['2008']
     """
-    pattern = {"person": _NAME, "place": _NAME, "time": _TIME, "day": _DAY, "number": _NUMBER}
+    pattern = {
+        "person": _NAME,
+        "place": _NAME,
+        "time": _TIME,
+        "day": _DAY,
+        "number": _NUMBER,
+        "frequency": _FREQUENCY,
+        "age": _AGE,
+    }
     spans = [m.span() for m in pattern[kind].finditer(sentence)]
     if kind == "number":
         spans = [(a, b) for a, b in spans if not _date_part(sentence, a, b)]
@@ -149,6 +179,8 @@ def typed_phrase(
         lo, hi = max(0, inside[0] - WINDOW), inside[-1] + WINDOW + 1
         near = {t for _, _, ts in words[lo:hi] for t in ts} - phrase
         support = sum(idf.get(t, 0.0) for t in predicates & near) / total
+        if kind == "age":
+            support = max(support, AGE_SUPPORT)
         if support > best:
             best, where = support, (a, b)
     return best, where
