@@ -81,7 +81,7 @@ def test_a_quoted_question_is_answered_by_the_quote_and_not_declined(news: Pipel
     answer = news.ask(question)
     assert not answer.abstained
     assert answer.citations[0].commenter == "Adams"
-    assert "A reader comment by Adams says" in answer.text
+    assert "A reader comment by Adams (11 April 2013) says" in answer.text
 
 
 def test_an_unquoted_question_has_no_quoted_candidate(news: Pipeline) -> None:

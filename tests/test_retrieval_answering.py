@@ -70,7 +70,7 @@ def test_comment_claims_are_attributed_to_the_commenter(pipe: Pipeline) -> None:
     cited = [c for c in answer.citations if c.section == "comment"]
     assert cited, answer.text
     assert cited[0].commenter == "Nick Bromley"
-    assert "A reader comment by Nick Bromley says" in answer.text
+    assert "A reader comment by Nick Bromley (11 April 2013) says" in answer.text
 
 
 def test_declines_when_nothing_matches(pipe: Pipeline) -> None:

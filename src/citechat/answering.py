@@ -27,6 +27,7 @@ from typing import Literal, Protocol
 from .abstention import AbstentionModel
 from .index import Index
 from .neighbours import Neighbours
+from .provenance import Provenance, provenance, relative_dates
 from .reading import CAPITALISED, Candidate, Reading, SentenceScorer
 from .retrieval import Retriever
 from .text import terms
@@ -116,17 +117,41 @@ def make_citation(index: Index, n: int, hit: Hit, start: int, end: int) -> Citat
     )
 
 
-def attributed(sentence: str, citation: Citation) -> str:
-    """A quoted sentence, attributed to its commenter when it comes from a comment.
+def attributed(
+    sentence: str,
+    citation: Citation,
+    source: Provenance | None = None,
+    dates: Sequence[tuple[str, str]] = (),
+) -> str:
+    """A quoted sentence with its citation, attributed to whoever wrote it: a reader
+    comment always to its commenter, an article's sentence to its publisher and date
+    when ``source`` is given (the answerer gives it for a document's first quote).
 
     >>> c = Citation(1, "d", "T", "comment", "Lou", 0, 1, "x")
     >>> attributed("It is bad.", c)
     'A reader comment by Lou says: “It is bad.” [1]'
+    >>> attributed("It is bad.", c, Provenance(None, None, True, "Lou", "2013-04-11"))
+    'A reader comment by Lou (11 April 2013) says: “It is bad.” [1]'
+    >>> b = Citation(2, "d", "T", "body", None, 0, 1, "x")
+    >>> attributed("He resigned.", b, Provenance("BBC News", "2009-02-07"))
+    'According to BBC News (7 February 2009): “He resigned.” [2]'
+    >>> attributed("He resigned.", b)
+    'He resigned. [2]'
+
+    ``dates``: the relative dates of the sentence and what they mean, said after it:
+
+    >>> attributed("He left last month.", b, dates=[("last month", "January 2009")])
+    'He left last month. [2] (“last month”: January 2009)'
     """
+    said = source.said_by() if source is not None else None
+    meant = f" ({'; '.join(f'“{p}”: {m}' for p, m in dates)})" if dates else ""
     if citation.section == "comment":
-        who = f"by {citation.commenter} " if citation.commenter else ""
-        return f"A reader comment {who}says: “{sentence}” {marker(citation.n)}"
-    return f"{sentence} {marker(citation.n)}"
+        if said is None:
+            said = "a reader comment" + (f" by {citation.commenter}" if citation.commenter else "")
+        return f"{said[0].upper()}{said[1:]} says: “{sentence}” {marker(citation.n)}{meant}"
+    if said is not None:
+        return f"According to {said}: “{sentence}” {marker(citation.n)}{meant}"
+    return f"{sentence} {marker(citation.n)}{meant}"
 
 
 def history_query(question: str, history: History) -> str:
@@ -257,7 +282,7 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
         citations = [
             make_citation(self.index, n, c.hit, c.start, c.end) for n, c in enumerate(chosen, 1)
         ]
-        parts = [attributed(c.text, cit) for c, cit in zip(chosen, citations, strict=True)]
+        parts = self._attributed(chosen, citations)
         # each sentence is its citation's span, verbatim (make_citation quotes the same
         # document span the candidate holds): supported by construction, and the
         # embedding check would be misled by the "A reader comment by X says" wrapper
@@ -284,6 +309,20 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             confidence=confidence,
             short_answer=short,
         )
+
+    def _attributed(self, chosen: Sequence[Candidate], citations: Sequence[Citation]) -> list[str]:
+        """Each chosen sentence quoted with its citation: every reader comment with its
+        commenter and date, an article's first quote with its publisher and date."""
+        out, named = [], set()
+        for cand, cit in zip(chosen, citations, strict=True):
+            source = provenance(self.index.documents.get(cit.doc_id), cit)
+            # "last month" in a page of 7 February 2009 is January 2009
+            dates = relative_dates(cand.text, source.written())
+            first = cit.section == "comment" or cit.doc_id not in named
+            if cit.section != "comment":
+                named.add(cit.doc_id)
+            out.append(attributed(cand.text, cit, source if first else None, dates))
+        return out
 
 
 def short_answer(cand: Candidate, citation: Citation) -> ShortAnswer | None:

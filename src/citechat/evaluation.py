@@ -236,7 +236,8 @@ def quoted_verbatim(sentence: dict[str, Any], quotes: dict[int, str]) -> bool:
     >>> quoted_verbatim(s, {2: "It is bad."}), quoted_verbatim(s, {1: "It is bad."})
     (True, False)
     """
-    claim = _ATTRIBUTION.sub(r"\1", strip_markers(sentence["text"])).strip().strip("“”\"' ")
+    text = _MEANT.sub("", sentence["text"])
+    claim = _ATTRIBUTION.sub(r"\1", strip_markers(text)).strip().strip("“”\"' ")
     claim = " ".join(claim.split())
     for n in sentence.get("citations", ()):
         quote = " ".join(strip_markers(quotes.get(n, "")).split())
@@ -262,7 +263,11 @@ def unchecked_text(answer: str, sentences: Sequence[dict[str, Any]]) -> bool:
     return bool(strip_markers(answer).strip())
 
 
-_ATTRIBUTION = re.compile(r"^A reader comment (?:by .+? )?says: “(.*)”$", re.S)
+#: what an answer says a quote's relative dates mean, after its marker
+_MEANT = re.compile(r"\s*\((?:“[^”]+”: [^;)]+(?:; )?)+\)\s*$")
+_ATTRIBUTION = re.compile(
+    r"^(?:A reader comment (?:by .+? )?says|According to [^“]+?): “(.*)”$", re.S
+)
 
 
 @dataclass(frozen=True)

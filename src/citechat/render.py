@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from .pipeline import Pipeline
+from .provenance import provenance
 from .types import MARKER_PATTERN, Answer, Citation
 
 #: characters of context shown around a quoted sentence in a Sources card
@@ -43,20 +44,7 @@ def _ref(turn: int, n: int) -> str:
 
 def source_meta(pipe: Pipeline, c: Citation) -> str:
     """ "Publisher · date · article" or "… · reader comment by Ann, 3 May 2009"."""
-    doc = pipe.index.documents.get(c.doc_id)
-    parts = [p for p in (doc.source if doc else None, doc.date if doc else None) if p]
-    if c.section != "comment":
-        return " · ".join([*parts, "article"])
-    when = next(
-        (
-            s.date
-            for s in (doc.sections if doc else ())
-            if s.kind == "comment" and s.start <= c.start < s.end and s.date
-        ),
-        None,
-    )
-    kind = f"reader comment by {c.commenter}" if c.commenter else "reader comment"
-    return " · ".join([*parts, f"{kind}, {when}" if when else kind])
+    return provenance(pipe.index.documents.get(c.doc_id), c).meta()
 
 
 def render_sources(pipe: Pipeline, answer: Answer | None, turn: int = 0) -> str:
