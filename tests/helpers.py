@@ -108,3 +108,15 @@ def record_calls(
 
     monkeypatch.setattr(owner, name, recorded)
     return calls
+
+
+def pipeline_over(tmp_path: Path, files: dict[str, str]) -> Any:
+    """The pipeline (hashing embedder) of a corpus of ``files`` (name -> text) in
+    ``tmp_path``, with a snow report beside them so retrieval has something to pass over."""
+    from citechat.pipeline import Pipeline
+
+    corpus = tmp_path / "corpus"
+    files = {"weather.txt": "Snow in London\n\nHeavy snow closed schools across London.\n", **files}
+    for name, text in files.items():
+        write(corpus / name, text)
+    return Pipeline.load(Settings(corpus=corpus, index=tmp_path / "index", embedder="hashing-256"))

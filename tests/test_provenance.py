@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from citechat.config import Settings
 from citechat.evaluation import quoted_verbatim
 from citechat.pipeline import Pipeline
 from citechat.provenance import Provenance, human_date, provenance
 from citechat.render import export_markdown, render_sources
 from citechat.types import Citation, Document, Section
+from helpers import pipeline_over
 
 ARTICLE = (
     "Page last updated at 15:29 GMT, Saturday, 7 February 2009\n\n"
@@ -30,14 +30,7 @@ ARTICLE = (
 
 @pytest.fixture
 def news(tmp_path: Path) -> Pipeline:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "review.txt").write_text(ARTICLE, encoding="utf-8")
-    (corpus / "weather.txt").write_text(
-        "Snow in London\n\nHeavy snow closed schools across London on Monday.\n", encoding="utf-8"
-    )
-    settings = Settings(corpus=corpus, index=tmp_path / "index", embedder="hashing-256")
-    return Pipeline.load(settings)
+    return pipeline_over(tmp_path, {"review.txt": ARTICLE})  # type: ignore[no-any-return]
 
 
 def test_the_corpus_reads_the_publisher_and_dates_the_answer_names(news: Pipeline) -> None:

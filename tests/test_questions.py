@@ -11,7 +11,6 @@ import pytest
 
 import citechat.reading
 from citechat.answertypes import answer_phrases, answer_type
-from citechat.config import Settings
 from citechat.pipeline import Pipeline
 from citechat.questions import (
     holds_quote,
@@ -20,6 +19,7 @@ from citechat.questions import (
     same_commenter,
     without_commenter,
 )
+from helpers import pipeline_over
 
 ARTICLE = (
     "Council review published\n\n"
@@ -34,19 +34,11 @@ ARTICLE = (
     "  3. Frustrated 13 April , 2013 at 8:00 am #\n\n"
     "    Managers know that the worst they will get is a written warning.\n"
 )
-WEATHER = (
-    "Snow in London\n\nHeavy snow closed schools across London on Monday. Buses were withdrawn.\n"
-)
 
 
 @pytest.fixture
 def news(tmp_path: Path) -> Pipeline:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "review.txt").write_text(ARTICLE, encoding="utf-8")
-    (corpus / "weather.txt").write_text(WEATHER, encoding="utf-8")
-    settings = Settings(corpus=corpus, index=tmp_path / "index", embedder="hashing-256")
-    return Pipeline.load(settings)
+    return pipeline_over(tmp_path, {"review.txt": ARTICLE})  # type: ignore[no-any-return]
 
 
 def test_quotes_need_three_words_and_any_quote_marks() -> None:

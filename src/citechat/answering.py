@@ -143,11 +143,12 @@ def attributed(
     >>> attributed("He left last month.", b, dates=[("last month", "January 2009")])
     'He left last month. [2] (“last month”: January 2009)'
     """
-    said = source.said_by() if source is not None else None
     meant = f" ({'; '.join(f'“{p}”: {m}' for p, m in dates)})" if dates else ""
     if citation.section == "comment":
-        if said is None:
-            said = "a reader comment" + (f" by {citation.commenter}" if citation.commenter else "")
+        # a comment is always attributed: to its commenter alone when nothing else is known
+        source = source or Provenance(None, None, True, citation.commenter)
+    said = source.said_by() if source is not None else None
+    if citation.section == "comment" and said is not None:
         return f"{said[0].upper()}{said[1:]} says: “{sentence}” {marker(citation.n)}{meant}"
     if said is not None:
         return f"According to {said}: “{sentence}” {marker(citation.n)}{meant}"

@@ -44,9 +44,8 @@ class Provenance:
         True
         """
         if self.comment:
-            who = f"a reader comment by {self.commenter}" if self.commenter else "a reader comment"
             when = human_date(self.comment_date)
-            return f"{who} ({when})" if when else who
+            return f"a {self._comment()} ({when})" if when else f"a {self._comment()}"
         when = human_date(self.date)
         if self.publisher:
             return f"{self.publisher} ({when})" if when else self.publisher
@@ -68,9 +67,12 @@ class Provenance:
         parts = [p for p in (self.publisher, human_date(self.date)) if p]
         if not self.comment:
             return " · ".join([*parts, "article"])
-        kind = f"reader comment by {self.commenter}" if self.commenter else "reader comment"
         when = human_date(self.comment_date)
+        kind = self._comment()
         return " · ".join([*parts, f"{kind}, {when}" if when else kind])
+
+    def _comment(self) -> str:
+        return f"reader comment by {self.commenter}" if self.commenter else "reader comment"
 
 
 def provenance(doc: Document | None, citation: Citation) -> Provenance:
