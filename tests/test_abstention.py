@@ -65,6 +65,45 @@ def test_probability_is_monotone_in_a_positive_feature() -> None:
     assert m.p_answerable({"evidence": 1e9}) == pytest.approx(1.0)
 
 
+def test_type_gate_declines_a_question_whose_kind_of_answer_no_sentence_offers(
+    tmp_path: Path,
+) -> None:
+    m = AbstentionModel(model(evidence=4.0, intercept=-2.0).coef, -2.0, 0.3, type_gate=0.6)
+    middling = {"evidence": 0.55}  # p(answerable) about 0.55: between threshold and gate
+    assert not m.declines(middling)  # no answer type asked: the gate does not apply
+    assert m.declines({**middling, "has_type": 1.0})  # a date asked, none offered
+    assert not m.declines({**middling, "has_type": 1.0, "typed": 0.3})  # one offered
+    assert not m.declines({"evidence": 0.9, "has_type": 1.0})  # strong evidence otherwise
+    assert not m.with_threshold(0.3).declines({"evidence": 0.55})
+    assert m.with_threshold(0.1).type_gate == 0.6
+    path = tmp_path / "gate.json"
+    m.save(path)
+    assert AbstentionModel.load(path) == m
+    data = json.loads(path.read_text())
+    del data["type_gate"]  # a model file written before the gate: gate off
+    assert AbstentionModel.from_json(data).type_gate == 0.0
+    with pytest.raises(ConfigError, match="type_gate"):
+        AbstentionModel(m.coef, -2.0, 0.3, type_gate=2.0)
+    assert packaged_abstention(BUNDLED_EMBEDDER) is not None
+    assert 0.0 < AbstentionModel.load().type_gate < 1.0
+
+
+def test_names_asked_without_a_wh_word_and_sums_of_money() -> None:
+    assert answer_type("What was the name of Baby P's mother?") == "person"
+    assert answer_type("Which doctor examined him?") == "person"
+    assert answer_type("Which hospital treated him?") == "place"
+    assert answer_type("Which reason did she give?") is None
+    idf = {"cost": 2.0, "order": 1.0}
+    preds = {"cost", "order"}
+    # "£2000" is a sum, not the year 2000
+    s = "It now costs an authority over £2000 per case to get a care order."
+    assert typed_support(s, "number", preds, preds, idf) > 0.5
+    # a byline answers "who wrote …?"
+    wrote = {"wrote", "piec"}
+    assert typed_support("by Amy Taylor", "person", wrote, wrote, {"wrote": 1.0}) > 0.0
+    assert typed_support("by Amy Taylor", "person", preds, preds, idf) == 0.0
+
+
 def test_answer_type_and_typed_support() -> None:
     assert answer_type("Who was appointed?") == "person"
     assert answer_type("How many children died?") == "number"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -47,6 +47,11 @@ class AbstentionModel:
     #: the embedder whose cosines it was fitted on; its similarity features mean
     #: nothing for another embedder
     embedder: str = ""
+    #: the type gate: a question that asks for a kind of phrase (a name, a date, a
+    #: number) that none of its best candidate sentences offers near its words is also
+    #: declined when p(answerable) is below this (an on-topic near-fact: "On what date
+    #: was the report published?" over passages that name no date); 0 turns it off
+    type_gate: float = 0.0
 
     def __post_init__(self) -> None:
         if len(self.coef) != len(FEATURES):
@@ -54,8 +59,10 @@ class AbstentionModel:
                 f"abstention model has {len(self.coef)} coefficients for "
                 f"{len(FEATURES)} features; re-run eval/calibrate_abstention.py"
             )
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"abstention threshold must be in [0, 1], got {self.threshold}")
+        for name in ("threshold", "type_gate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"abstention {name} must be in [0, 1], got {value}")
 
     def p_answerable(self, features: Mapping[str, float]) -> float:
         """
@@ -69,12 +76,21 @@ class AbstentionModel:
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
     def declines(self, features: Mapping[str, float]) -> bool:
-        return self.p_answerable(features) < self.threshold
+        """
+        >>> m = AbstentionModel((1.0,) + (0.0,) * (len(FEATURES) - 1), -0.5, 0.4, type_gate=0.6)
+        >>> m.declines({"evidence": 0.5}), m.declines({"evidence": 0.5, "has_type": 1.0})
+        (False, True)
+        >>> m.declines({"evidence": 0.5, "has_type": 1.0, "typed": 0.2})
+        False
+        """
+        p = self.p_answerable(features)
+        if p < self.threshold:
+            return True
+        untyped = features.get("has_type", 0.0) > 0.0 and features.get("typed", 0.0) <= 0.0
+        return untyped and p < self.type_gate
 
     def with_threshold(self, threshold: float) -> AbstentionModel:
-        return AbstentionModel(
-            self.coef, self.intercept, threshold, self.calibrated_on, self.embedder
-        )
+        return replace(self, threshold=threshold)
 
     def to_json(self) -> dict[str, object]:
         return {"features": list(FEATURES), **asdict(self)}
@@ -98,6 +114,7 @@ class AbstentionModel:
                 threshold=float(data["threshold"]),  # type: ignore[arg-type]
                 calibrated_on=str(data.get("calibrated_on", "")),
                 embedder=str(data.get("embedder", "")),
+                type_gate=float(data.get("type_gate", 0.0)),  # type: ignore[arg-type]
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"abstention model is malformed ({exc!r})") from exc

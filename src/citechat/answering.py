@@ -232,7 +232,7 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
         if self.abstention is None:
             return reading.evidence(cands[0]) < self.threshold, None
         p = self.abstention.p_answerable(reading.features)
-        return p < self.abstention.threshold, p
+        return self.abstention.declines(reading.features), p
 
     def answer(self, question: str, reading: Reading, *, history: History = ()) -> Answer:
         t0 = time.perf_counter()

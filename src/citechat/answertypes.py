@@ -41,6 +41,27 @@ _TYPE_PATTERNS: tuple[tuple[re.Pattern[str], AnswerType], ...] = (
         "number",
     ),
     (re.compile(r"^\s*where\b", re.I), "place"),
+    # a name the question asks for without a wh-word of its own: "What was the name of
+    # …?", "Which doctor …?", "Which hospital …?"
+    (re.compile(r"^\s*(what|which) (was|is|were|are) (the )?(full )?names?\b", re.I), "person"),
+    (
+        re.compile(
+            r"^\s*(which|what) (doctor|social worker|judge|minister|official|person|man|woman|"
+            r"officer|director|councillor|secretary|paediatrician|journalist|reporter|"
+            r"presenter|mp|chief executive|commenter)s?\b",
+            re.I,
+        ),
+        "person",
+    ),
+    (
+        re.compile(
+            r"^\s*(which|what) (hospital|council|court|body|organi[sz]ation|agency|school|"
+            r"newspaper|company|tribunal|authority|borough|city|country|town|department|"
+            r"charity)s?\b",
+            re.I,
+        ),
+        "place",
+    ),
 )
 _MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
 _TIME = re.compile(
@@ -82,6 +103,11 @@ _FREQUENCY = re.compile(
 _NOT_A_COUNT = re.compile(
     rf"^(1[5-9]\d\d|20\d\d)$|^\d{{1,2}}(st|nd|rd|th)?\s+(of\s+)?{_MONTH}|{_MONTH}\s+\d", re.I
 )
+#: "who wrote …?": the name of a byline ("by Amy Taylor", alone on its line) answers it
+_AUTHORSHIP = frozenset({"wrote", "write", "written", "author"})
+_BYLINE = re.compile(r"\s*by\s+[A-Z][\w’'-]+(\s+[A-Z][\w’'-]+)*\s*$")
+#: a sum of money: the number after one of these is never a year
+_CURRENCY = frozenset("£$€¥")
 _NAME = re.compile(r"\b[A-Z][\w’'-]+(?:\s+(?:of\s+|de\s+|van\s+)?[A-Z][\w’'-]+)*")
 _WORD = re.compile(r"\w[\w’'-]*")
 #: words either side of an answer phrase in which the question's predicates count
@@ -131,10 +157,12 @@ def answer_phrases(sentence: str, kind: AnswerType) -> list[tuple[int, int]]:
 def _date_part(sentence: str, a: int, b: int) -> bool:
     """Whether the number at ``sentence[a:b]`` is a year or a day of a date.
 
-    >>> s = "On 7 February 2009, 60 visits."
+    >>> s = "On 7 February 2009, 60 visits, over £2000 per case."
     >>> [_date_part(s, m.start(), m.end()) for m in _NUMBER.finditer(s)]
-    [True, True, False]
+    [True, True, False, False]
     """
+    if sentence[max(0, a - 1) : a] in _CURRENCY:
+        return False  # "£2000" is a sum, not the year 2000
     if _NOT_A_COUNT.match(sentence[a:b]):
         return True
     after, before = sentence[a : b + 16], sentence[max(0, a - 12) : b]
@@ -179,7 +207,10 @@ def typed_phrase(
         lo, hi = max(0, inside[0] - WINDOW), inside[-1] + WINDOW + 1
         near = {t for _, _, ts in words[lo:hi] for t in ts} - phrase
         support = sum(idf.get(t, 0.0) for t in predicates & near) / total
-        if kind == "age":
+        if kind == "age" or (
+            kind == "person" and predicates & _AUTHORSHIP and _BYLINE.match(sentence[:b])
+        ):
+            # an age is rare; a byline ("by Amy Taylor") names who wrote the piece
             support = max(support, AGE_SUPPORT)
         if support > best:
             best, where = support, (a, b)
