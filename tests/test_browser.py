@@ -337,3 +337,29 @@ def test_two_browser_sessions_keep_their_own_conversations(
             ui.page.locator("#cc-chat a.cc-cite").first.click()
             ui.page.locator("#cc-document h4").filter(has_text=title).wait_for()
         bob.screenshot()
+
+
+def test_a_citation_whose_document_changed_says_so(
+    fake_settings: Settings, open_page: Any, serve_chat: Any
+) -> None:
+    harbour = fake_settings.corpus / "harbour.txt"
+    harbour.write_text(LONG, encoding="utf-8")
+    pipe = Pipeline.load(fake_settings)
+    with serve_chat(pipe) as url:
+        ui = open_page(url)
+        answer = ui.ask("Who repainted the lamp room of the lighthouse?")
+        assert "Morwenna Tregarthen" in answer.inner_text()
+        # the document is edited and re-indexed after the answer was written
+        harbour.write_text(
+            LONG.replace("Harbour report\n\n", "Harbour report\n\nCorrected on Monday.\n\n"),
+            encoding="utf-8",
+        )
+        pipe.refresh()
+        answer.locator("a.cc-cite").first.click()
+        notice = ui.page.locator("#cc-document .cc-stale")
+        notice.wait_for()
+        assert "This document changed after the answer was written" in notice.inner_text()
+        assert ui.page.locator("#cc-document mark").count() == 0
+        assert "Morwenna Tregarthen" in ui.page.locator("#cc-document .cc-quoted").inner_text()
+        assert "Corrected on Monday." in ui.page.locator("#cc-document .cc-doc").inner_text()
+        ui.screenshot()

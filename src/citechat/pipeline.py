@@ -258,7 +258,12 @@ class Pipeline:
         }
         notes = " ".join(n for n in (notice, self.reader().notice, result.notice) if n) or None
         yield replace(
-            result, question=question, sentences=sentences, latency_ms=latency, notice=notes
+            result,
+            question=question,
+            sentences=sentences,
+            latency_ms=latency,
+            notice=notes,
+            index_generation=index.generation or None,
         )
 
     def add_documents(
