@@ -105,7 +105,7 @@ def _missing() -> list[str]:
         if cit.section == "body":
             if not doc.source or doc.source not in label:
                 out.append(f"{doc.doc_id} body: no publisher")
-            if not doc.date or human_date(doc.date) not in label:
+            if not doc.date or (human_date(doc.date) or doc.date) not in label:
                 out.append(f"{doc.doc_id} body: no date")
         elif not cit.commenter:
             out.append(f"{doc.doc_id} comment at {cit.start}: no commenter")
