@@ -150,3 +150,21 @@ def test_the_time_question_set_is_verbatim_and_every_question_has_a_frame() -> N
         ]
         for a in r["answers"]:
             assert any(a.casefold() in t.casefold() for t in texts), (r["id"], a)
+
+
+def test_an_undated_comment_counts_as_written_no_earlier_than_its_page(tmp_path: Path) -> None:
+    later = (
+        "Page last updated at 09:10 GMT, Monday, 5 March 2012\n\n"
+        "Ferry news\n\n"
+        "The island council met on Monday.\n\n"
+        "One thought on “Ferry news”\n\n"
+        "  1. The harbour ferry to the island sailed twice a day from the north quay.\n\n"
+        "Leave a Reply\n"
+    )
+    pipe = pipeline_over(tmp_path, {"old.txt": OLD, "later.txt": later})
+    doc = pipe.index.documents["later.txt"]
+    comment = next(s for s in doc.sections if s.kind == "comment")
+    assert comment.date is None  # the comment has no date of its own
+    answer = pipe.ask("How often did the harbour ferry to the island sail by February 2009?")
+    assert {c.doc_id for c in answer.citations} == {"old.txt"}
+    assert all(h.chunk.doc_id != "later.txt" for h in answer.hits)
