@@ -337,3 +337,55 @@ def test_two_browser_sessions_keep_their_own_conversations(
             ui.page.locator("#cc-chat a.cc-cite").first.click()
             ui.page.locator("#cc-document h4").filter(has_text=title).wait_for()
         bob.screenshot()
+
+
+def test_a_citation_whose_document_changed_says_so(
+    fake_settings: Settings, open_page: Any, serve_chat: Any
+) -> None:
+    harbour = fake_settings.corpus / "harbour.txt"
+    harbour.write_text(LONG, encoding="utf-8")
+    pipe = Pipeline.load(fake_settings)
+    with serve_chat(pipe) as url:
+        ui = open_page(url)
+        answer = ui.ask("Who repainted the lamp room of the lighthouse?")
+        assert "Morwenna Tregarthen" in answer.inner_text()
+        # the document is edited and re-indexed after the answer was written
+        harbour.write_text(
+            LONG.replace("Harbour report\n\n", "Harbour report\n\nCorrected on Monday.\n\n"),
+            encoding="utf-8",
+        )
+        pipe.refresh()
+        answer.locator("a.cc-cite").first.click()
+        notice = ui.page.locator("#cc-document .cc-stale")
+        notice.wait_for()
+        assert "This document changed after the answer was written" in notice.inner_text()
+        assert ui.page.locator("#cc-document mark").count() == 0
+        assert "Morwenna Tregarthen" in ui.page.locator("#cc-document .cc-quoted").inner_text()
+        assert "Corrected on Monday." in ui.page.locator("#cc-document .cc-doc").inner_text()
+        ui.screenshot()
+
+
+DATED = (
+    "Page last updated at 15:29 GMT, Saturday, 7 February 2009\n\n"
+    "Council review published\n\n"
+    "The council review found that managers rarely checked the records kept by staff.\n\n"
+    "Copyright © 2009 BBC. Read more.\n\n"
+    "2 Responses to Council review published\n\n"
+    "  1. Lou 11 April , 2013 at 11:00 pm #\n\n"
+    "    The council review is right that managers never checked the records.\n"
+)
+
+
+def test_source_cards_show_publisher_date_and_commenter(page_with: Any) -> None:
+    with page_with("review.txt", DATED) as ui:
+        answer = ui.ask("What did the council review find by February 2009?")
+        assert "As of 7 February 2009 [1]: According to BBC News" in answer.inner_text()
+        # the reader comments of 2013 were left out, and the answer says so
+        assert "dated after 28 February 2009" in answer.locator(".cc-notice").inner_text()
+        card = answer.locator(".cc-source").first
+        assert "Council review published" in card.locator(".cc-title").inner_text()
+        assert card.locator(".cc-meta").inner_text() == "BBC News · 7 February 2009 · article"
+        comment = ui.ask("Is the council review right that managers never checked the records?")
+        card = comment.locator(".cc-source.comment").first
+        assert "reader comment by Lou, 11 April 2013" in card.locator(".cc-meta").inner_text()
+        ui.screenshot()

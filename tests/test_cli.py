@@ -8,7 +8,17 @@ import pytest
 from citechat.cli import main
 
 RESULT_KEYS = {"id", "question", "answer", "abstained", "citations", "retrieved", "latency_ms"}
-CITATION_KEYS = {"n", "doc_id", "title", "section", "commenter", "start", "end", "quote"}
+CITATION_KEYS = {
+    "n",
+    "doc_id",
+    "title",
+    "section",
+    "commenter",
+    "start",
+    "end",
+    "quote",
+    "content_hash",
+}
 RETRIEVED_KEYS = {"rank", "doc_id", "chunk_id", "start", "end", "score"}
 
 

@@ -114,6 +114,7 @@ def make_citation(index: Index, n: int, hit: Hit, start: int, end: int) -> Citat
         start=start,
         end=end,
         quote=doc.text[start:end],
+        content_hash=doc.content_hash or None,
     )
 
 

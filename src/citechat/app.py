@@ -79,6 +79,9 @@ a.cc-cite:hover { text-decoration: underline; }
 .cc-doc { white-space: pre-wrap; max-height: 560px; overflow-y: auto; font-size: 0.92em;
   border: 1px solid #ddd; border-radius: 6px; padding: 8px 10px; }
 .cc-doc mark#cc-highlight { outline: 2px solid #e0a800; }
+.cc-stale { background: #fff4d6; border-left: 3px solid #e0a800; padding: 4px 8px;
+  margin: 4px 0; font-weight: 600; }
+.cc-quoted { margin: 4px 0 8px 0; padding-left: 8px; border-left: 3px solid #ccc; }
 .cc-passage { font-size: 0.88em; margin: 6px 0; border-left: 3px solid #ccc; padding-left: 8px; }
 .cc-streaming { white-space: pre-wrap; }
 .cc-cursor { opacity: 0.6; }

@@ -9,7 +9,8 @@ public results schema::
      "commenter","start","end","quote"}],"retrieved":[{"rank","doc_id","chunk_id","start",
      "end","score"}],"latency_ms":{"retrieve","answer","total"}}
 
-plus added fields (``sentences``, ``answerer``, ``config``, ``latency_detail_ms``);
+plus added fields (``sentences``, ``answerer``, ``config``, ``latency_detail_ms``, a
+citation's ``content_hash``);
 names never change.  Models load once, also when ``compare=True`` runs BM25, dense
 and hybrid side by side.  Every metric is computed here from the result lines, none
 taken on trust; report.py's ``DEFINITIONS`` (in each report.md) says how.  It does

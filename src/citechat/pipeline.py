@@ -36,6 +36,7 @@ from .index.sync import SyncResult, sync_index
 from .reading import Reading, SentenceScorer, rerank_by_evidence
 from .rereading import ReaderChoice, load_reader
 from .retrieval import Mode, Retrieval, Retriever
+from .timeframe import as_of, as_of_lead, time_frame, within
 from .types import Answer
 from .uploads import AddReport, check_upload, copy_new
 
@@ -228,7 +229,14 @@ class Pipeline:
         query = history_query(question, history)
         if history and chosen.can_condense:
             query = chosen.condense(question, history)
-        reading = self.read(query, k or self.settings.top_k, retriever=retriever)
+        top_k = k or self.settings.top_k
+        # "by February 2009", "the latest on …": passages read by their dates, from twice
+        # as many, so that leaving out the ones of other dates still leaves k
+        frame = time_frame(question)
+        reading = self.read(query, top_k if frame is None else 2 * top_k, retriever=retriever)
+        left_out = 0
+        if frame is not None:
+            reading, left_out = within(reading, frame, index.documents, top_k)
         retrieval = reading.retrieval
         t1 = time.perf_counter()
         if chosen.can_stream:
@@ -247,6 +255,18 @@ class Pipeline:
             if not result.abstained
             else ()
         )
+        text, dated = result.text, None
+        if frame is not None and not result.abstained:
+            newest = as_of(result.citations, index.documents)
+            if newest is not None:
+                lead, support = as_of_lead(*newest)
+                text, sentences = f"{lead} {text}", (support, *sentences)
+            else:
+                dated = "None of the cited sources gives its date."
+        if frame is not None and left_out:
+            dated = " ".join(
+                n for n in (dated, f"Left out {left_out} passages {frame.describe()}.") if n
+            )
         t3 = time.perf_counter()
         latency = {
             **{f"retrieve_{k}": v for k, v in retrieval.timings.items()},
@@ -256,9 +276,17 @@ class Pipeline:
             "verify": (t3 - t2) * 1000,
             "total": (t3 - t0) * 1000,
         }
-        notes = " ".join(n for n in (notice, self.reader().notice, result.notice) if n) or None
+        notes = (
+            " ".join(n for n in (notice, self.reader().notice, result.notice, dated) if n) or None
+        )
         yield replace(
-            result, question=question, sentences=sentences, latency_ms=latency, notice=notes
+            result,
+            text=text,
+            question=question,
+            sentences=sentences,
+            latency_ms=latency,
+            notice=notes,
+            index_generation=index.generation or None,
         )
 
     def add_documents(

@@ -137,16 +137,21 @@ def render_streaming(partial: str) -> str:
 
 
 def render_document(pipe: Pipeline, answer: Answer | None, n: int | None) -> str:
-    """The full text of cited source ``n`` with its span highlighted."""
+    """The full text of cited source ``n`` with its span highlighted; when the document
+    has changed since the answer was written (or left the index), a notice saying so
+    and the words as they were quoted, never a highlight at offsets into other text."""
     if answer is None or n is None:
         return (
             "<p class='cc-meta'>Click a citation such as [1], or choose a source above, "
             "to read the whole document here.</p>"
         )
     cit = next((c for c in answer.citations if c.n == n), None)
-    doc = pipe.index.documents.get(cit.doc_id) if cit else None
-    if cit is None or doc is None:
+    if cit is None:
         return "<p class='cc-meta'>That source is not in the index any more.</p>"
+    doc = pipe.index.documents.get(cit.doc_id)
+    if not cit.still_in(doc):
+        return stale_document(pipe, cit)
+    assert doc is not None  # still_in(None) is False
     t = doc.text
     return (
         f"<h4>[{cit.n}] {esc(doc.title)}</h4>"
@@ -154,6 +159,34 @@ def render_document(pipe: Pipeline, answer: Answer | None, n: int | None) -> str
         f"characters {cit.start}–{cit.end}</div>"
         f"<div class='cc-doc'>{esc(t[: cit.start])}<mark id='cc-highlight'>"
         f"{esc(t[cit.start : cit.end])}</mark>{esc(t[cit.end :])}</div>"
+    )
+
+
+#: what the document panel says of a citation whose document is not the one it quoted
+CHANGED = "This document changed after the answer was written"
+GONE = "This document is no longer in the index"
+
+
+def stale_document(pipe: Pipeline, cit: Citation) -> str:
+    """The panel for a citation whose document changed or went: the notice, the words
+    the answer quoted (from the citation itself), and the current text unmarked."""
+    doc = pipe.index.documents.get(cit.doc_id)
+    what = GONE if doc is None else CHANGED
+    quoted = (
+        f"<div class='cc-meta'>The answer quoted {esc(cit.doc_id)}, characters "
+        f"{cit.start}–{cit.end}:</div><blockquote class='cc-quoted'>{esc(cit.quote)}"
+        "</blockquote>"
+    )
+    current = (
+        ""
+        if doc is None
+        else "<div class='cc-meta'>The document as it is now:</div>"
+        f"<div class='cc-doc'>{esc(doc.text)}</div>"
+    )
+    return (
+        f"<h4>[{cit.n}] {esc(doc.title if doc else cit.title)}</h4>"
+        f"<div class='cc-stale' role='status'>{what}; the quoted words may not be in it "
+        f"now.</div>{quoted}{current}"
     )
 
 
@@ -188,11 +221,16 @@ def index_status(pipe: Pipeline) -> str:
 
 
 def export_markdown(pipe: Pipeline, answers: Sequence[Answer]) -> str:
-    """The conversation as Markdown: each question, its answer, its numbered sources."""
+    """The conversation as Markdown: each question, its answer, its numbered sources,
+    with the index generation and each cited document's content hash, so a reader can
+    tell later whether a source still says what was quoted."""
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    out = [f"# citechat conversation\n\nExported {when}.\n"]
+    generation = pipe.index.generation or "unknown"
+    out = [f"# citechat conversation\n\nExported {when} from index generation `{generation}`.\n"]
     for i, a in enumerate(answers, 1):
         out.append(f"## {i}. {a.question}\n")
+        if a.index_generation and a.index_generation != pipe.index.generation:
+            out.append(f"_Answered from index generation `{a.index_generation}`._\n")
         if a.notice:
             out.append(f"_{a.notice}_\n")
         out.append(a.text + "\n")
@@ -203,9 +241,12 @@ def export_markdown(pipe: Pipeline, answers: Sequence[Answer]) -> str:
             out.append("**Sources**\n")
             for c in a.citations:
                 quote = re.sub(r"\s+", " ", c.quote).strip()
+                doc = pipe.index.documents.get(c.doc_id)
+                stale = "" if c.still_in(doc) else f" — {GONE if doc is None else CHANGED}"
+                digest = f", sha256 `{c.content_hash}`" if c.content_hash else ""
                 out.append(
                     f"{c.n}. {c.title} — {source_meta(pipe, c)} ({c.doc_id}, characters "
-                    f"{c.start}–{c.end})\n   > {quote}"
+                    f"{c.start}–{c.end}{digest}){stale}\n   > {quote}"
                 )
             out.append("")
     return "\n".join(out).rstrip() + "\n"

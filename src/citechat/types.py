@@ -96,7 +96,9 @@ class Hit:
 @dataclass(frozen=True)
 class Citation:
     """Source ``[n]`` of an answer: the document span it quotes (``quote`` is
-    ``text[start:end]`` of the document) and whose words they are."""
+    ``text[start:end]`` of the document) and whose words they are.  ``content_hash``
+    is the document's hash when the answer was written: a document whose hash has
+    changed since no longer holds ``quote`` at ``start:end`` (see :meth:`still_in`)."""
 
     n: int
     doc_id: str
@@ -106,6 +108,22 @@ class Citation:
     start: int
     end: int
     quote: str
+    content_hash: str | None = None
+
+    def still_in(self, doc: Document | None) -> bool:
+        """Whether ``doc`` (the document as the index holds it now; None: gone) is the
+        one this citation quoted; a citation without a recorded hash trusts its quote.
+
+        >>> d = Document("d", "Hi.", "T", (), content_hash="a")
+        >>> c = Citation(1, "d", "T", "body", None, 0, 3, "Hi.", "a")
+        >>> c.still_in(d), c.still_in(None), Citation(1, "d", "T", "body", None, 0, 3, "Hi.", "b").still_in(d)
+        (True, False, False)
+        """  # noqa: E501
+        if doc is None:
+            return False
+        if self.content_hash and doc.content_hash:
+            return doc.content_hash == self.content_hash
+        return doc.text[self.start : self.end] == self.quote
 
     def label(self) -> str:
         """How the UI and CLI name the source.
@@ -154,6 +172,8 @@ class Answer:
     confidence: float | None = None
     #: the reader's short answer, when a reader found one (JSON: ``short_answer``)
     short_answer: ShortAnswer | None = None
+    #: the index generation the answer was read from (JSON: ``index_generation``)
+    index_generation: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The public JSON shape (field names are a contract: add, never rename)."""
@@ -179,6 +199,7 @@ class Answer:
             "notice": self.notice,
             "confidence": None if self.confidence is None else round(self.confidence, 4),
             "short_answer": None if self.short_answer is None else asdict(self.short_answer),
+            "index_generation": self.index_generation,
         }
 
 

@@ -85,6 +85,7 @@ class Index:
         built_at: str,
         store: VectorStore,
         lexical: LexicalIndex | None = None,
+        generation: str = "",
     ) -> None:
         self.embedder = embedder
         self.settings = settings
@@ -97,6 +98,8 @@ class Index:
         self.built_at = built_at
         self.store = store
         self._lexical = lexical
+        #: the generation folder's name ("gen-20261203T071500123456-42"): which build this is
+        self.generation = generation
 
     @property
     def lexical(self) -> LexicalIndex:
@@ -239,4 +242,5 @@ class Index:
             built_at=manifest.get("built_at", ""),
             store=store,
             lexical=lexical,
+            generation=gen.name,
         )
