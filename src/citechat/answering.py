@@ -114,6 +114,9 @@ def make_citation(index: Index, n: int, hit: Hit, start: int, end: int) -> Citat
         start=start,
         end=end,
         quote=doc.text[start:end],
+        page=hit.chunk.page,
+        page_label=hit.chunk.page_label,
+        heading=hit.chunk.heading,
     )
 
 

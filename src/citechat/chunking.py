@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from .types import Chunk, Document, Section
 
@@ -88,6 +89,7 @@ def chunk_section(
     """Chunks of one section; ids continue from ``first_index``."""
     sentences = split_sentences(doc.text, section.start, section.end)
     header = Chunk("", doc.doc_id, 0, 0, "", section.kind, doc.title, section.commenter)
+    header = replace(header, heading=section.heading)
     budget = max(8, max_tokens - count_tokens(header.embedding_text()))
     groups: list[list[tuple[int, int]]] = []
     current: list[tuple[int, int]] = []
@@ -122,6 +124,9 @@ def chunk_section(
                 title=doc.title,
                 commenter=section.commenter,
                 sentences=tuple(group),
+                page=section.page,
+                page_label=section.page_label,
+                heading=section.heading,
             )
         )
     return chunks

@@ -10,8 +10,9 @@ prompts, "Leave a Reply" forms, related links) lies outside every section.
 
 Web pages saved as text are split by the line heuristics in
 :mod:`citechat.boilerplate`; HTML goes through trafilatura and PDF through
-pypdf.  A file that cannot be read (garbage, empty, over ``max_bytes``,
-binary, password-protected or image-only PDF, HTML without text, a symlink
+:mod:`citechat.pdftext` (one section per page, with its page number and
+label).  A file that cannot be read (garbage, empty, over ``max_bytes``, binary,
+password-protected or image-only PDF, HTML without text, a symlink
 loop, no permission) is skipped and reported with a one-line reason, never
 fatal; text that is not UTF-8 is decoded as UTF-16 (with a BOM), cp1252 or
 latin-1.  This module does not chunk, embed, or remember what it read before:
@@ -25,6 +26,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -375,33 +377,41 @@ def _parse_html(html: str, doc_id: str) -> Document:
 
 
 def _parse_pdf(data: bytes, doc_id: str) -> Document:
-    import io
-
-    import pypdf
+    from citechat.pdftext import PdfError, read_pdf
 
     try:
-        reader = pypdf.PdfReader(io.BytesIO(data))
-        # Many PDFs are "encrypted" with an empty password just to set
-        # permissions; those open fine.
-        try:
-            if reader.is_encrypted and not reader.decrypt(""):
-                raise _Unreadable("password-protected PDF")
-        except pypdf.errors.DependencyError:
-            raise _Unreadable(
-                "AES-encrypted PDF; reading it needs the cryptography package "
-                "(pip install cryptography)"
-            ) from None
-        text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
-        title = reader.metadata.title if reader.metadata and reader.metadata.title else ""
-    except _Unreadable:
-        raise
-    except Exception as exc:  # pypdf raises many types on damaged files
+        pdf = read_pdf(data)
+    except PdfError as exc:
+        raise _Unreadable(str(exc)) from None
+    except Exception as exc:  # PDFium raises on damaged files in many ways
         raise _Unreadable(f"unreadable PDF: {type(exc).__name__}: {exc}") from None
-    if not text.strip():
+    # One body section per page, so every chunk and citation knows its page; a table
+    # of contents or index page is in the text but in no section: it is never indexed.
+    parts: list[str] = []
+    sections: list[Section] = []
+    offset = 0
+    for page in pdf.pages:
+        if not page.text.strip():
+            continue
+        if parts:
+            offset += 2  # the "\n\n" between pages
+        parts.append(page.text)
+        if not page.contents:
+            a, b = bp.trim(page.text, 0, len(page.text))
+            span = Section("body", offset + a, offset + b)
+            sections.append(replace(span, page=page.number, page_label=page.label))
+        offset += len(page.text)
+    text = "\n\n".join(parts)
+    if not sections:
         raise _Unreadable("no extractable text (image-only PDF?)")
-    # PDF text is hard-wrapped with running headers and footers, so page-chrome
-    # heuristics would cut articles short: the whole text is one body section.
+    title = pdf.title
     first_line = text.strip().split("\n", 1)[0]
     if not title and len(first_line.split()) <= bp.HEADLINE_MAX_WORDS:
         title = first_line
-    return _whole_text_document(doc_id, text, str(title))
+    return Document(
+        doc_id=doc_id,
+        text=text,
+        title=" ".join(title.split()) or doc_id,
+        sections=tuple(sections),
+        content_hash=content_hash(text),
+    )
