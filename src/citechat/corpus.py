@@ -32,12 +32,14 @@ from typing import Any
 
 from citechat import boilerplate as bp
 from citechat.errors import CorpusError, one_line
+from citechat.headings import markdown_code_blocks, markdown_headings, split_at_headings
 from citechat.types import Document, Section
 
 log = logging.getLogger("citechat")
 
 MAX_BYTES = 50_000_000
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
+MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf"}
 OnSkip = Callable[[Path | str, str], None]
@@ -173,6 +175,35 @@ def parse_text(text: str, doc_id: str) -> Document:
     )
 
 
+def parse_markdown(text: str, doc_id: str) -> Document:
+    """A Markdown file as a Document: as :func:`parse_text`, with body sections cut at
+    each ``#`` heading (each piece knows its heading path) and each fenced code block
+    a block, quoted whole.
+
+    >>> doc = parse_markdown("# APT\\n\\nIntro text.\\n\\n## Setup\\n\\nEdit the file.", "a.md")
+    >>> [(doc.section_text(s), s.heading) for s in doc.sections]
+    [('Intro text.', 'APT'), ('Edit the file.', 'APT › Setup')]
+    """
+    doc = parse_text(text, doc_id)
+    headings = markdown_headings(text)
+    if doc.title.startswith("#"):
+        doc = replace(doc, title=headings[0].title if headings else doc.title.lstrip("# "))
+    blocks = tuple((a, b, "code") for a, b in markdown_code_blocks(text))
+    # the page heuristics may take a fence line ("```") for chrome: a body section
+    # holds the whole of each code block it touches
+    body = [_cover(s, blocks) if s.kind == "body" else s for s in doc.sections]
+    sections = split_at_headings(text, body, headings)
+    return replace(doc, sections=sections, blocks=blocks)
+
+
+def _cover(section: Section, blocks: tuple[tuple[int, int, str], ...]) -> Section:
+    start, end = section.start, section.end
+    for a, b, _ in blocks:
+        if a < end and start < b:
+            start, end = min(start, a), max(end, b)
+    return replace(section, start=start, end=end)
+
+
 # --- files ------------------------------------------------------------------
 
 
@@ -259,6 +290,8 @@ def _read(path: Path, doc_id: str, max_bytes: int) -> Document:
         raise _Unreadable("empty file")
     if suffix in HTML_SUFFIXES:
         return _parse_html(text, doc_id)
+    if suffix in MARKDOWN_SUFFIXES:
+        return parse_markdown(text, doc_id)
     return parse_text(text, doc_id)
 
 
@@ -340,40 +373,47 @@ def _whole_text_document(doc_id: str, text: str, title: str) -> Document:
 
 
 def _parse_html(html: str, doc_id: str) -> Document:
-    import trafilatura  # heavy (lxml, htmldate): only when a corpus has HTML
+    from citechat.htmltext import extract
 
     try:
-        result = trafilatura.bare_extraction(html, include_comments=True, with_metadata=True)
-    except Exception as exc:  # lxml and friends raise many types on broken markup
+        page = extract(html)
+    except Exception as exc:  # lxml raises many types on broken markup
         raise _Unreadable(f"unparseable HTML: {exc}") from None
-    found: dict[str, Any] = {}
-    if result is not None:
-        found = result if isinstance(result, dict) else result.as_dict()
-    main = (found.get("text") or "").strip()
-    if not main:
+    if not page.text.strip():
         raise _Unreadable("no text in HTML")
-    comments = (found.get("comments") or "").strip()
-    # The comment block follows the article after a blank line; it is one
-    # section, as trafilatura does not say where one comment ends.
-    text = f"{main}\n\n{comments}" if comments else main
-    title = " ".join((found.get("title") or parse_text(main, doc_id).title).split())
-    # trafilatura keeps the <h1> as the first line; the headline is the title,
-    # not body text.
-    headline, _, rest = main.partition("\n")
-    body_start = len(headline) + 1 if rest.strip() and " ".join(headline.split()) == title else 0
-    sections = [Section("body", *bp.trim(text, body_start, len(main)))]
-    if comments:
-        sections.append(Section("comment", len(main) + 2, len(text)))
+    meta = _html_metadata(html)
+    # the comments follow the article, a blank line apart, one section each
+    text, comment_spans = page.text, []
+    for comment in page.comments:
+        text += "\n\n"
+        comment_spans.append(Section("comment", len(text), len(text) + len(comment)))
+        text += comment
+    main = Section("body", *bp.trim(text, 0, len(page.text)))
+    body = split_at_headings(text, [main], page.headings)
+    title = " ".join((meta.get("title") or page.h1 or parse_text(page.text, doc_id).title).split())
     return Document(
         doc_id=doc_id,
         text=text,
         title=title,
-        sections=tuple(sections),
-        source=found.get("sitename") or None,
-        date=found.get("date") or None,
-        author=found.get("author") or None,
+        sections=(*body, *comment_spans),
+        source=meta.get("sitename") or None,
+        date=meta.get("date") or None,
+        author=meta.get("author") or None,
         content_hash=content_hash(text),
+        blocks=page.blocks,
     )
+
+
+def _html_metadata(html: str) -> dict[str, Any]:
+    """The page's title, site name, date and author, as trafilatura reads them."""
+    from trafilatura.metadata import extract_metadata  # heavy (htmldate): only for HTML
+
+    try:
+        found = extract_metadata(html)
+    except Exception:  # metadata is optional; a page that breaks it still has text
+        log.debug("no metadata from HTML", exc_info=True)
+        return {}
+    return {} if found is None else found.as_dict()
 
 
 def _parse_pdf(data: bytes, doc_id: str) -> Document:

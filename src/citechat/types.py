@@ -52,6 +52,9 @@ class Document:
     date: str | None = None
     author: str | None = None
     content_hash: str = ""
+    #: (start, end, kind) of the code blocks ("code": one sentence, quoted whole) and
+    #: tables ("table": one sentence a row) in ``text``; prose is split into sentences
+    blocks: tuple[tuple[int, int, str], ...] = ()
 
     def section_text(self, section: Section) -> str:
         return self.text[section.start : section.end]
@@ -89,8 +92,10 @@ class Chunk:
         'T | APT › Setup\\nHi.'
         """
         header = self.title
-        if self.heading:
-            header += f" | {self.heading}"
+        # the path under the title's own heading ("Guide › Setup" under "Guide")
+        heading = (self.heading or "").removeprefix(f"{self.title} › ")
+        if heading and heading != self.title:
+            header += f" | {heading}"
         if self.section == "comment":
             header += f" | comment by {self.commenter or 'a reader'}"
         return f"{header}\n{self.text}" if header else self.text
