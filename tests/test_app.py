@@ -430,9 +430,7 @@ def test_sources_show_page_and_heading_path(where_pipe: Pipeline) -> None:
     pdf = where_pipe.ask("How often are log files rotated under the variable data folder?")
     cited = next(c for c in pdf.citations if c.doc_id == "book.pdf")
     assert (cited.page, cited.page_label) == (5, "3")
-    assert "<div class='cc-meta cc-where'>p. 5 (printed 3)</div>" in render_sources(
-        where_pipe, pdf
-    )
+    assert "<div class='cc-meta cc-where'>p. 5 (printed 3)</div>" in render_sources(where_pipe, pdf)
     json_cited = next(c for c in pdf.to_json()["citations"] if c["doc_id"] == "book.pdf")
     assert (json_cited["page"], json_cited["page_label"], json_cited["heading"]) == (5, "3", None)
 

@@ -2,10 +2,11 @@
 
 Pure functions of the pipeline and an :class:`Answer`: the Sources cards (title,
 publisher, date, article or whose comment, the page and heading path where the
-document has them, the quote with the cited sentence marked), the answer bubble with linked [n] markers and unsupported sentences
-flagged, the document panel, retrieved passages, index status, and the Markdown
-export.  Every piece of document text is HTML-escaped here, before it reaches
-the page.  app.py wires these into Gradio.
+document has them, the quote with the cited sentence marked), the answer bubble
+with linked [n] markers and unsupported sentences flagged, the document panel,
+retrieved passages, index status, and the Markdown export.  Every piece of
+document text is HTML-escaped here, before it reaches the page.  app.py wires
+these into Gradio.
 """
 
 from __future__ import annotations
