@@ -154,3 +154,19 @@ def test_chunks_saved_before_these_fields_still_load() -> None:
     chunk = Chunk(**row)  # type: ignore[arg-type]
     assert (chunk.page, chunk.page_label, chunk.heading) == (None, None, None)
     assert chunk.embedding_text() == "T\nHi."
+
+
+def test_an_instruction_is_answered_with_the_code_block_it_introduces(tmp_path: Path) -> None:
+    from helpers import pipeline_over
+
+    guide = (
+        "# Package tools\n\nSome tools are graphical and others are text based.\n\n"
+        "## Listing files\n\nTo list the files installed by a package, run the command:\n\n"
+        "```\ndpkg --listfiles foo\n```\n\nFiles made by install scripts are not listed.\n"
+    )
+    pipe = pipeline_over(tmp_path, {"tools.md": guide})
+    answer = pipe.ask("How do I list the files installed by a package?")
+    quotes = [c.quote for c in answer.citations]
+    assert "To list the files installed by a package, run the command:" in quotes
+    assert "```\ndpkg --listfiles foo\n```" in quotes
+    assert all(c.heading == "Package tools › Listing files" for c in answer.citations)

@@ -272,10 +272,12 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             top = part.candidates[0]
             if not any(_near_duplicate(top, c) for c in chosen):
                 chosen.append(replace(top, short=None))
-        # the sentence that names a quote's speaker, the reason that follows a decision
+        # the sentence that names a quote's speaker, the reason that follows a decision,
+        # the code block an instruction introduces
         doc = self.index.documents[best.hit.chunk.doc_id].text
         speaker = self.neighbours.speaker(best, question)
-        for span in (speaker, self.neighbours.reason(best, question)):
+        shown = self.neighbours.shown(best)
+        for span in (speaker, self.neighbours.reason(best, question), shown):
             if span is None:
                 continue
             extra = replace(

@@ -119,10 +119,14 @@ def is_contents(lines: list[str]) -> bool:
     True
     >>> is_contents(["A paragraph that ends in a year, 2015", "and more prose."])
     False
+    >>> is_contents(["7.6. Contributors ........................ 43"])
+    True
     """
     lines = [line for line in lines if line.strip()]
     listed = sum(bool(_LISTING.search(line)) for line in lines)
     leaders = sum("...." in line for line in lines)
+    if listed >= 0.8 * len(lines) and leaders >= 1:
+        return True  # the last page of a contents list may hold a line or two
     if listed < 5 or listed < 0.5 * len(lines):
         return False
     return leaders >= 3 or listed >= 0.8 * len(lines)
@@ -203,11 +207,11 @@ def _shape(line: str) -> str:
 
 
 def _without_chrome(lines: list[str], label: str | None, counts: Counter[str]) -> list[str]:
-    chrome = {
-        i
-        for i in _edges(lines)
-        if counts[_shape(lines[i])] >= MIN_REPEATS or _is_page_number(lines[i], label)
-    }
+    chrome = {i for i in _edges(lines) if counts[_shape(lines[i])] >= MIN_REPEATS}
+    filled = [i for i, line in enumerate(lines) if line]
+    # a page number heads or ends even a page of a line or two (under a running header)
+    margins = {*filled[:EDGE_LINES], *filled[-EDGE_LINES:]}
+    chrome |= {i for i in margins if _is_page_number(lines[i], label)}
     return [line for i, line in enumerate(lines) if i not in chrome]
 
 
