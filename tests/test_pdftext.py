@@ -160,3 +160,31 @@ def test_clean_pages_without_pdf() -> None:
         "Text of page three goes here.",
     ]
     assert unwrap(["a-", "b"]) == "a-\nb"  # too short to be a wrapped paragraph line
+
+
+def test_outline_gives_pages_heading_paths(tmp_path: Path) -> None:
+    """With bookmarks, a page's sections sit under their heading path; a bookmark whose
+    title is a line of the page cuts the page there (that line is named, not quoted)."""
+    import pypdf
+
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(book_pdf(tmp_path / "plain.pdf")))
+    guide = writer.add_outline_item(title="A Small Guide to Folders", page_number=0)
+    writer.add_outline_item(title="2. Scripts", page_number=3, parent=guide)
+    writer.add_outline_item(title="3. Logs", page_number=4, parent=guide)
+    path = tmp_path / "c" / "book.pdf"
+    path.parent.mkdir()
+    with path.open("wb") as fh:
+        writer.write(fh)
+    assert read_pdf(path.read_bytes()).outline == (
+        (1, "A Small Guide to Folders", 1),
+        (2, "2. Scripts", 4),
+        (2, "3. Logs", 5),
+    )
+    doc = load_document(path, "book.pdf")
+    logs = next(s for s in doc.sections if "rotated once a week" in doc.section_text(s))
+    assert (logs.page, logs.heading) == (5, "A Small Guide to Folders › 3. Logs")
+    assert doc.section_text(logs).startswith("Log files")  # the heading line is the path
+    folders = next(s for s in doc.sections if s.page == 3)
+    assert folders.heading == "A Small Guide to Folders"  # before any deeper bookmark
+    chunk = next(c for c in chunk_document(doc) if "rotated once a week" in c.text)
+    assert chunk.embedding_text().startswith("A Small Guide to Folders | 3. Logs\n")

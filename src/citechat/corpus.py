@@ -32,7 +32,12 @@ from typing import Any
 
 from citechat import boilerplate as bp
 from citechat.errors import CorpusError, one_line
-from citechat.headings import markdown_code_blocks, markdown_headings, split_at_headings
+from citechat.headings import (
+    Heading,
+    markdown_code_blocks,
+    markdown_headings,
+    split_at_headings,
+)
 from citechat.types import Document, Section
 
 log = logging.getLogger("citechat")
@@ -404,12 +409,32 @@ def _parse_html(html: str, doc_id: str) -> Document:
     )
 
 
+def _pdf_heading(
+    text: str, starts: dict[int | None, int], level: int, title: str, page: int
+) -> Heading | None:
+    """A bookmark as a heading: its title's line on its page when the page shows it,
+    else the top of that page.  None for a page that is not indexed."""
+    if page not in starts:
+        return None
+    start = starts[page]
+    end = text.find("\n\n", start)
+    end = len(text) if end < 0 else end
+    wanted = " ".join(title.split()).casefold()
+    at = start
+    for line in text[start:end].split("\n"):
+        if " ".join(line.split()).casefold().startswith(wanted):
+            return Heading(at, at + len(line), level, title)
+        at += len(line) + 1
+    return Heading(start, start, level, title)
+
+
 def _html_metadata(html: str) -> dict[str, Any]:
     """The page's title, site name, date and author, as trafilatura reads them."""
     from trafilatura.metadata import extract_metadata  # heavy (htmldate): only for HTML
 
     try:
-        found = extract_metadata(html)
+        # no extensive date search: a date the page does not declare is not invented
+        found = extract_metadata(html, extensive=False)
     except Exception:  # metadata is optional; a page that breaks it still has text
         log.debug("no metadata from HTML", exc_info=True)
         return {}
@@ -444,6 +469,11 @@ def _parse_pdf(data: bytes, doc_id: str) -> Document:
     text = "\n\n".join(parts)
     if not sections:
         raise _Unreadable("no extractable text (image-only PDF?)")
+    if pdf.outline:
+        starts = {s.page: s.start for s in sections}
+        headings = [_pdf_heading(text, starts, *item) for item in pdf.outline]
+        found = [h for h in headings if h is not None]
+        sections = list(split_at_headings(text, sections, found))
     title = pdf.title
     first_line = text.strip().split("\n", 1)[0]
     if not title and len(first_line.split()) <= bp.HEADLINE_MAX_WORDS:

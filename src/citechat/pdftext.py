@@ -9,6 +9,8 @@ page then loses what is furniture rather than content:
   "Filesystem Hierarchy Standard", "Page 14 of 50"), and bare page numbers;
 * the hard line wrap: lines of one paragraph are joined with a space, and a word
   hyphenated at a line break ("configu-" + "ration") is joined whole;
+* the PDF's outline (bookmarks), where it has one, gives the headings a page's text
+  sits under, so its citations carry a heading path as HTML's do;
 * table-of-contents and index pages, found by their dot leaders and trailing page
   numbers, are marked so the corpus can leave them out of what is indexed: they name
   every topic and would otherwise outrank the pages they list.
@@ -23,6 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class PdfError(Exception):
@@ -43,8 +46,12 @@ class PdfPage:
 
 @dataclass(frozen=True)
 class PdfText:
+    """The pages, the metadata title, and the outline (bookmarks) as (level from 1,
+    title, 1-based page number) in document order."""
+
     pages: tuple[PdfPage, ...]
     title: str
+    outline: tuple[tuple[int, str, int], ...] = ()
 
 
 #: the margin lines per page edge that may hold a running header or footer
@@ -87,9 +94,25 @@ def read_pdf(data: bytes) -> PdfText:
             page.close()
             raw.append((pdf.get_page_label(i) or None, _lines(text)))
         title = str(pdf.get_metadata_dict().get("Title") or "").strip()
+        outline = _outline(pdf)
     finally:
         pdf.close()
-    return PdfText(clean_pages(raw), title)
+    return PdfText(clean_pages(raw), title, outline)
+
+
+def _outline(pdf: Any) -> tuple[tuple[int, str, int], ...]:
+    """The bookmarks that point at a page; a damaged outline is no outline."""
+    out = []
+    try:
+        for mark in pdf.get_toc():
+            dest = mark.get_dest()
+            index = dest.get_index() if dest is not None else None
+            title = " ".join((mark.get_title() or "").split())
+            if title and index is not None and 0 <= index < len(pdf):
+                out.append((mark.level + 1, title, index + 1))
+    except Exception:  # an outline is optional: the text is still read
+        return ()
+    return tuple(out)
 
 
 def clean_pages(raw: Sequence[tuple[str | None, list[str]]]) -> tuple[PdfPage, ...]:
