@@ -9,7 +9,7 @@ from citechat.corpus import load_document
 from citechat.pdftext import clean_pages, is_contents, read_pdf, unwrap
 
 #: words set apart by positioning only, no space characters, as many typesetters
-#: write text (on such a book pypdf's default extraction gave "cutiontimings")
+#: write text (the issue saw pypdf run such words together: "cutiontimings")
 KERNED = ["The", "execution", "timings", "of", "these", "scripts", "can", "be", "customized."]
 
 BODY = {
