@@ -170,3 +170,24 @@ def test_an_instruction_is_answered_with_the_code_block_it_introduces(tmp_path: 
     assert "To list the files installed by a package, run the command:" in quotes
     assert "```\ndpkg --listfiles foo\n```" in quotes
     assert all(c.heading == "Package tools › Listing files" for c in answer.citations)
+
+
+def test_sphinx_page_chrome_is_dropped(tmp_path: Path) -> None:
+    html = (
+        "<html><head><title>8. Translations — Reference</title></head><body>"
+        '<div class="related" role="navigation"><a href="index.html">index</a> | '
+        '<a href="next.html">next</a></div><div class="document"><div class="body">'
+        '<section><h1>8. Translations<a class="headerlink" href="#t">¶</a></h1>'
+        "<p>Debian supports many languages.</p><section><h2>8.1. Handling"
+        '<a class="headerlink" href="#h">¶</a></h2><p>Translators review the text.</p>'
+        '</section></section></div></div><div class="sphinxsidebar" role="navigation">'
+        '<h3>Navigation</h3><ul><li><a href="a.html">Scope</a></li></ul></div>'
+        '<div class="footer">© Copyright the authors.</div></body></html>'
+    )
+    doc = load_document(write(tmp_path / "l10n.html", html), "l10n.html")
+    assert doc.title == "8. Translations"
+    assert [(doc.section_text(s), s.heading) for s in doc.sections] == [
+        ("Debian supports many languages.", "8. Translations"),
+        ("Translators review the text.", "8. Translations › 8.1. Handling"),
+    ]
+    assert "¶" not in doc.text and "Navigation" not in doc.text and "©" not in doc.text

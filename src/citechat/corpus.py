@@ -395,7 +395,9 @@ def _parse_html(html: str, doc_id: str) -> Document:
         text += comment
     main = Section("body", *bp.trim(text, 0, len(page.text)))
     body = split_at_headings(text, [main], page.headings)
-    title = " ".join((meta.get("title") or page.h1 or parse_text(page.text, doc_id).title).split())
+    title = meta.get("title") or page.h1 or parse_text(page.text, doc_id).title
+    # a heading's permalink sign (Sphinx's "¶") is not part of the title
+    title = " ".join(title.split()).rstrip("¶#").strip()
     return Document(
         doc_id=doc_id,
         text=text,

@@ -50,7 +50,7 @@ _CHROME = re.compile(
     r"^(?:nav|navs|navbar|navigation|navheader|navfooter|breadcrumbs?|crumbs|menu|menubar"
     r"|sidebar|side-bar|toc|pager|pagination|skip|skip-?link|skiplinks?|site-header"
     r"|site-footer|masthead|footer|cookie\w*|share|sharing|social|related|relatedlinks"
-    r"|prevnext|prev-next|topbar|top-bar|toolbar)$",
+    r"|prevnext|prev-next|topbar|top-bar|toolbar|headerlink|anchorjs-link)$",
     re.IGNORECASE,
 )
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
