@@ -191,3 +191,28 @@ def test_sphinx_page_chrome_is_dropped(tmp_path: Path) -> None:
         ("Translators review the text.", "8. Translations › 8.1. Handling"),
     ]
     assert "¶" not in doc.text and "Navigation" not in doc.text and "©" not in doc.text
+
+
+def test_pages_headings_and_blocks_survive_a_saved_index(tmp_path: Path) -> None:
+    from citechat.config import Settings
+    from citechat.corpus import load_corpus
+    from citechat.embedding import HashingEmbedder
+    from citechat.index import Index
+    from test_pdftext import book_pdf
+
+    corpus = tmp_path / "corpus"
+    write(corpus / "apt.md", MARKDOWN)
+    book_pdf(corpus / "book.pdf")
+    settings = Settings(corpus=corpus, index=tmp_path / "index", embedder="hashing-256")
+    emb = HashingEmbedder(256)
+    built = Index.build(load_corpus(corpus), emb, settings, folder=settings.index)
+    loaded = Index.load(settings.index, emb, settings)
+    assert loaded.chunks == built.chunks
+    assert {c.heading for c in loaded.chunks if c.doc_id == "apt.md"} == {
+        "APT",
+        "APT › Configuring apt-get",
+        "APT › Using apt-get",
+    }
+    assert {(c.page, c.page_label) for c in loaded.chunks if c.doc_id == "book.pdf"} >= {(5, "3")}
+    assert loaded.documents["apt.md"] == built.documents["apt.md"]
+    assert loaded.documents["apt.md"].blocks  # the code block, as a tuple again
