@@ -97,6 +97,12 @@ def test_pdf_words_keep_their_spaces_and_contents_pages_are_not_indexed() -> Non
     assert {8, 22, 44} <= indexed
     cited = "\n".join(doc.section_text(s) for s in doc.sections)
     assert ". . . . ." not in cited and "......" not in cited
+    # without an outline, the numbered headings give the heading path
+    at = doc.text.find("/run/crond.pid would contain")
+    assert _section_at(doc, at).heading == (
+        "Chapter 3. The Root Filesystem › 3.15. /run : Run-time variable data"
+        " › 3.15.2. Requirements"
+    )
     # the running header (the chapter's title over its pages) is gone from the pages
     p21 = next(s for s in doc.sections if s.page == 21)
     assert not doc.section_text(p21).startswith("The Root Filesystem")

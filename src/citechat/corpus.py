@@ -36,6 +36,7 @@ from citechat.headings import (
     Heading,
     markdown_code_blocks,
     markdown_headings,
+    numbered_headings,
     split_at_headings,
 )
 from citechat.types import Document, Section
@@ -473,9 +474,11 @@ def _parse_pdf(data: bytes, doc_id: str) -> Document:
         raise _Unreadable("no extractable text (image-only PDF?)")
     if pdf.outline:
         starts = {s.page: s.start for s in sections}
-        headings = [_pdf_heading(text, starts, *item) for item in pdf.outline]
-        found = [h for h in headings if h is not None]
-        sections = list(split_at_headings(text, sections, found))
+        marks = [_pdf_heading(text, starts, *item) for item in pdf.outline]
+        found = [h for h in marks if h is not None]
+    else:  # no bookmarks: the numbered headings on the indexed pages
+        found = [h for s in sections for h in numbered_headings(text, s.start, s.end)]
+    sections = list(split_at_headings(text, sections, found))
     title = pdf.title
     first_line = text.strip().split("\n", 1)[0]
     if not title and len(first_line.split()) <= bp.HEADLINE_MAX_WORDS:

@@ -22,6 +22,11 @@ from .types import Section
 #: the separator of a heading path
 SEPARATOR = " › "
 _ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
+_NUMBERED = re.compile(
+    r"^(?:(?P<chapter>(?:Chapter|Appendix|Part)\s+[\dA-Z]+\.?)|(?P<number>\d+(?:\.\d+)+)\.?)"
+    r"[ \t]+\S[^\n]*$",
+    re.MULTILINE,
+)
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?^ {0,3}\1[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
@@ -92,6 +97,26 @@ def markdown_headings(text: str) -> list[Heading]:
         for m in _ATX.finditer(text)
         if not any(a <= m.start() < b for a, b in fences)
     ]
+
+
+def numbered_headings(text: str, start: int = 0, end: int | None = None) -> list[Heading]:
+    """Numbered heading lines, as technical documents and standards number them:
+    "Chapter 3. The Root Filesystem" (level 1), "3.14. /root : Home directory" (level
+    2), "3.14.1. Purpose" (level 3).  A line numbered "1." alone is a list item, not a
+    heading; a heading line is short and does not end a sentence.
+
+    >>> t = "Chapter 3. Root\\n3.1. Purpose\\nIt must boot.\\n1. Not a heading\\n3.1.1. Notes"
+    >>> [(h.level, h.title) for h in numbered_headings(t)]
+    [(1, 'Chapter 3. Root'), (2, '3.1. Purpose'), (3, '3.1.1. Notes')]
+    """
+    out = []
+    for m in _NUMBERED.finditer(text, start, len(text) if end is None else end):
+        line = m.group(0).strip()
+        if len(line) > 90 or line.endswith((".", ",", ";")):
+            continue
+        level = 1 if m.group("chapter") else m.group("number").count(".") + 1
+        out.append(Heading(m.start(), m.end(), level, line))
+    return out
 
 
 def markdown_code_blocks(text: str) -> list[tuple[int, int]]:
