@@ -78,9 +78,10 @@ bench: $(STAMP)-bench
 train: $(STAMP)-eval
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VENV)/bin/citechat train-reader
 
-# the seed set over ./corpus, then the fixed 1,000-question SQuAD v1.1 subset over its own
-# index (built on first use, ~5 min on 2 cores); BM25 / dense / hybrid side by side, a report
-# folder each under eval/reports/, the headline tables printed
+# the seed set over ./corpus, the documentation set (an HTML manual and a PDF, issue 16) over
+# its own index, then the fixed 1,000-question SQuAD v1.1 subset over its own index (built on
+# first use, ~5 min on 2 cores); BM25 / dense / hybrid side by side, a report folder each
+# under eval/reports/, the headline tables printed
 SQUAD       := eval/datasets/squad-dev
 SQUAD_INDEX ?= eval/results/squad-index
 SQUAD_EVAL  := $(VENV)/bin/citechat --corpus $(SQUAD)/corpus.jsonl --index $(SQUAD_INDEX) eval \
@@ -88,6 +89,9 @@ SQUAD_EVAL  := $(VENV)/bin/citechat --corpus $(SQUAD)/corpus.jsonl --index $(SQU
 eval: $(STAMP)-eval
 	$(VENV)/bin/citechat eval eval/datasets/seed/questions.jsonl --out eval/results/seed.jsonl \
 		--compare --report eval/reports/seed
+	$(VENV)/bin/citechat --corpus eval/datasets/docs/corpus --index eval/results/docs-index \
+		eval eval/datasets/docs/questions.jsonl --out eval/results/docs.jsonl \
+		--compare --report eval/reports/docs
 	$(SQUAD_EVAL) --out eval/results/squad1000.jsonl --compare --report eval/reports/squad1000
 
 # the same SQuAD subset through LangChain's standard FAISS retriever (eval/peers/), scored

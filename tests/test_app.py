@@ -402,3 +402,51 @@ def test_warm_up_loads_the_embedder_and_logs_a_failure(
     with caplog.at_level(logging.WARNING, logger="citechat"):
         warm_up(pipe)  # logged, not raised: the page stays up
     assert "cannot load embedder 'x'" in caplog.text
+
+
+# -- where a source is: page and heading path (issue 16) ------------------------------
+
+GUIDE_MD = """# Harbour guide
+
+The harbour has two piers.
+
+## Lighthouse keeping
+
+Morwenna Tregarthen repainted the lamp room of the lighthouse in spring.
+"""
+
+
+@pytest.fixture
+def where_pipe(tmp_path: Path) -> Pipeline:
+    from helpers import pipeline_over
+    from test_pdftext import book_pdf
+
+    pipe = pipeline_over(tmp_path, {"guide.md": GUIDE_MD})
+    book_pdf(pipe.settings.corpus / "book.pdf")
+    return Pipeline.load(pipe.settings)
+
+
+def test_sources_show_page_and_heading_path(where_pipe: Pipeline) -> None:
+    pdf = where_pipe.ask("How often are log files rotated under the variable data folder?")
+    cited = next(c for c in pdf.citations if c.doc_id == "book.pdf")
+    assert (cited.page, cited.page_label) == (5, "3")
+    assert "<div class='cc-meta cc-where'>p. 5 (printed 3)</div>" in render_sources(where_pipe, pdf)
+    json_cited = next(c for c in pdf.to_json()["citations"] if c["doc_id"] == "book.pdf")
+    assert (json_cited["page"], json_cited["page_label"], json_cited["heading"]) == (5, "3", None)
+
+    md = where_pipe.ask("Who repainted the lamp room of the lighthouse?")
+    card = render_sources(where_pipe, md)
+    assert "Harbour guide › Lighthouse keeping" in card
+    assert md.to_json()["citations"][0]["heading"] == "Harbour guide › Lighthouse keeping"
+    panel = render_document(where_pipe, md, md.citations[0].n)
+    assert "cc-where'>Harbour guide › Lighthouse keeping<" in panel
+
+    export = export_markdown(where_pipe, [pdf, md])
+    assert "(book.pdf, p. 5 (printed 3), characters" in export
+    assert "(guide.md, Harbour guide › Lighthouse keeping, characters" in export
+
+
+def test_sources_without_page_or_heading_show_no_where_line(pipe: Pipeline) -> None:
+    answer = pipe.ask("Who was appointed new director?")
+    assert answer.citations and "cc-where" not in render_sources(pipe, answer)
+    assert all(c["page"] is None and c["heading"] is None for c in answer.to_json()["citations"])

@@ -389,3 +389,32 @@ def test_source_cards_show_publisher_date_and_commenter(page_with: Any) -> None:
         card = comment.locator(".cc-source.comment").first
         assert "reader comment by Lou, 11 April 2013" in card.locator(".cc-meta").inner_text()
         ui.screenshot()
+
+
+def test_source_cards_show_the_pdf_page_and_the_heading_path(
+    fake_settings: Settings, open_page: Any, serve_chat: Any
+) -> None:
+    """Issue 16: a PDF source names its page (and printed label), a Markdown source the
+    path of headings it sits under, on the card and in the document panel."""
+    from test_pdftext import book_pdf
+
+    book_pdf(fake_settings.corpus / "book.pdf")
+    (fake_settings.corpus / "guide.md").write_text(
+        "# Harbour guide\n\nThe harbour has two piers.\n\n## Lighthouse keeping\n\n"
+        "Morwenna Tregarthen repainted the lamp room of the lighthouse in spring.\n",
+        encoding="utf-8",
+    )
+    with serve_chat(Pipeline.load(fake_settings)) as url:
+        ui = open_page(url)
+        answer = ui.ask("How often are log files rotated under the variable data folder?")
+        card = answer.locator(".cc-source").filter(has_text="A Small Guide to Folders").first
+        assert card.locator(".cc-where").inner_text() == "p. 5 (printed 3)"
+        card.click()
+        panel = ui.page.locator("#cc-document .cc-where")
+        panel.filter(has_text="p. 5 (printed 3)").wait_for()
+        ui.screenshot("-pdf")
+
+        second = ui.ask("Who repainted the lamp room of the lighthouse?")
+        card = second.locator(".cc-source").filter(has_text="Morwenna").first
+        assert card.locator(".cc-where").inner_text() == "Harbour guide › Lighthouse keeping"
+        ui.screenshot("-heading")

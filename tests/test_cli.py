@@ -8,17 +8,11 @@ import pytest
 from citechat.cli import main
 
 RESULT_KEYS = {"id", "question", "answer", "abstained", "citations", "retrieved", "latency_ms"}
-CITATION_KEYS = {
-    "n",
-    "doc_id",
-    "title",
-    "section",
-    "commenter",
-    "start",
-    "end",
-    "quote",
-    "content_hash",
-}
+CITATION_KEYS = {"n", "doc_id", "title", "section", "commenter", "start", "end", "quote"}
+#: added by issue 16 (citations that stay true): the document's sha256 when quoted
+CITATION_KEYS |= {"content_hash"}
+#: added by issue 16 (where a claim is): None where the document has no pages or headings
+CITATION_KEYS |= {"page", "page_label", "heading"}
 RETRIEVED_KEYS = {"rank", "doc_id", "chunk_id", "start", "end", "score"}
 
 
@@ -53,6 +47,21 @@ def test_ask_text_output_lists_sources(cli_env: Path, capsys: pytest.CaptureFixt
     assert main(["ask", "Who was appointed new director?"]) == 0
     out = capsys.readouterr().out
     assert "Sources:" in out and "[1]" in out and "balls.txt" in out
+
+
+def test_ask_names_the_pdf_page_of_each_source(
+    cli_env: Path, tiny_corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_pdftext import book_pdf
+
+    book_pdf(tiny_corpus / "book.pdf")
+    assert main(["ask", "How often are log files rotated under the variable data folder?"]) == 0
+    out = capsys.readouterr().out
+    assert "— book.pdf, p. 5 (printed 3) chars" in out
+    question = "How often are log files rotated under the variable data folder?"
+    assert main(["ask", question, "--json"]) == 0
+    cited = json.loads(capsys.readouterr().out)["citations"]
+    assert {(c["doc_id"], c["page"], c["page_label"]) for c in cited} >= {("book.pdf", 5, "3")}
 
 
 def test_empty_question_exits_2_without_traceback(

@@ -174,26 +174,21 @@ def test_citechat_index_json_lists_skipped_files(
     assert data["index"]["documents"] == 5
 
 
-def test_aes_pdf_without_cryptography_names_the_package(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_pdf_encrypted_only_to_set_permissions_is_read(tmp_path: Path) -> None:
+    """An empty user password (permissions only) opens without any password; PDFium
+    decrypts RC4 and AES itself, so no cryptography package is needed."""
     import pypdf
 
-    def needs_cryptography(self: object, password: str) -> object:
-        raise pypdf.errors.DependencyError("cryptography>=3.1 is required for AES algorithm")
+    from test_pdftext import book_pdf
 
-    monkeypatch.setattr(pypdf.PdfReader, "decrypt", needs_cryptography)
-    blank_pdf(tmp_path / "aes.pdf", password="x")
-    write(tmp_path / "ok.txt", "Ok\n\nFine.\n")
-    skipped: list[tuple[str, str]] = []
-    load_corpus(tmp_path, on_skip=lambda p, r: skipped.append((Path(p).name, r)))
-    assert skipped == [
-        (
-            "aes.pdf",
-            "AES-encrypted PDF; reading it needs the cryptography package "
-            "(pip install cryptography)",
-        )
-    ]
+    reader = pypdf.PdfReader(book_pdf(tmp_path / "plain.pdf"))
+    writer = pypdf.PdfWriter(clone_from=reader)
+    writer.encrypt(user_password="", owner_password="owner", algorithm="RC4-128")
+    (tmp_path / "c").mkdir()
+    with (tmp_path / "c" / "perm.pdf").open("wb") as fh:
+        writer.write(fh)
+    (doc,) = load_corpus(tmp_path / "c")
+    assert "hierarchy of folders" in doc.text and doc.sections[0].page is not None
 
 
 def test_a_parser_crash_skips_that_file_only(

@@ -115,6 +115,9 @@ def make_citation(index: Index, n: int, hit: Hit, start: int, end: int) -> Citat
         end=end,
         quote=doc.text[start:end],
         content_hash=doc.content_hash or None,
+        page=hit.chunk.page,
+        page_label=hit.chunk.page_label,
+        heading=hit.chunk.heading,
     )
 
 
@@ -270,10 +273,12 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             top = part.candidates[0]
             if not any(_near_duplicate(top, c) for c in chosen):
                 chosen.append(replace(top, short=None))
-        # the sentence that names a quote's speaker, the reason that follows a decision
+        # the sentence that names a quote's speaker, the reason that follows a decision,
+        # the code block an instruction introduces
         doc = self.index.documents[best.hit.chunk.doc_id].text
         speaker = self.neighbours.speaker(best, question)
-        for span in (speaker, self.neighbours.reason(best, question)):
+        shown = self.neighbours.shown(best)
+        for span in (speaker, self.neighbours.reason(best, question), shown):
             if span is None:
                 continue
             extra = replace(

@@ -43,6 +43,7 @@ from .render import (
     render_document,
     render_passages,
     render_streaming,
+    source_choice,
 )
 from .types import Answer
 
@@ -198,7 +199,7 @@ def create_app(pipe: Pipeline) -> Any:
         answers = [*answers, answer]
         chat.append({"role": "assistant", "content": render_answer(pipe, answer, turn)})
         turns = [*turns, ["user", answer.question], ["assistant", answer.text]]
-        choices = [(f"[{c.n}] {c.label()}", f"{turn}:{c.n}") for c in answer.citations]
+        choices = [(source_choice(c), f"{turn}:{c.n}") for c in answer.citations]
         yield (
             chat,
             turns,

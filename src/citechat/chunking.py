@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from .types import Chunk, Document, Section
 
@@ -56,6 +57,39 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     return spans
 
 
+def section_sentences(doc: Document, section: Section) -> list[tuple[int, int]]:
+    """The sentence spans of a section: prose split by :func:`split_sentences`, each of
+    the document's code blocks one sentence and each table row one, so they are
+    quoted whole (only a block over ~120 words is cut, at words).
+
+    >>> from citechat.types import Document, Section
+    >>> t = "Run it:\\nx = 1. y = 2.\\nz = 3.\\nDone. Bye."
+    >>> d = Document("d", t, "T", (Section("body", 0, len(t)),), blocks=((8, 28, "code"),))
+    >>> [t[a:b] for a, b in section_sentences(d, d.sections[0])]
+    ['Run it:', 'x = 1. y = 2.\\nz = 3.', 'Done.', 'Bye.']
+    """
+    text = doc.text
+    spans: list[tuple[int, int]] = []
+    start = section.start
+    for a, b, kind in sorted(doc.blocks):
+        if b <= start or a >= section.end:
+            continue
+        a, b = max(a, start), min(b, section.end)
+        spans.extend(split_sentences(text, start, a))
+        if kind == "table":
+            for row in _BLOCK.finditer(text, a, b):
+                ra, rb = _trim(text, row.start(), row.end())
+                if rb > ra:
+                    spans.extend(_hard_split(text, ra, rb))
+        else:
+            ra, rb = _trim(text, a, b)
+            if rb > ra:
+                spans.extend(_hard_split(text, ra, rb))
+        start = b
+    spans.extend(split_sentences(text, start, section.end))
+    return spans
+
+
 def _trim(s: str, a: int, b: int) -> tuple[int, int]:
     while a < b and s[a].isspace():
         a += 1
@@ -86,8 +120,9 @@ def chunk_section(
     first_index: int = 0,
 ) -> list[Chunk]:
     """Chunks of one section; ids continue from ``first_index``."""
-    sentences = split_sentences(doc.text, section.start, section.end)
+    sentences = section_sentences(doc, section)
     header = Chunk("", doc.doc_id, 0, 0, "", section.kind, doc.title, section.commenter)
+    header = replace(header, heading=section.heading)
     budget = max(8, max_tokens - count_tokens(header.embedding_text()))
     groups: list[list[tuple[int, int]]] = []
     current: list[tuple[int, int]] = []
@@ -122,6 +157,9 @@ def chunk_section(
                 title=doc.title,
                 commenter=section.commenter,
                 sentences=tuple(group),
+                page=section.page,
+                page_label=section.page_label,
+                heading=section.heading,
             )
         )
     return chunks

@@ -269,7 +269,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
-            print(f"[{c.n}] {c.label()} — {c.doc_id} chars {c.start}-{c.end}")
+            where = f", {c.location()}" if c.location() else ""
+            print(f"[{c.n}] {c.label()} — {c.doc_id}{where} chars {c.start}-{c.end}")
             print(f"    “{c.quote}”")
     return 0
 

@@ -10,8 +10,9 @@ prompts, "Leave a Reply" forms, related links) lies outside every section.
 
 Web pages saved as text are split by the line heuristics in
 :mod:`citechat.boilerplate`; HTML goes through trafilatura and PDF through
-pypdf.  A file that cannot be read (garbage, empty, over ``max_bytes``,
-binary, password-protected or image-only PDF, HTML without text, a symlink
+:mod:`citechat.pdftext` (one section per page, with its page number and
+label).  A file that cannot be read (garbage, empty, over ``max_bytes``, binary,
+password-protected or image-only PDF, HTML without text, a symlink
 loop, no permission) is skipped and reported with a one-line reason, never
 fatal; text that is not UTF-8 is decoded as UTF-16 (with a BOM), cp1252 or
 latin-1.  This module does not chunk, embed, or remember what it read before:
@@ -25,17 +26,26 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from citechat import boilerplate as bp
 from citechat.errors import CorpusError, one_line
+from citechat.headings import (
+    Heading,
+    markdown_code_blocks,
+    markdown_headings,
+    numbered_headings,
+    split_at_headings,
+)
 from citechat.types import Document, Section
 
 log = logging.getLogger("citechat")
 
 MAX_BYTES = 50_000_000
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
+MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf"}
 OnSkip = Callable[[Path | str, str], None]
@@ -171,6 +181,35 @@ def parse_text(text: str, doc_id: str) -> Document:
     )
 
 
+def parse_markdown(text: str, doc_id: str) -> Document:
+    """A Markdown file as a Document: as :func:`parse_text`, with body sections cut at
+    each ``#`` heading (each piece knows its heading path) and each fenced code block
+    a block, quoted whole.
+
+    >>> doc = parse_markdown("# APT\\n\\nIntro text.\\n\\n## Setup\\n\\nEdit the file.", "a.md")
+    >>> [(doc.section_text(s), s.heading) for s in doc.sections]
+    [('Intro text.', 'APT'), ('Edit the file.', 'APT › Setup')]
+    """
+    doc = parse_text(text, doc_id)
+    headings = markdown_headings(text)
+    if doc.title.startswith("#"):
+        doc = replace(doc, title=headings[0].title if headings else doc.title.lstrip("# "))
+    blocks = tuple((a, b, "code") for a, b in markdown_code_blocks(text))
+    # the page heuristics may take a fence line ("```") for chrome: a body section
+    # holds the whole of each code block it touches
+    body = [_cover(s, blocks) if s.kind == "body" else s for s in doc.sections]
+    sections = split_at_headings(text, body, headings)
+    return replace(doc, sections=sections, blocks=blocks)
+
+
+def _cover(section: Section, blocks: tuple[tuple[int, int, str], ...]) -> Section:
+    start, end = section.start, section.end
+    for a, b, _ in blocks:
+        if a < end and start < b:
+            start, end = min(start, a), max(end, b)
+    return replace(section, start=start, end=end)
+
+
 # --- files ------------------------------------------------------------------
 
 
@@ -257,6 +296,8 @@ def _read(path: Path, doc_id: str, max_bytes: int) -> Document:
         raise _Unreadable("empty file")
     if suffix in HTML_SUFFIXES:
         return _parse_html(text, doc_id)
+    if suffix in MARKDOWN_SUFFIXES:
+        return parse_markdown(text, doc_id)
     return parse_text(text, doc_id)
 
 
@@ -338,70 +379,114 @@ def _whole_text_document(doc_id: str, text: str, title: str) -> Document:
 
 
 def _parse_html(html: str, doc_id: str) -> Document:
-    import trafilatura  # heavy (lxml, htmldate): only when a corpus has HTML
+    from citechat.htmltext import extract
 
     try:
-        result = trafilatura.bare_extraction(html, include_comments=True, with_metadata=True)
-    except Exception as exc:  # lxml and friends raise many types on broken markup
+        page = extract(html)
+    except Exception as exc:  # lxml raises many types on broken markup
         raise _Unreadable(f"unparseable HTML: {exc}") from None
-    found: dict[str, Any] = {}
-    if result is not None:
-        found = result if isinstance(result, dict) else result.as_dict()
-    main = (found.get("text") or "").strip()
-    if not main:
+    if not page.text.strip():
         raise _Unreadable("no text in HTML")
-    comments = (found.get("comments") or "").strip()
-    # The comment block follows the article after a blank line; it is one
-    # section, as trafilatura does not say where one comment ends.
-    text = f"{main}\n\n{comments}" if comments else main
-    title = " ".join((found.get("title") or parse_text(main, doc_id).title).split())
-    # trafilatura keeps the <h1> as the first line; the headline is the title,
-    # not body text.
-    headline, _, rest = main.partition("\n")
-    body_start = len(headline) + 1 if rest.strip() and " ".join(headline.split()) == title else 0
-    sections = [Section("body", *bp.trim(text, body_start, len(main)))]
-    if comments:
-        sections.append(Section("comment", len(main) + 2, len(text)))
+    meta = _html_metadata(html)
+    # the comments follow the article, a blank line apart, one section each
+    text, comment_spans = page.text, []
+    for comment in page.comments:
+        text += "\n\n"
+        comment_spans.append(Section("comment", len(text), len(text) + len(comment)))
+        text += comment
+    main = Section("body", *bp.trim(text, 0, len(page.text)))
+    body = split_at_headings(text, [main], page.headings)
+    title = meta.get("title") or page.h1 or parse_text(page.text, doc_id).title
+    # a heading's permalink sign (Sphinx's "¶") is not part of the title
+    title = " ".join(title.split()).rstrip("¶#").strip()
     return Document(
         doc_id=doc_id,
         text=text,
         title=title,
-        sections=tuple(sections),
-        source=found.get("sitename") or None,
-        date=found.get("date") or None,
-        author=found.get("author") or None,
+        sections=(*body, *comment_spans),
+        source=meta.get("sitename") or None,
+        date=meta.get("date") or None,
+        author=meta.get("author") or None,
         content_hash=content_hash(text),
+        blocks=page.blocks,
     )
 
 
-def _parse_pdf(data: bytes, doc_id: str) -> Document:
-    import io
+def _pdf_heading(
+    text: str, starts: dict[int | None, int], level: int, title: str, page: int
+) -> Heading | None:
+    """A bookmark as a heading: its title's line on its page when the page shows it,
+    else the top of that page.  None for a page that is not indexed."""
+    if page not in starts:
+        return None
+    start = starts[page]
+    end = text.find("\n\n", start)
+    end = len(text) if end < 0 else end
+    wanted = " ".join(title.split()).casefold()
+    at = start
+    for line in text[start:end].split("\n"):
+        if " ".join(line.split()).casefold().startswith(wanted):
+            return Heading(at, at + len(line), level, title)
+        at += len(line) + 1
+    return Heading(start, start, level, title)
 
-    import pypdf
+
+def _html_metadata(html: str) -> dict[str, Any]:
+    """The page's title, site name, date and author, as trafilatura reads them."""
+    from trafilatura.metadata import extract_metadata  # heavy (htmldate): only for HTML
 
     try:
-        reader = pypdf.PdfReader(io.BytesIO(data))
-        # Many PDFs are "encrypted" with an empty password just to set
-        # permissions; those open fine.
-        try:
-            if reader.is_encrypted and not reader.decrypt(""):
-                raise _Unreadable("password-protected PDF")
-        except pypdf.errors.DependencyError:
-            raise _Unreadable(
-                "AES-encrypted PDF; reading it needs the cryptography package "
-                "(pip install cryptography)"
-            ) from None
-        text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
-        title = reader.metadata.title if reader.metadata and reader.metadata.title else ""
-    except _Unreadable:
-        raise
-    except Exception as exc:  # pypdf raises many types on damaged files
+        # no extensive date search: a date the page does not declare is not invented
+        found = extract_metadata(html, extensive=False)
+    except Exception:  # metadata is optional; a page that breaks it still has text
+        log.debug("no metadata from HTML", exc_info=True)
+        return {}
+    return {} if found is None else found.as_dict()
+
+
+def _parse_pdf(data: bytes, doc_id: str) -> Document:
+    from citechat.pdftext import PdfError, read_pdf
+
+    try:
+        pdf = read_pdf(data)
+    except PdfError as exc:
+        raise _Unreadable(str(exc)) from None
+    except Exception as exc:  # PDFium raises on damaged files in many ways
         raise _Unreadable(f"unreadable PDF: {type(exc).__name__}: {exc}") from None
-    if not text.strip():
+    # One body section per page, so every chunk and citation knows its page; a table
+    # of contents or index page is in the text but in no section: it is never indexed.
+    parts: list[str] = []
+    sections: list[Section] = []
+    offset = 0
+    for page in pdf.pages:
+        if not page.text.strip():
+            continue
+        if parts:
+            offset += 2  # the "\n\n" between pages
+        parts.append(page.text)
+        if not page.contents:
+            a, b = bp.trim(page.text, 0, len(page.text))
+            span = Section("body", offset + a, offset + b)
+            sections.append(replace(span, page=page.number, page_label=page.label))
+        offset += len(page.text)
+    text = "\n\n".join(parts)
+    if not sections:
         raise _Unreadable("no extractable text (image-only PDF?)")
-    # PDF text is hard-wrapped with running headers and footers, so page-chrome
-    # heuristics would cut articles short: the whole text is one body section.
+    if pdf.outline:
+        starts = {s.page: s.start for s in sections}
+        marks = [_pdf_heading(text, starts, *item) for item in pdf.outline]
+        found = [h for h in marks if h is not None]
+    else:  # no bookmarks: the numbered headings on the indexed pages
+        found = [h for s in sections for h in numbered_headings(text, s.start, s.end)]
+    sections = list(split_at_headings(text, sections, found))
+    title = pdf.title
     first_line = text.strip().split("\n", 1)[0]
     if not title and len(first_line.split()) <= bp.HEADLINE_MAX_WORDS:
         title = first_line
-    return _whole_text_document(doc_id, text, str(title))
+    return Document(
+        doc_id=doc_id,
+        text=text,
+        title=" ".join(title.split()) or doc_id,
+        sections=tuple(sections),
+        content_hash=content_hash(text),
+    )

@@ -2,7 +2,8 @@
 
 Input lines: ``{"id", "question"}`` plus optional gold ``answers``, ``gold_docs``
 (or ``gold_ids``, as in the SQuAD/PubMedQA conversions), ``evidence``
-(``[{"doc", "quote"}]``), ``answerable`` and ``type``.  Output lines follow the
+(``[{"doc", "quote"}]``), ``gold_page`` (the 1-based PDF page of the evidence),
+``answerable`` and ``type``.  Output lines follow the
 public results schema::
 
     {"id","question","answer","abstained","citations":[{"n","doc_id","title","section",
@@ -306,6 +307,9 @@ class QuestionScore:
     citations: int = 0
     citations_on_gold: int | None = None
     gold_passage_cited: bool | None = None
+    #: a row with a ``gold_page`` (a PDF answer): did a citation of a gold document
+    #: quote that page?  None where the row has no gold page or the answer was declined
+    gold_page_cited: bool | None = None
     latency: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
@@ -372,6 +376,8 @@ def score_question(
                 values["gold_passage_cited"] = any(on)
             elif ok and golds:
                 values["citations_on_gold"] = sum(c["doc_id"] in golds for c in rec["citations"])
+            if ok and row.get("gold_page") is not None:
+                values["gold_page_cited"] = page_cited(rec["citations"], golds, row["gold_page"])
     return QuestionScore(
         qtype=row.get("type"),
         answerable=ok,
@@ -379,6 +385,17 @@ def score_question(
         retrieval_only=retrieval_only,
         **values,
     )
+
+
+def page_cited(citations: Sequence[dict[str, Any]], golds: Sequence[str], page: int) -> bool:
+    """Does a citation of a gold document quote the gold page (1-based)?
+
+    >>> page_cited([{"doc_id": "b.pdf", "page": 5}], ["b.pdf"], 5)
+    True
+    >>> page_cited([{"doc_id": "b.pdf", "page": 4}, {"doc_id": "a.pdf", "page": 5}], ["b.pdf"], 5)
+    False
+    """
+    return any(c["doc_id"] in golds and c.get("page") == page for c in citations)
 
 
 def latency_stages(rec: dict[str, Any]) -> dict[str, float]:
@@ -462,6 +479,10 @@ def summarize_scores(scores: Sequence[QuestionScore], *, by_type: bool = True) -
             "answers_with_unchecked_text": sum(s.unchecked for s in spoken),
             "gold_passage_cited": _mean(
                 float(s.gold_passage_cited) for s in spoken if s.gold_passage_cited is not None
+            ),
+            "page_answers": sum(s.gold_page_cited is not None for s in spoken),
+            "gold_page_cited": _mean(
+                float(s.gold_page_cited) for s in spoken if s.gold_page_cited is not None
             ),
         },
         "abstention": {

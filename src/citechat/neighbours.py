@@ -3,13 +3,15 @@
 A quote answers "who said …?" only with the sentence that names its speaker, often a
 paragraph or two before it ("Ms Shoesmith said she was 'shocked' …  'And now you've
 got this, a local tragedy …'"); a decision answers "why …?" only with the reason that
-follows it ("… because …").  :class:`Neighbours` finds that sentence in the same
-section of the same document, from the index's own sentence spans, so it can be
-quoted and cited like any other.
+follows it ("… because …"); an instruction ending in a colon needs the code block
+or table it introduces ("To list the files, run: / dpkg --listfiles foo").
+:class:`Neighbours` finds that sentence in the same section of the same document,
+from the index's own sentence spans, so it can be quoted and cited like any other.
 
     nb = Neighbours(index)
     nb.speaker(candidate, question)     # (start, end) of the speaker's sentence, or None
     nb.reason(candidate, question)      # (start, end) of the reason that follows, or None
+    nb.shown(candidate)                 # (start, end) of the code block it introduces
 
 It does not choose the answer sentence (answering.py).
 """
@@ -130,3 +132,18 @@ class Neighbours:
             return None
         text = self.index.documents[cand.hit.chunk.doc_id].text
         return (nxt.start, nxt.end) if _REASON_START.search(text[nxt.start : nxt.end]) else None
+
+    def shown(self, cand: Candidate) -> tuple[int, int] | None:
+        """For a sentence that introduces a code block or table ("… run the command:"):
+        that block, the next sentence of the same section, so the answer holds it."""
+        if not cand.text.rstrip().endswith(":"):
+            return None
+        sentences, at = self._around(cand)
+        if at < 0 or at + 1 >= len(sentences):
+            return None
+        here, nxt = sentences[at], sentences[at + 1]
+        if (nxt.section, nxt.commenter) != (here.section, here.commenter):
+            return None
+        blocks = self.index.documents[cand.hit.chunk.doc_id].blocks
+        inside = any(a <= nxt.start and nxt.end <= b for a, b, _ in blocks)
+        return (nxt.start, nxt.end) if inside else None

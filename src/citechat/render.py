@@ -1,11 +1,12 @@
 """HTML and Markdown views of answers, sources and documents for the web chat.
 
 Pure functions of the pipeline and an :class:`Answer`: the Sources cards (title,
-publisher, date, article or whose comment, the quote with the cited sentence
-marked), the answer bubble with linked [n] markers and unsupported sentences
-flagged, the document panel, retrieved passages, index status, and the Markdown
-export.  Every piece of document text is HTML-escaped here, before it reaches
-the page.  app.py wires these into Gradio.
+publisher, date, article or whose comment, the page and heading path where the
+document has them, the quote with the cited sentence marked), the answer bubble
+with linked [n] markers and unsupported sentences flagged, the document panel,
+retrieved passages, index status, and the Markdown export.  Every piece of
+document text is HTML-escaped here, before it reaches the page.  app.py wires
+these into Gradio.
 """
 
 from __future__ import annotations
@@ -47,6 +48,22 @@ def source_meta(pipe: Pipeline, c: Citation) -> str:
     return provenance(pipe.index.documents.get(c.doc_id), c).meta()
 
 
+def _where(c: Citation) -> str:
+    """The page and heading path of a source, as a line of its card ("" when unknown)."""
+    where = c.location()
+    return f"<div class='cc-meta cc-where'>{_flat(where)}</div>" if where else ""
+
+
+def source_choice(c: Citation) -> str:
+    """How the "Open a source" menu names a source: "[2] “Title” — p. 5 · Setup".
+
+    >>> source_choice(Citation(2, "d", "T", "body", None, 0, 1, "x", page=5))
+    '[2] “T” — p. 5'
+    """
+    where = c.location()
+    return f"[{c.n}] {c.label()}" + (f" — {where}" if where else "")
+
+
 def render_sources(pipe: Pipeline, answer: Answer | None, turn: int = 0) -> str:
     """The Sources section under an answer: one card per citation."""
     if answer is None or not answer.citations:
@@ -60,7 +77,7 @@ def render_sources(pipe: Pipeline, answer: Answer | None, turn: int = 0) -> str:
         css = "cc-source comment" if c.section == "comment" else "cc-source"
         cards.append(
             f"<div class='{css}'>{_ref(turn, c.n)} <span class='cc-title'>{_flat(c.title)}</span>"
-            f"<div class='cc-meta'>{_flat(source_meta(pipe, c))}</div>"
+            f"<div class='cc-meta'>{_flat(source_meta(pipe, c))}</div>{_where(c)}"
             f"<div class='cc-quote'>…{_flat(before)}<mark>{_flat(c.quote)}</mark>"
             f"{_flat(after)}…</div></div>"
         )
@@ -156,7 +173,7 @@ def render_document(pipe: Pipeline, answer: Answer | None, n: int | None) -> str
     return (
         f"<h4>[{cit.n}] {esc(doc.title)}</h4>"
         f"<div class='cc-meta'>{esc(source_meta(pipe, cit))} · {esc(doc.doc_id)}, "
-        f"characters {cit.start}–{cit.end}</div>"
+        f"characters {cit.start}–{cit.end}</div>{_where(cit)}"
         f"<div class='cc-doc'>{esc(t[: cit.start])}<mark id='cc-highlight'>"
         f"{esc(t[cit.start : cit.end])}</mark>{esc(t[cit.end :])}</div>"
     )
@@ -244,8 +261,9 @@ def export_markdown(pipe: Pipeline, answers: Sequence[Answer]) -> str:
                 doc = pipe.index.documents.get(c.doc_id)
                 stale = "" if c.still_in(doc) else f" — {GONE if doc is None else CHANGED}"
                 digest = f", sha256 `{c.content_hash}`" if c.content_hash else ""
+                where = f", {c.location()}" if c.location() else ""
                 out.append(
-                    f"{c.n}. {c.title} — {source_meta(pipe, c)} ({c.doc_id}, characters "
+                    f"{c.n}. {c.title} — {source_meta(pipe, c)} ({c.doc_id}{where}, characters "
                     f"{c.start}–{c.end}{digest}){stale}\n   > {quote}"
                 )
             out.append("")

@@ -73,6 +73,8 @@ CITATION_KEYS = (
     "verbatim",
     "answers_with_unchecked_text",
     "gold_passage_cited",
+    "page_answers",
+    "gold_page_cited",
 )
 
 
@@ -332,6 +334,9 @@ DEFINITIONS = f"""\
   **cite precision**: share of citations (answerable questions) whose span overlaps gold
   evidence, or, for questions without evidence quotes, that fall in a gold document.
   **verifier supported**: share of answer sentences the verifier alone marked supported.
+  **gold page cited**: of the answers given to questions with a `gold_page` (PDF
+  evidence), the share with a citation of a gold document on that page (**page_answers**
+  counts them).
 - **declined unans.**: unanswerable questions declined; **wrongly declined**: answerable
   questions declined. Latency: milliseconds per question, warm, single thread of calls;
   p50 / p95 interpolate linearly between the two closest ranks (numpy's default, the

@@ -31,6 +31,12 @@ class Section:
     end: int
     commenter: str | None = None
     date: str | None = None
+    #: the PDF page the span is on (1-based, as a viewer numbers it) and the label
+    #: printed on it ("iv", "14") where the PDF defines page labels
+    page: int | None = None
+    page_label: str | None = None
+    #: the path of the headings the span sits under ("APT › Configuring apt-get")
+    heading: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,9 @@ class Document:
     date: str | None = None
     author: str | None = None
     content_hash: str = ""
+    #: (start, end, kind) of the code blocks ("code": one sentence, quoted whole) and
+    #: tables ("table": one sentence a row) in ``text``; prose is split into sentences
+    blocks: tuple[tuple[int, int, str], ...] = ()
 
     def section_text(self, section: Section) -> str:
         return self.text[section.start : section.end]
@@ -68,14 +77,25 @@ class Chunk:
     title: str
     commenter: str | None = None
     sentences: tuple[tuple[int, int], ...] = ()
+    #: where the chunk is, from its section (None where the document has no pages or
+    #: headings; chunks saved before these fields existed load with None)
+    page: int | None = None
+    page_label: str | None = None
+    heading: str | None = None
 
     def embedding_text(self) -> str:
         """Text given to the embedder: a context header plus the span.
 
         >>> Chunk("d#0", "d", 0, 3, "Hi.", "comment", "T", "Ann").embedding_text()
         'T | comment by Ann\\nHi.'
+        >>> Chunk("d#0", "d", 0, 3, "Hi.", "body", "T", heading="APT › Setup").embedding_text()
+        'T | APT › Setup\\nHi.'
         """
         header = self.title
+        # the path under the title's own heading ("Guide › Setup" under "Guide")
+        heading = (self.heading or "").removeprefix(f"{self.title} › ")
+        if heading and heading != self.title:
+            header += f" | {heading}"
         if self.section == "comment":
             header += f" | comment by {self.commenter or 'a reader'}"
         return f"{header}\n{self.text}" if header else self.text
@@ -110,6 +130,12 @@ class Citation:
     quote: str
     content_hash: str | None = None
 
+    #: the PDF page of the quote (1-based) and its printed label, and the heading path
+    #: of the section it is in (JSON: ``page``, ``page_label``, ``heading``)
+    page: int | None = None
+    page_label: str | None = None
+    heading: str | None = None
+
     def still_in(self, doc: Document | None) -> bool:
         """Whether ``doc`` (the document as the index holds it now; None: gone) is the
         one this citation quoted; a citation without a recorded hash trusts its quote.
@@ -134,6 +160,24 @@ class Citation:
         if self.section == "comment":
             return f"comment by {self.commenter or 'a reader'} on “{self.title}”"
         return f"“{self.title}”"
+
+    def location(self) -> str:
+        """Where in its document the quote is: page and heading path, "" when unknown.
+
+        >>> Citation(1, "d", "T", "body", None, 0, 1, "x", page=20, page_label="14").location()
+        'p. 20 (printed 14)'
+        >>> Citation(1, "d", "T", "body", None, 0, 1, "x", heading="APT › Setup").location()
+        'APT › Setup'
+        """
+        parts = []
+        if self.page is not None:
+            page = f"p. {self.page}"
+            if self.page_label and self.page_label != str(self.page):
+                page += f" (printed {self.page_label})"
+            parts.append(page)
+        if self.heading:
+            parts.append(self.heading)
+        return " · ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,7 @@ def _line(doc: Document) -> bytes:
 
 def document_from_row(row: dict[str, Any]) -> Document:
     row["sections"] = tuple(Section(**s) for s in row["sections"])
+    row["blocks"] = tuple(tuple(b) for b in row.get("blocks", ()))
     return Document(**row)
 
 

@@ -199,6 +199,7 @@ class Index:
             documents = {}
             for row in read_jsonl(gen / "documents.jsonl"):
                 row["sections"] = tuple(Section(**s) for s in row["sections"])
+                row["blocks"] = tuple(tuple(b) for b in row.get("blocks", ()))
                 doc = Document(**row)
                 documents[doc.doc_id] = doc
                 check.document(doc.doc_id, len(doc.text))
