@@ -128,3 +128,32 @@ def test_a_why_answer_gets_the_speakers_own_explanation_after_it() -> None:
     assert nb.reason(decision, "What did Ms Shoesmith defend?") is None
     said = Candidate(Hit(chunk, 1.0, 1), *spans[1], text[slice(*spans[1])], 1.0, 0.0, 0.0)
     assert nb.reason(said, "Why did she stay?") is None  # "The council met" is no reason
+
+
+def _two_sentences(text: str, section: str = "body") -> tuple[SimpleNamespace, Candidate]:
+    cut = text.index(". ") + 2
+    spans = ((0, cut - 1), (cut, len(text)))
+    chunk = Chunk("e#0", "e", 0, len(text), "", section, "T", None, spans)
+    doc = Document("e", text, "T", (Section(section, 0, len(text)),))
+    index = SimpleNamespace(chunks=[chunk], documents={"e": doc})
+    cand = Candidate(Hit(chunk, 1.0, 1), cut, len(text), text[cut:], 1.0, 0.0, 0.0)
+    return index, cand
+
+
+def test_a_who_answer_that_starts_with_she_gets_the_sentence_naming_her() -> None:
+    text = (
+        "We heard an interview with Sharon Shoesmith, the former head of the service. "
+        "She was in charge at the time of the case."
+    )
+    index, she = _two_sentences(text)
+    nb = Neighbours(index)  # type: ignore[arg-type]
+    span = nb.antecedent(she, "Who was in charge at the time of the case?")
+    assert span is not None and text[slice(*span)].startswith("We heard an interview")
+    # not for other questions, nor for "who said" (the speaker rule's), nor without a name
+    assert nb.antecedent(she, "When was she in charge?") is None
+    assert nb.antecedent(she, "Who said she was in charge?") is None
+    unnamed, she2 = _two_sentences("We heard an interview. She was in charge at the time.")
+    assert Neighbours(unnamed).antecedent(she2, "Who was in charge?") is None  # type: ignore[arg-type]
+    # a sentence that names its own subject needs nothing before it
+    _, named = _two_sentences(text.replace("She was", "Ms Shoesmith was"))
+    assert nb.antecedent(named, "Who was in charge at the time of the case?") is None

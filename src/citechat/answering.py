@@ -273,12 +273,13 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             top = part.candidates[0]
             if not any(_near_duplicate(top, c) for c in chosen):
                 chosen.append(replace(top, short=None))
-        # the sentence that names a quote's speaker, the reason that follows a decision,
-        # the code block an instruction introduces
+        # the sentence that names a quote's speaker (or the "she" a "who" answer starts
+        # with), the reason that follows a decision, the code block an instruction introduces
         doc = self.index.documents[best.hit.chunk.doc_id].text
         speaker = self.neighbours.speaker(best, question)
         shown = self.neighbours.shown(best)
-        for span in (speaker, self.neighbours.reason(best, question), shown):
+        named = None if speaker else self.neighbours.antecedent(best, question)
+        for span in (speaker, named, self.neighbours.reason(best, question), shown):
             if span is None:
                 continue
             extra = replace(

@@ -12,6 +12,7 @@ from the index's own sentence spans, so it can be quoted and cited like any othe
     nb.speaker(candidate, question)     # (start, end) of the speaker's sentence, or None
     nb.reason(candidate, question)      # (start, end) of the reason that follows, or None
     nb.shown(candidate)                 # (start, end) of the code block it introduces
+    nb.antecedent(candidate, question)  # (start, end) of the sentence naming its "she"
 
 It does not choose the answer sentence (answering.py).
 """
@@ -58,6 +59,11 @@ _REASON_START = re.compile(
     r"|^\W*(she|he|they)\s+(said|says|added|adds|argued|explained|claimed|insisted)\b",
     re.I,
 )
+#: a sentence whose subject is a pronoun: "She was in charge at the time …"
+_PRONOUN_SUBJECT = re.compile(r"^\W*(she|he|they)\b", re.I)
+#: a named person: two capitalised words ("Sharon Shoesmith") or a titled name
+_PERSON = re.compile(rf"\b{_TITLE}\s+[A-Z][\w’'-]+|\b[A-Z][\w’'-]+\s+[A-Z][\w’'-]+")
+_WHO = re.compile(r"^\s*(who|whom|whose)\b", re.I)
 #: how many sentences back a speaker may be named
 LOOK_BACK = 6
 
@@ -118,6 +124,25 @@ class Neighbours:
             if _NAMED_SPEAKER.search(said) and not _PRONOUN_SPEAKER.search(said):
                 return s.start, s.end
         return None
+
+    def antecedent(self, cand: Candidate, question: str) -> tuple[int, int] | None:
+        """For a "who …?" question (not "who said", see :meth:`speaker`) answered by a
+        sentence whose subject is "she", "he" or "they": the sentence just before it,
+        in the same section, when that one names a person ("… Sharon Shoesmith – the
+        former head of Children's Services … She was in charge at the time …")."""
+        if not _WHO.search(question) or _WHO_SAID.search(question):
+            return None
+        if not _PRONOUN_SUBJECT.search(cand.text):
+            return None
+        sentences, at = self._around(cand)
+        if at <= 0:
+            return None
+        here, before = sentences[at], sentences[at - 1]
+        if (before.section, before.commenter) != (here.section, here.commenter):
+            return None
+        text = self.index.documents[cand.hit.chunk.doc_id].text
+        named = _PERSON.search(text[before.start : before.end])
+        return (before.start, before.end) if named else None
 
     def reason(self, cand: Candidate, question: str) -> tuple[int, int] | None:
         """For a "why …?" question: the next sentence of the same section when it
