@@ -130,11 +130,11 @@ def test_a_why_answer_gets_the_speakers_own_explanation_after_it() -> None:
     assert nb.reason(said, "Why did she stay?") is None  # "The council met" is no reason
 
 
-def _two_sentences(text: str, section: str = "body") -> tuple[SimpleNamespace, Candidate]:
+def _two_sentences(text: str) -> tuple[SimpleNamespace, Candidate]:
     cut = text.index(". ") + 2
     spans = ((0, cut - 1), (cut, len(text)))
-    chunk = Chunk("e#0", "e", 0, len(text), "", section, "T", None, spans)
-    doc = Document("e", text, "T", (Section(section, 0, len(text)),))
+    chunk = Chunk("e#0", "e", 0, len(text), "", "body", "T", None, spans)
+    doc = Document("e", text, "T", (Section("body", 0, len(text)),))
     index = SimpleNamespace(chunks=[chunk], documents={"e": doc})
     cand = Candidate(Hit(chunk, 1.0, 1), cut, len(text), text[cut:], 1.0, 0.0, 0.0)
     return index, cand
