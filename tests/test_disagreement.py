@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,6 +102,12 @@ def test_different_things_are_not_a_disagreement() -> None:
         "Workers saw Baby P sixty times during the 8 months before he died, professionals said.",
         "Baby P was seen by professionals 60 times over 9 months.",
     )
+    # an age is no count of months
+    assert not flagged(
+        "How many months was Baby P on the register?",
+        "Baby P was on the register for eight months.",
+        "Baby P was 14 months old when he was put on the register.",
+    )
     # another subject: the caseload Laming recommended is not Baby P's social worker's
     assert not flagged(
         cases,
@@ -129,6 +136,20 @@ def test_different_things_are_not_a_disagreement() -> None:
     assert find_conflict(VISITS, same) is None
     # a question that asks for no compared kind
     assert not flagged("What did the review find?", "It found 60 faults.", "It found 78 faults.")
+
+
+def test_a_name_is_the_one_by_the_question_verb() -> None:
+    conflict = find_conflict(
+        "Who led the review of Haringey?",
+        [
+            Passage(
+                "The review of Haringey, triggered by the Baby P case, was led by Ofsted.", "a"
+            ),
+            Passage("The review of Haringey was led by the Audit Commission.", "b"),
+        ],
+    )
+    assert conflict is not None
+    assert (conflict.first.text, conflict.second.text) == ("Ofsted", "Audit Commission")
 
 
 def test_the_reader_short_answer_picks_the_claim() -> None:
@@ -232,8 +253,8 @@ def test_eval_reports_precision_and_recall_of_the_flag(news: Pipeline, tmp_path:
 
 
 def test_the_metric_counts_false_positives_and_skips_unlabelled_rows() -> None:
-    rows = [{"disagree": False}, {"disagree": False}, {"question": "no label"}]
-    recs = [
+    rows: list[dict[str, Any]] = [{"disagree": False}, {"disagree": False}, {"question": "x"}]
+    recs: list[dict[str, Any]] = [
         {"disagreement": {"sides": []}},
         {"disagreement": None},
         {"disagreement": {"sides": []}},

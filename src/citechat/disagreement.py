@@ -201,6 +201,8 @@ class _Question:
     counted: frozenset[str]
     #: the first predicate (its verb, mostly: "appoint" of "Who did Ed Balls appoint")
     main: str | None
+    #: the last of what is counted, its noun ("rib" of "fractured ribs")
+    head: str | None = None
 
     @classmethod
     def of(cls, question: str, kind: AnswerType) -> _Question:
@@ -215,13 +217,15 @@ class _Question:
         names = frozenset(t for run in runs for t in run)
         surnames = frozenset(run[-1] for run in runs)
         counted: frozenset[str] = frozenset()
+        head = None
         if kind == "number":
             m = re.match(r"^\s*how many\s+((?:\w+\s+)?\w+)", question, re.I)
-            counted = _stems(_aux_cut(m.group(1))) if m else frozenset()
+            words = _ordered(_aux_cut(m.group(1))) if m else []
+            counted, head = frozenset(words), (words[-1] if words else None)
         ordered = [t for t in _ordered(question) if t not in names and t not in _TYPE_WORDS]
         predicates = frozenset(ordered)
         main = next((t for t in ordered if t not in counted), None)
-        return cls(kind, names, surnames, predicates, counted, main)
+        return cls(kind, names, surnames, predicates, counted, main, head)
 
 
 #: words that name the kind of answer, not what it is about
@@ -258,11 +262,16 @@ _IRREGULAR = {
     "died": "die",
     "death": "die",
 }
-_AUX = re.compile(r"\b(did|do|does|was|were|is|are|has|have|had|will|would)\b.*$", re.I)
+_AUX = re.compile(
+    r"\b(did|do|does|was|were|is|are|has|have|had|will|would|before|after|during|since|"
+    r"of|in|on|at|for|to|from|by|with)\b.*$",
+    re.I,
+)
 
 
 def _aux_cut(words: str) -> str:
-    """The words before an auxiliary: "social workers" of "social workers did"."""
+    """The words before an auxiliary or a preposition: "social workers" of "social
+    workers did", "months" of "months before"."""
     return _AUX.sub("", words)
 
 
@@ -298,7 +307,21 @@ def _claim(asked: _Question, i: int, p: Passage) -> Claim | None:
         inside = [c for c in found if c.start < b and a < c.end]
         if inside:
             return inside[0]
+    main = asked.main
+    if asked.kind in ("person", "time", "day") and main is not None:
+        # the name or date nearest the question's verb ("led by Ofsted", not "Baby")
+        return min(found, key=lambda c: _distance(main, p.text, c))
     return max(found, key=lambda c: len(_around(asked, p.text, c)))
+
+
+def _distance(term: str, text: str, claim: Claim) -> int:
+    """Words between the claim and the nearest word of ``text`` with stem ``term``."""
+    words = [(m.start(), m.end(), _stems(m.group())) for m in _WORD.finditer(text)]
+    at = [k for k, (_, _, ts) in enumerate(words) if term in ts]
+    inside = [k for k, (s, e, _) in enumerate(words) if s < claim.end and claim.start < e]
+    if not at or not inside:
+        return len(words)
+    return min(abs(k - j) for k in at for j in inside)
 
 
 def _phrases(asked: _Question, i: int, text: str) -> list[Claim]:
@@ -307,15 +330,13 @@ def _phrases(asked: _Question, i: int, text: str) -> list[Claim]:
     if kind == "number":
         for m in _COUNT.finditer(text):
             after = text[m.end() : m.end() + 40]
-            if asked.counted and not asked.counted & _stems(
-                " ".join(_WORD.findall(after)[:NOUN_GAP])
-            ):
+            if asked.head and asked.head not in _stems(" ".join(_WORD.findall(after)[:NOUN_GAP])):
                 continue  # counts something else: "8 months" for "how many visits"
             if re.match(r"\s*(%|per ?cent)", after) or _ranged(text, m.start(), m.end()):
                 continue
             value = number_value(m.group(1))
-            if value is None or _in_date(text, m.start(), m.end()):
-                continue
+            if value is None or _in_date(text, m.start(), m.end()) or _in_age(text, m.start()):
+                continue  # a year, a day of a date, an age ("14 months old") counts nothing
             low, high = _bounds(text[: m.start()], value)
             a = m.start() - _qualifier(text[: m.start()])  # "more than 50", as written
             out.append(Claim(i, a, m.end(), text[a : m.end()], low, high))
@@ -378,6 +399,11 @@ def _in_date(text: str, a: int, b: int) -> bool:
     return any(m.start() <= a and b <= m.end() for m in _DATE.finditer(text)) or bool(
         re.fullmatch(r"1[89]\d\d|20\d\d", text[a:b])
     )
+
+
+def _in_age(text: str, a: int) -> bool:
+    """Whether the number at ``text[a:]`` is an age ("14 months old", "Owen, 36,")."""
+    return any(s <= a < e for s, e in answer_phrases(text, "age"))
 
 
 def _bounds(before: str, value: float) -> tuple[float, float]:
