@@ -25,15 +25,28 @@ from dataclasses import replace
 from typing import Literal, Protocol
 
 from .abstention import AbstentionModel
+from .disagreement import Conflict, Passage, find_conflict
 from .index import Index
 from .neighbours import Neighbours
 from .provenance import Provenance, provenance, relative_dates
 from .reading import CAPITALISED, Candidate, Reading, SentenceScorer
 from .retrieval import Retriever
 from .text import terms
-from .types import Answer, Citation, Hit, SentenceSupport, ShortAnswer, marker
+from .types import (
+    Answer,
+    Citation,
+    Disagreement,
+    Hit,
+    Section,
+    SentenceSupport,
+    ShortAnswer,
+    Side,
+    marker,
+)
 
 DECLINE = "I could not find this in the documents."
+#: how many of the best candidate sentences are compared for a disagreement
+DISAGREEMENT_DEPTH = 10
 
 log = logging.getLogger("citechat")
 
@@ -305,6 +318,13 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             lead = f"**{short.text}** {marker(short.n)}."
             parts = [lead, *parts]
             sentences = (SentenceSupport(lead, (short.n,), True, 1.0), *sentences)
+        # sources that disagree: said after the answer, never instead of it
+        disagreement = self._disagreement(question, reading, chosen, citations)
+        if disagreement is not None:
+            parts.append(disagreement.line)
+            cited = tuple(s.n for s in disagreement.sides)
+            # each side's sentence is its citation's quote verbatim, the value bold in it
+            sentences = (*sentences, SentenceSupport(disagreement.line, cited, True, 1.0))
         return Answer(
             question=question,
             text=" ".join(parts),
@@ -316,7 +336,54 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             latency_ms={"answer": (time.perf_counter() - t0) * 1000},
             confidence=confidence,
             short_answer=short,
+            disagreement=disagreement,
         )
+
+    def _disagreement(
+        self,
+        question: str,
+        reading: Reading,
+        chosen: Sequence[Candidate],
+        citations: list[Citation],
+    ) -> Disagreement | None:
+        """Where the best candidates disagree on what ``question`` asks
+        (disagreement.py): the sides, each cited (a side not yet in the answer gets
+        a new citation, appended to ``citations``), and the line that says so."""
+        cands = list(reading.candidates[:DISAGREEMENT_DEPTH])
+        passages = [self._passage(c) for c in cands]
+        conflict = find_conflict(question, passages)
+        if conflict is None:
+            return None
+        sides = []
+        for claim in (conflict.first, conflict.second):
+            cand = cands[claim.passage]
+            key = (cand.hit.chunk.doc_id, cand.start, cand.end)
+            cit = next((c for c in citations if (c.doc_id, c.start, c.end) == key), None)
+            if cit is None:
+                cit = make_citation(self.index, len(citations) + 1, cand.hit, cand.start, cand.end)
+                citations.append(cit)
+            source = provenance(self.index.documents.get(cit.doc_id), cit)
+            label = source.said_by() or f"“{cit.title}”"
+            sides.append(Side(cit.n, claim.text, label, source.written(), cit.quote))
+        return Disagreement(conflict.kind, tuple(sides), disagreement_line(conflict, sides))
+
+    def _passage(self, cand: Candidate) -> Passage:
+        """A candidate as the disagreement detector reads it: who wrote it, the
+        sentence before it in its chunk, the reader's span, the date of its words."""
+        chunk = cand.hit.chunk
+        doc = self.index.documents[chunk.doc_id]
+        spans = sorted(chunk.sentences)
+        at = spans.index((cand.start, cand.end)) if (cand.start, cand.end) in spans else -1
+        before = doc.text[spans[at - 1][0] : spans[at - 1][1]] if at > 0 else ""
+        short = None
+        if cand.short is not None:
+            short = (cand.short[0] - cand.start, cand.short[1] - cand.start)
+        cit = make_citation(self.index, 0, cand.hit, cand.start, cand.end)
+        source = f"{chunk.doc_id}#{chunk.section}:{chunk.commenter or ''}"
+        if chunk.section == "comment":
+            source += f"@{_comment_start(doc.sections, cand.start)}"
+        written = provenance(doc, cit).written()
+        return Passage(cand.text, source, before, short, written)
 
     def _attributed(self, chosen: Sequence[Candidate], citations: Sequence[Citation]) -> list[str]:
         """Each chosen sentence quoted with its citation: every reader comment with its
@@ -352,6 +419,33 @@ def short_answer(cand: Candidate, citation: Citation) -> ShortAnswer | None:
     if not text.strip() or len(text.strip()) >= 0.8 * len(cand.text.strip()):
         return None
     return ShortAnswer(text, citation.n, a, b)
+
+
+def disagreement_line(conflict: Conflict, sides: Sequence[Side]) -> str:
+    """ "Sources disagree: BBC News (7 February 2009) says “… **60** …” [1]; a reader
+    comment by Lou (11 April 2013) says “… **78** …” [2]." (each side's quote with its
+    value in bold).
+
+    >>> from citechat.disagreement import Claim
+    >>> c = Conflict("number", Claim(0, 9, 11, "60"), Claim(1, 9, 11, "78"))
+    >>> sides = [Side(1, "60", "BBC News (7 February 2009)", None, "He saw P 60 times."),
+    ...          Side(2, "78", "a reader comment by Lou", None, "He saw P 78 times.")]
+    >>> disagreement_line(c, sides)
+    'Sources disagree: BBC News (7 February 2009) says “He saw P **60** times.” [1]; \
+a reader comment by Lou says “He saw P **78** times.” [2].'
+    """
+    said = []
+    for claim, side in zip((conflict.first, conflict.second), sides, strict=True):
+        quote = " ".join(
+            (side.quote[: claim.start] + f"**{claim.text}**" + side.quote[claim.end :]).split()
+        )
+        said.append(f"{side.source} says “{quote}” {marker(side.n)}")
+    return f"Sources disagree: {'; '.join(said)}."
+
+
+def _comment_start(sections: Sequence[Section], at: int) -> int:
+    """The start of the comment section holding offset ``at`` (-1: none)."""
+    return next((s.start for s in sections if s.kind == "comment" and s.start <= at < s.end), -1)
 
 
 def _near_duplicate(a: Candidate, b: Candidate) -> bool:

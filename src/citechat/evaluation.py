@@ -36,6 +36,7 @@ import numpy as np
 
 from .citations import strip_markers
 from .config import Settings
+from .disagreement_eval import disagreement_summary
 from .errors import UsageError
 from .stats import percentiles
 
@@ -439,7 +440,10 @@ def summarize(
 ) -> dict[str, Any]:
     """Headline metrics (and per question type) over the questions with the needed gold."""
     scores = [score_question(r, rec, doc_texts) for r, rec in zip(rows, records, strict=True)]
-    return summarize_scores(scores)
+    out = summarize_scores(scores)
+    if (disagreement := disagreement_summary(rows, records)) is not None:
+        out["disagreement"] = disagreement  # "Sources disagree" against the set's labels
+    return out
 
 
 def summarize_scores(scores: Sequence[QuestionScore], *, by_type: bool = True) -> dict[str, Any]:
@@ -591,6 +595,7 @@ def run_config(
                 "latency_ms": {s: data["latency_ms"][s] for s in ("retrieve", "answer", "total")},
                 "sentences": data["sentences"],
                 "short_answer": data["short_answer"],
+                "disagreement": data["disagreement"],
                 "answerer": data["answerer"],
                 "config": config.name,
                 "latency_detail_ms": data["latency_ms"],

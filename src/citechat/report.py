@@ -576,7 +576,9 @@ def plot_by_type(path: Path, run: Run) -> Path:
 
 def format_summary(summary: dict[str, Any]) -> str:
     lines = [f"questions: {summary['questions']}"]
-    for group in ("retrieval", "passages", "answers", "citations", "abstention"):
+    for group in ("retrieval", "passages", "answers", "citations", "abstention", "disagreement"):
+        if group not in summary:
+            continue
         values = ", ".join(
             f"{k} {v}" for k, v in summary[group].items() if not isinstance(v, list | dict)
         )

@@ -192,6 +192,29 @@ class ShortAnswer:
 
 
 @dataclass(frozen=True)
+class Side:
+    """One side of a disagreement: the value ``text`` that the quote of citation ``n``
+    gives, whose words they are (``source``: "BBC News (7 February 2009)", "a reader
+    comment by Lou (11 April 2013)", or the document's title) and their ISO ``date``."""
+
+    n: int
+    text: str
+    source: str
+    date: str | None
+    quote: str
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """Passages that make incompatible claims of ``kind`` (a number, an age, a date, a
+    name) about what the question asks; ``line`` is how the answer says so."""
+
+    kind: str
+    sides: tuple[Side, ...]
+    line: str
+
+
+@dataclass(frozen=True)
 class SentenceSupport:
     """One sentence of an answer and how well its cited passages support it."""
 
@@ -218,6 +241,8 @@ class Answer:
     short_answer: ShortAnswer | None = None
     #: the index generation the answer was read from (JSON: ``index_generation``)
     index_generation: str | None = None
+    #: sources that disagree on what the question asks (JSON: ``disagreement``)
+    disagreement: Disagreement | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The public JSON shape (field names are a contract: add, never rename)."""
@@ -244,6 +269,7 @@ class Answer:
             "confidence": None if self.confidence is None else round(self.confidence, 4),
             "short_answer": None if self.short_answer is None else asdict(self.short_answer),
             "index_generation": self.index_generation,
+            "disagreement": None if self.disagreement is None else asdict(self.disagreement),
         }
 
 

@@ -1,0 +1,516 @@
+"""Where the retrieved passages disagree: typed claims compared across sources.
+
+    conflict = find_conflict("How many injuries did Baby P suffer?", passages)
+    conflict.first.text, conflict.second.text      # "more than 50", "22"
+
+A question that asks for a typed value (``how many`` a count, ``how old`` an age,
+``when`` / ``on what day`` a date, ``who`` a name: :func:`answertypes.answer_type`)
+gets one claim per passage at most: the phrase of that type (the reader's short answer
+when it gave one) that sits next to the question's own words, about the question's
+subject.  Two claims from different sources conflict only when their values cannot
+both be true: numbers as intervals ("sixty" = 60; "more than 50" is above 50; "about
+60" is 54-66), ages in months ("18 months old" vs "17-month-old"; a year of age is
+twelve months wide, and an age read years apart may have grown), dates as the days
+they cover ("August 2007" holds "3rd August 2007"), names by their words ("Lewis" is
+"Peter Lewis").  Precision comes first, so a passage is not compared when:
+
+* it reports a range or a change over time ("between 40 and 60", "rose from 12 to 20");
+* the count does not count what the question counts ("8 months" for "how many visits");
+* its sentence (or the one before it) does not name the question's subject;
+* its phrase is not within a few words of the question's predicate.
+
+It neither retrieves nor phrases the answer: answering.py turns a :class:`Conflict`
+into the answer's "Sources disagree: …" line and its ``disagreement`` JSON field.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from .answertypes import AnswerType, answer_phrases, answer_type
+from .text import term_set, terms
+
+#: the kinds of answer compared; a place or a frequency is too loose to call a conflict
+COMPARED: frozenset[AnswerType] = frozenset({"number", "age", "time", "day", "person"})
+#: words either side of a claim in which the question's own words must appear
+WINDOW = 8
+#: a count must be followed by what the question counts within this many words
+NOUN_GAP = 3
+
+_UNITS = {
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+}
+_TENS = {
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+}
+_WORDS = "|".join([*_TENS, *_UNITS, "a dozen", "dozen", "a hundred", "hundred"])
+#: a count as written: "60", "1,200", "sixty", "sixty-five", "a dozen"
+_COUNT = re.compile(
+    rf"(?<![\w£$€.,-])(\d{{1,3}}(?:,\d{{3}})+|\d+(?:\.\d+)?|(?:{_WORDS})(?:[-\s](?:{_WORDS}))?)"
+    r"(?![\w%]|[.,]\d)",
+    re.I,
+)
+#: qualifiers before a count that make it a bound or an estimate
+_LOWER = re.compile(r"\b(more than|over|at least|upwards of|in excess of|no fewer than)\s+$", re.I)
+_UPPER = re.compile(r"\b(less than|fewer than|under|up to|at most|no more than)\s+$", re.I)
+_ABOUT = re.compile(r"\b(about|around|nearly|almost|some|roughly|approximately|circa)\s+$", re.I)
+#: a range or a change over time next to a claim: never compared
+_RANGE = re.compile(
+    r"\b(between\s+\S+\s+and|from\s+\S+\s+to|rose|risen|rising|fell|fallen|falling|increased|"
+    r"decreased|dropped|grew|grown|doubled|halved|up from|down from)\b"
+    r"|\d\s*(-|–|to)\s*\d",
+    re.I,
+)
+_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
+_MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
+_MONTHS["sept"] = 9
+_MONTH = (
+    r"(?:january|february|march|april|may|june|july|august|september|october|november|"
+    r"december|jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec)\.?"
+)
+_DATE = re.compile(
+    rf"\b(?:(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m1>{_MONTH})(?:,?\s+(?P<y1>\d{{4}}))?"
+    rf"|(?P<m2>{_MONTH})\s+(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(?P<y2>\d{{4}}))?"
+    rf"|(?P<m3>{_MONTH})(?:\s+of)?\s+(?P<y3>\d{{4}})"
+    r"|(?:in\s+|of\s+)(?P<y4>1[89]\d\d|20\d\d))\b",
+    re.I,
+)
+_AGE_NUMBER = re.compile(r"\d{1,3}")
+_AGE_UNIT = re.compile(r"(year|month|week|day)", re.I)
+_NAME_RUN = re.compile(r"\b[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)*")
+_WORD = re.compile(r"\w[\w’'-]*")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A candidate sentence as the detector sees it.
+
+    ``source``: who wrote it (equal strings, the same source: a document's body, or
+    one reader comment); ``before``: the sentence before it in its section, where
+    its subject may be named; ``short``: the reader's short answer, as a span of
+    ``text``; ``written``: the ISO date of its words, when known."""
+
+    text: str
+    source: str
+    before: str = ""
+    short: tuple[int, int] | None = None
+    written: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The value one passage gives: ``text[start:end]`` of passage ``passage`` (its
+    position in the list given), as an interval ``[low, high]`` (numbers; ages in
+    months; dates as day ordinals) or, for a person, the words of the name."""
+
+    passage: int
+    start: int
+    end: int
+    text: str
+    low: float = 0.0
+    high: float = 0.0
+    names: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Two claims of ``kind`` from different sources that cannot both be true."""
+
+    kind: AnswerType
+    first: Claim
+    second: Claim
+
+
+def find_conflict(question: str, passages: Sequence[Passage]) -> Conflict | None:
+    """The first pair of passages (best first) that disagree on what ``question``
+    asks; None when they agree, say different things, or the question asks for no
+    compared kind.  The first side is the best-ranked passage with a claim.
+
+    >>> ps = [Passage("Baby P was seen sixty times by professionals.", "a"),
+    ...       Passage("Professionals saw Baby P 60 times.", "b"),
+    ...       Passage("Baby P was seen 78 times by professionals.", "c")]
+    >>> c = find_conflict("How many times was Baby P seen by professionals?", ps)
+    >>> c.first.text, c.second.text, c.second.passage
+    ('sixty', '78', 2)
+    >>> find_conflict("How many times was Baby P seen by professionals?", ps[:2]) is None
+    True
+    """
+    kind = _kind(question)
+    if kind is None:
+        return None
+    asked = _Question.of(question, kind)
+    claims = [c for i, p in enumerate(passages) if (c := _claim(asked, i, p)) is not None]
+    for a_pos, a in enumerate(claims):
+        for b in claims[a_pos + 1 :]:
+            pa, pb = passages[a.passage], passages[b.passage]
+            if pa.source != pb.source and _conflicting(kind, a, b, pa, pb):
+                return Conflict(kind, a, b)
+    return None
+
+
+def _kind(question: str) -> AnswerType | None:
+    """The compared kind a question asks for: ``how many`` only, of the counts."""
+    kind = answer_type(question)
+    if kind not in COMPARED:
+        return None
+    if kind == "number" and not re.match(r"^\s*how many\b", question, re.I):
+        return None  # "how long", "how much": durations and sums are not compared
+    return kind
+
+
+@dataclass(frozen=True)
+class _Question:
+    kind: AnswerType
+    #: the terms of the names the question gives: its subject
+    names: frozenset[str]
+    #: the last term of each name ("ball" of "Ed Balls"): a passage must hold them
+    surnames: frozenset[str]
+    #: its other content terms: what is said about the subject
+    predicates: frozenset[str]
+    #: what a "how many" question counts ("social workers" of "how many social workers")
+    counted: frozenset[str]
+    #: the first predicate (its verb, mostly: "appoint" of "Who did Ed Balls appoint")
+    main: str | None
+    #: the last of what is counted, its noun ("rib" of "fractured ribs")
+    head: str | None = None
+
+    @classmethod
+    def of(cls, question: str, kind: AnswerType) -> _Question:
+        body = re.sub(r"^\s*\w+", "", question)  # the wh-word is capitalised, not a name
+        runs = [
+            run
+            for m in _NAME_RUN.finditer(body)
+            if (run := terms(m.group())) and m.group().lower() not in _MONTHS
+        ]
+        if re.search(r"\bBaby P\b", question):
+            runs.append(["babi", "p"])  # "P" is a stop word to the tokeniser: the subject here
+        names = frozenset(t for run in runs for t in run)
+        surnames = frozenset(run[-1] for run in runs)
+        counted: frozenset[str] = frozenset()
+        head = None
+        if kind == "number":
+            m = re.match(r"^\s*how many\s+((?:\w+\s+)?\w+)", question, re.I)
+            words = _ordered(_aux_cut(m.group(1))) if m else []
+            counted, head = frozenset(words), (words[-1] if words else None)
+        ordered = [t for t in _ordered(question) if t not in names and t not in _TYPE_WORDS]
+        predicates = frozenset(ordered)
+        main = next((t for t in ordered if t not in counted), None)
+        return cls(kind, names, surnames, predicates, counted, main, head)
+
+
+#: words that name the kind of answer, not what it is about
+_TYPE_WORDS = frozenset({"old", "age", "time", "year", "date", "day", "month", "mani"})
+#: irregular past forms (and "death"), so "gave" meets "give" ("Ofsted gave Haringey
+#: three stars") and "died" / "death" meet "die", which the stemmer leaves apart
+_IRREGULAR = {
+    "gave": "give",
+    "given": "give",
+    "left": "leave",
+    "saw": "see",
+    "seen": "see",
+    "led": "lead",
+    "had": "have",
+    "told": "tell",
+    "made": "make",
+    "took": "take",
+    "taken": "take",
+    "paid": "pay",
+    "found": "find",
+    "won": "win",
+    "lost": "lose",
+    "sent": "send",
+    "went": "go",
+    "came": "come",
+    "ran": "run",
+    "held": "hold",
+    "met": "meet",
+    "kept": "keep",
+    "wrote": "write",
+    "written": "write",
+    "knew": "know",
+    "known": "know",
+    "died": "die",
+    "death": "die",
+}
+_AUX = re.compile(
+    r"\b(did|do|does|was|were|is|are|has|have|had|will|would|before|after|during|since|"
+    r"of|in|on|at|for|to|from|by|with)\b.*$",
+    re.I,
+)
+
+
+def _aux_cut(words: str) -> str:
+    """The words before an auxiliary or a preposition: "social workers" of "social
+    workers did", "months" of "months before"."""
+    return _AUX.sub("", words)
+
+
+def _stems(text: str) -> frozenset[str]:
+    """:func:`term_set` with irregular past forms read as their verb."""
+    return frozenset(t for w in _WORD.findall(text) for t in term_set(_IRREGULAR.get(w.lower(), w)))
+
+
+def _ordered(text: str) -> list[str]:
+    """The stems of ``text`` in order, each once."""
+    out: list[str] = []
+    for w in _WORD.findall(text):
+        for t in terms(_IRREGULAR.get(w.lower(), w)):
+            if t not in out:
+                out.append(t)
+    return out
+
+
+def _claim(asked: _Question, i: int, p: Passage) -> Claim | None:
+    """The claim of passage ``i`` about the question's subject, or None."""
+    words = _stems(p.text) | _stems(p.before)
+    if "p" in asked.surnames:
+        words |= {"p"} if re.search(r"\bBaby P\b", p.text + " " + p.before) else frozenset()
+    # about the question's subject: every name it gives, or all but one of several
+    # ("Ed Balls" of "Ed Balls … Haringey's services")
+    if len(asked.surnames - words) > (1 if len(asked.surnames) > 1 else 0):
+        return None
+    found = [c for c in _phrases(asked, i, p.text) if _near(asked, p.text, c)]
+    if not found:
+        return None
+    if p.short is not None:  # the reader's short answer, when it is one of them
+        a, b = p.short
+        inside = [c for c in found if c.start < b and a < c.end]
+        if inside:
+            return inside[0]
+    main = asked.main
+    if asked.kind in ("person", "time", "day") and main is not None:
+        # the name or date nearest the question's verb ("led by Ofsted", not "Baby")
+        return min(found, key=lambda c: _distance(main, p.text, c))
+    return max(found, key=lambda c: len(_around(asked, p.text, c)))
+
+
+def _distance(term: str, text: str, claim: Claim) -> int:
+    """Words between the claim and the nearest word of ``text`` with stem ``term``."""
+    words = [(m.start(), m.end(), _stems(m.group())) for m in _WORD.finditer(text)]
+    at = [k for k, (_, _, ts) in enumerate(words) if term in ts]
+    inside = [k for k, (s, e, _) in enumerate(words) if s < claim.end and claim.start < e]
+    if not at or not inside:
+        return len(words)
+    return min(abs(k - j) for k in at for j in inside)
+
+
+def _phrases(asked: _Question, i: int, text: str) -> list[Claim]:
+    kind = asked.kind
+    out: list[Claim] = []
+    if kind == "number":
+        for m in _COUNT.finditer(text):
+            after = text[m.end() : m.end() + 40]
+            if asked.head and asked.head not in _stems(" ".join(_WORD.findall(after)[:NOUN_GAP])):
+                continue  # counts something else: "8 months" for "how many visits"
+            if re.match(r"\s*(%|per ?cent)", after) or _ranged(text, m.start(), m.end()):
+                continue
+            value = number_value(m.group(1))
+            if value is None or _in_date(text, m.start(), m.end()) or _in_age(text, m.start()):
+                continue  # a year, a day of a date, an age ("14 months old") counts nothing
+            low, high = _bounds(text[: m.start()], value)
+            a = m.start() - _qualifier(text[: m.start()])  # "more than 50", as written
+            out.append(Claim(i, a, m.end(), text[a : m.end()], low, high))
+    elif kind == "age":
+        for a, b in answer_phrases(text, "age"):
+            months = age_months(text[a:b])
+            if months is not None and not _ranged(text, a, b):
+                out.append(Claim(i, a, b, text[a:b], *months))
+    elif kind in ("time", "day"):
+        for m in _DATE.finditer(text):
+            days = date_days(m)
+            if days is None or _ranged(text, m.start(), m.end()):
+                continue
+            if kind == "day" and days[1] - days[0] > 0:
+                continue  # "on what day": a month or a year is no day
+            a = m.start("y4") if m.group("y4") else m.start()  # "in 2008": the year
+            out.append(Claim(i, a, m.end(), text[a : m.end()], *days))
+    elif kind == "person":
+        for a, b in answer_phrases(text, "person"):
+            names = term_set(text[a:b])
+            if (a == 0 and " " not in text[a:b]) or text[a:b].lower() in _MONTHS:
+                continue  # a capitalised first word ("However") or a month is no name
+            if names and not names <= asked.names | asked.predicates:
+                out.append(Claim(i, a, b, text[a:b], names=frozenset(names - asked.names)))
+    return out
+
+
+def _near(asked: _Question, text: str, claim: Claim) -> bool:
+    """Whether the claim sits by what the question asks about, within ``WINDOW`` words:
+    an age by its subject's name ("Jason Owen, 36,"); a date or a name by the
+    question's verb ("removed … in December 2008"); a count by another of the
+    question's words than what it counts ("suffered more than 50 injuries")."""
+    around = _around(asked, text, claim)
+    if asked.kind == "age":
+        return bool(asked.names & around) if asked.names else asked.main in around
+    if asked.kind == "number":
+        others = asked.predicates - asked.counted
+        return bool(others & around) if others else bool(asked.names & around)
+    return asked.main is not None and asked.main in around
+
+
+def _around(asked: _Question, text: str, claim: Claim) -> frozenset[str]:
+    """The question's terms within ``WINDOW`` words of the claim, the claim's own aside."""
+    words = [(m.start(), m.end(), _stems(m.group())) for m in _WORD.finditer(text)]
+    inside = [k for k, (s, e, _) in enumerate(words) if s < claim.end and claim.start < e]
+    if not inside:
+        return frozenset()
+    lo, hi = max(0, inside[0] - WINDOW), inside[-1] + WINDOW + 1
+    near = {t for k, (_, _, ts) in enumerate(words[lo:hi], lo) if k not in inside for t in ts}
+    return frozenset(near & (asked.predicates | asked.names))
+
+
+def _ranged(text: str, a: int, b: int) -> bool:
+    """A range or a change over time around ``text[a:b]``."""
+    return bool(_RANGE.search(text[max(0, a - 30) : b + 30]))
+
+
+def _in_date(text: str, a: int, b: int) -> bool:
+    """A year, or the day of a date ("7 February"), is no count."""
+    return any(m.start() <= a and b <= m.end() for m in _DATE.finditer(text)) or bool(
+        re.fullmatch(r"1[89]\d\d|20\d\d", text[a:b])
+    )
+
+
+def _in_age(text: str, a: int) -> bool:
+    """Whether the number at ``text[a:]`` is an age ("14 months old", "Owen, 36,")."""
+    return any(s <= a < e for s, e in answer_phrases(text, "age"))
+
+
+def _bounds(before: str, value: float) -> tuple[float, float]:
+    """The interval a count means with the qualifier before it.
+
+    >>> _bounds("more than ", 50), _bounds("about ", 60), _bounds("", 60)
+    ((50.5, inf), (54.0, 66.0), (60, 60))
+    """
+    if _LOWER.search(before):
+        return value + 0.5, float("inf")
+    if _UPPER.search(before):
+        return float("-inf"), value - 0.5
+    if _ABOUT.search(before):
+        return value * 0.9, value * 1.1
+    return value, value
+
+
+def _qualifier(before: str) -> int:
+    """The length of the qualifier ("more than ", "about ") that ends ``before``."""
+    for pattern in (_LOWER, _UPPER, _ABOUT):
+        if m := pattern.search(before):
+            return len(before) - m.start()
+    return 0
+
+
+def number_value(text: str) -> float | None:
+    """A count as a number; None when it is not one.
+
+    >>> number_value("sixty"), number_value("Sixty-five"), number_value("1,200")
+    (60, 65, 1200)
+    >>> number_value("a dozen"), number_value("seven"), number_value("lots")
+    (12, 7, None)
+    """
+    low = text.lower().strip()
+    if re.fullmatch(r"\d{1,3}(,\d{3})+|\d+(\.\d+)?", low):
+        value = float(low.replace(",", ""))
+        return int(value) if value.is_integer() else value
+    total = 0
+    for word in re.split(r"[-\s]+", low):
+        if word == "a":
+            continue
+        if word in _UNITS:
+            total += _UNITS[word]
+        elif word in _TENS:
+            total += _TENS[word]
+        elif word == "dozen":
+            total = (total or 1) * 12
+        elif word == "hundred":
+            total = (total or 1) * 100
+        else:
+            return None
+    return total
+
+
+def age_months(phrase: str) -> tuple[float, float] | None:
+    """An age phrase as the interval of months it allows.
+
+    >>> age_months("17-month-old"), age_months("aged 36"), age_months("2 weeks old")
+    ((17.0, 17.0), (432.0, 443.0), (0.0, 0.0))
+    """
+    m = _AGE_NUMBER.search(phrase)
+    if m is None:
+        return None
+    n = float(m.group())
+    unit = _AGE_UNIT.search(phrase)
+    kind = unit.group(1).lower() if unit else "year"  # "aged 36", "Owen, 36,": years
+    if kind == "month":
+        return n, n
+    if kind in ("week", "day"):
+        months = float(int(n / (4.35 if kind == "week" else 30.4)))
+        return months, months
+    return 12 * n, 12 * n + 11
+
+
+def date_days(m: re.Match[str]) -> tuple[float, float] | None:
+    """A :data:`_DATE` match as the first and last day (ordinals) it covers; None
+    without a year (a bare "December" could be any)."""
+    year = m.group("y1") or m.group("y2") or m.group("y3") or m.group("y4")
+    if year is None:
+        return None
+    y = int(year)
+    month_name = m.group("m1") or m.group("m2") or m.group("m3")
+    day = m.group("d1") or m.group("d2")
+    if month_name is None:
+        return float(date(y, 1, 1).toordinal()), float(date(y, 12, 31).toordinal())
+    month = _MONTHS[month_name.lower().rstrip(".")]
+    try:
+        if day is not None:
+            d = float(date(y, month, int(day)).toordinal())
+            return d, d
+    except ValueError:
+        return None
+    last = calendar.monthrange(y, month)[1]
+    return float(date(y, month, 1).toordinal()), float(date(y, month, last).toordinal())
+
+
+def _conflicting(kind: AnswerType, a: Claim, b: Claim, pa: Passage, pb: Passage) -> bool:
+    if kind == "person":
+        return not (a.names & b.names)
+    slack = 0.0
+    if kind == "age":  # an age read years apart has grown: allow the years between
+        ya, yb = _year(pa.written), _year(pb.written)
+        if ya is not None and yb is not None:
+            slack = 12.0 * abs(ya - yb)
+    return a.high + slack < b.low or b.high + slack < a.low
+
+
+def _year(iso: str | None) -> int | None:
+    m = re.match(r"(\d{4})", iso or "")
+    return int(m.group(1)) if m else None

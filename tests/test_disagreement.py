@@ -1,0 +1,266 @@
+"""Where sources disagree (disagreement.py): typed claims compared across sources, the
+"Sources disagree" line that follows the answer, its JSON field, and the eval's
+precision and recall of the flag (disagreement_eval.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from citechat.disagreement import Passage, find_conflict, number_value
+from citechat.disagreement_eval import disagreement_summary
+from citechat.evaluation import run_eval
+from citechat.pipeline import Pipeline
+from helpers import pipeline_over, write
+
+VISITS = "How many times was Baby P seen by professionals?"
+
+
+def flagged(question: str, *texts: str, dates: tuple[str | None, ...] = ()) -> bool:
+    """Whether the detector finds a conflict among ``texts``, each its own source."""
+    passages = [
+        Passage(t, f"source-{i}", written=dates[i] if i < len(dates) else None)
+        for i, t in enumerate(texts)
+    ]
+    return find_conflict(question, passages) is not None
+
+
+def test_agreeing_sources_are_not_flagged() -> None:
+    assert not flagged(
+        VISITS, "Baby P was seen 60 times by professionals.", "Professionals saw Baby P 60 times."
+    )
+    # a date that refines another: 3 August 2007 is in August 2007, and in 2007
+    assert not flagged(
+        "When did Baby P die?",
+        "Baby P sadly died on 3rd August 2007.",
+        "Baby P died in August 2007, despite being monitored.",
+        "Baby P died in 2007.",
+    )
+    # a surname is the full name
+    assert not flagged(
+        "Who did Ed Balls appoint as director?",
+        "Ed Balls appointed Peter Lewis as director.",
+        "Ed Balls appointed Lewis as the new director.",
+    )
+
+
+def test_disagreeing_sources_are_flagged_with_each_side() -> None:
+    passages = [
+        Passage("Baby P was seen sixty times by professionals.", "a"),
+        Passage("Snow closed schools across London.", "b"),
+        Passage("Professionals saw Baby P 78 times.", "c"),
+    ]
+    conflict = find_conflict(VISITS, passages)
+    assert conflict is not None
+    assert conflict.kind == "number"
+    assert (conflict.first.passage, conflict.first.text) == (0, "sixty")
+    assert (conflict.second.passage, conflict.second.text) == (2, "78")
+    assert flagged(
+        "When did Ed Balls remove Sharon Shoesmith?",
+        "Balls removed Shoesmith from her post in December 2008.",
+        "Ed Balls removed Sharon Shoesmith in November 2008.",
+    )
+    assert flagged(
+        "Who did Ed Balls appoint as director?",
+        "Ed Balls appointed Peter Lewis as director.",
+        "Ed Balls appointed Maria Kemp as director.",
+    )
+    assert flagged(
+        "How old was Baby P when he died?",
+        "Baby P was 14 months old when he died.",
+        "The death of Baby P, a 17-month-old boy, shocked the country.",
+    )
+
+
+def test_number_words_and_bounds_are_read_as_values() -> None:
+    assert number_value("five") == 5
+    assert number_value("sixty-five") == 65
+    assert not flagged(
+        VISITS, "Baby P was seen five times by professionals.", "Professionals saw Baby P 5 times."
+    )
+    assert flagged(
+        VISITS, "Baby P was seen five times by professionals.", "Professionals saw Baby P 6 times."
+    )
+    injuries = "How many injuries did Baby P suffer?"
+    # "more than 50" holds 60, not 22
+    assert not flagged(
+        injuries, "Baby P suffered more than 50 injuries.", "Baby P suffered 60 injuries."
+    )
+    assert flagged(
+        injuries, "Baby P suffered more than 50 injuries.", "Baby P suffered 22 injuries."
+    )
+
+
+def test_different_things_are_not_a_disagreement() -> None:
+    cases = "How many cases did Baby P's social worker have?"
+    # another count in the sentence: what is counted differs ("8 months", not cases)
+    assert not flagged(
+        VISITS,
+        "Workers saw Baby P sixty times during the 8 months before he died, professionals said.",
+        "Baby P was seen by professionals 60 times over 9 months.",
+    )
+    # an age is no count of months
+    assert not flagged(
+        "How many months was Baby P on the register?",
+        "Baby P was on the register for eight months.",
+        "Baby P was 14 months old when he was put on the register.",
+    )
+    # another subject: the caseload Laming recommended is not Baby P's social worker's
+    assert not flagged(
+        cases,
+        "Baby P's social worker had 80 cases.",
+        "Social workers are not kept to the 12 cases Laming recommended.",
+    )
+    # a range, or a change over time, is no rival value
+    assert not flagged(
+        "How many social workers left Haringey?",
+        "Between 40 and 60 social workers left Haringey.",
+        "Some 45 social workers left Haringey.",
+        "The number of social workers who left Haringey rose from 12 to 30.",
+    )
+    # an age read seven years later has grown
+    assert not flagged(
+        "How old is Sharon Shoesmith?",
+        "Sharon Shoesmith, 55, said the action fuelled a blame culture.",
+        "Sharon Shoesmith, 62, spoke again on the radio.",
+        dates=("2009-02-07", "2016-12-30"),
+    )
+    # one source contradicting itself is not two sources disagreeing
+    same = [
+        Passage("Baby P was seen 60 times by professionals.", "a"),
+        Passage("Professionals saw Baby P 78 times.", "a"),
+    ]
+    assert find_conflict(VISITS, same) is None
+    # a question that asks for no compared kind
+    assert not flagged("What did the review find?", "It found 60 faults.", "It found 78 faults.")
+
+
+def test_a_name_is_the_one_by_the_question_verb() -> None:
+    conflict = find_conflict(
+        "Who led the review of Haringey?",
+        [
+            Passage(
+                "The review of Haringey, triggered by the Baby P case, was led by Ofsted.", "a"
+            ),
+            Passage("The review of Haringey was led by the Audit Commission.", "b"),
+        ],
+    )
+    assert conflict is not None
+    assert (conflict.first.text, conflict.second.text) == ("Ofsted", "Audit Commission")
+
+
+def test_the_reader_short_answer_picks_the_claim() -> None:
+    text = "Baby P was seen 60 times by professionals and 78 times by doctors."
+    other = Passage("Professionals saw Baby P 78 times.", "b")
+    at = text.index("60")
+    conflict = find_conflict(VISITS, [Passage(text, "a", short=(at, at + 2)), other])
+    assert conflict is not None and conflict.first.text == "60"
+
+
+ARTICLE = (
+    "Page last updated at 15:29 GMT, Saturday, 7 February 2009\n\n"
+    "Injuries report\n\n"
+    "Baby P suffered more than 50 injuries before he died, a court heard.\n\n"
+    "Copyright © 2009 BBC. Read more.\n\n"
+    "1 Responses to Injuries report\n\n"
+    "  1. Lou 11 April , 2013 at 11:00 pm #\n\n"
+    "    Baby P suffered 22 injuries before he died, the papers got it wrong.\n"
+)
+AGREEING = (
+    "Page last updated at 10:00 GMT, Monday, 9 March 2009\n\n"
+    "Ribs\n\n"
+    "Baby P had eight fractured ribs when he died.\n\n"
+    "Copyright © 2009 BBC. Read more.\n"
+)
+
+
+@pytest.fixture
+def news(tmp_path: Path) -> Pipeline:
+    return pipeline_over(tmp_path, {"injuries.txt": ARTICLE, "ribs.txt": AGREEING})  # type: ignore[no-any-return]
+
+
+def test_the_answer_says_sources_disagree_after_the_answer(news: Pipeline) -> None:
+    answer = news.ask("How many injuries did Baby P suffer?")
+    assert not answer.abstained
+    d = answer.disagreement
+    assert d is not None
+    # the line follows the answer, never replaces it
+    head, sep, line = answer.text.partition(" Sources disagree: ")
+    assert sep and head and line.endswith(".")
+    assert answer.sentences[-1].text == d.line
+    by_n = {c.n: c for c in answer.citations}
+    comment, article = sorted(d.sides, key=lambda s: s.text)  # "22" < "more than 50"
+    assert (article.text, article.source, article.date) == (
+        "more than 50",
+        "BBC News (7 February 2009)",
+        "2009-02-07",
+    )
+    assert (comment.text, comment.source, comment.date) == (
+        "22",
+        "a reader comment by Lou (11 April 2013)",
+        "2013-04-11",
+    )
+    for side in d.sides:  # each side cites its own sentence, verbatim, its value in it
+        assert by_n[side.n].quote == side.quote and side.text in side.quote
+        assert "says “" in d.line and f"[{side.n}]" in d.line
+    data = answer.to_json()
+    assert data["disagreement"]["line"] == d.line
+    assert [s["n"] for s in data["disagreement"]["sides"]] == [s.n for s in d.sides]
+    assert {"n", "text", "source", "date", "quote"} <= set(data["disagreement"]["sides"][0])
+
+
+def test_an_answer_without_a_disagreement_says_nothing_of_one(news: Pipeline) -> None:
+    answer = news.ask("How many fractured ribs did Baby P have?")
+    assert not answer.abstained
+    assert answer.disagreement is None
+    assert "Sources disagree" not in answer.text
+    assert answer.to_json()["disagreement"] is None
+
+
+def test_eval_reports_precision_and_recall_of_the_flag(news: Pipeline, tmp_path: Path) -> None:
+    questions = write(
+        tmp_path / "questions.jsonl",
+        "\n".join(
+            json.dumps(r)
+            for r in (
+                {
+                    "id": "d",
+                    "question": "How many injuries did Baby P suffer?",
+                    "disagree": True,
+                    "disagree_docs": ["injuries.txt"],
+                },
+                {
+                    "id": "a",
+                    "question": "How many fractured ribs did Baby P have?",
+                    "disagree": False,
+                },
+                {"id": "m", "question": "What closed schools across London?", "disagree": True},
+            )
+        )
+        + "\n",
+    )
+    out = tmp_path / "results.jsonl"
+    result = run_eval(news.settings, questions, out, pipeline=news)
+    summary = result.runs[0].summary["disagreement"]
+    assert summary["cases"] == 3 and summary["disagreeing"] == 2
+    assert (summary["true_positives"], summary["false_positives"]) == (1, 0)
+    assert (summary["precision"], summary["recall"], summary["found_on_sources"]) == (1.0, 0.5, 1.0)
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert records[0]["disagreement"]["sides"] and records[1]["disagreement"] is None
+
+
+def test_the_metric_counts_false_positives_and_skips_unlabelled_rows() -> None:
+    rows: list[dict[str, Any]] = [{"disagree": False}, {"disagree": False}, {"question": "x"}]
+    recs: list[dict[str, Any]] = [
+        {"disagreement": {"sides": []}},
+        {"disagreement": None},
+        {"disagreement": {"sides": []}},
+    ]
+    summary = disagreement_summary(rows, recs)
+    assert summary is not None
+    assert (summary["cases"], summary["flagged"], summary["false_positives"]) == (2, 1, 1)
+    assert (summary["precision"], summary["recall"]) == (0.0, None)
+    assert disagreement_summary([{}], [{}]) is None
