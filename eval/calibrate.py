@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from citechat.answer_metrics import normalize_answer
 from citechat.config import Settings
-from citechat.evaluation import is_answerable, normalize_answer, read_questions
+from citechat.evaluation import is_answerable, read_questions
 from citechat.pipeline import Pipeline
 
 

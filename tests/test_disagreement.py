@@ -264,3 +264,21 @@ def test_the_metric_counts_false_positives_and_skips_unlabelled_rows() -> None:
     assert (summary["cases"], summary["flagged"], summary["false_positives"]) == (2, 1, 1)
     assert (summary["precision"], summary["recall"]) == (0.0, None)
     assert disagreement_summary([{}], [{}]) is None
+
+
+def test_a_follow_up_about_one_festival_is_no_disagreement_with_another(tmp_path: Path) -> None:
+    """Who opened "it", after a question about the Aberdeen festival: the Bristol
+    festival's opener is another fact, not the other side of this one."""
+    files = {
+        f"doc{i}.txt": f"The {a} festival\n\nThe {a} festival in {b} was opened by a troupe "
+        f"of {d}. Every {a} player in {b} brought a picnic.\n"
+        for i, (a, b, d) in enumerate(
+            [("accordion", "Aberdeen", "alpacas"), ("bagpipe", "Bristol", "badgers")]
+        )
+    }
+    pipe = pipeline_over(tmp_path, files)
+    history = [("user", "Tell me about the festival in Aberdeen.")]
+    answer = pipe.ask("Who opened it?", k=5, history=history)
+    assert "alpacas" in answer.text
+    assert answer.disagreement is None and "Sources disagree" not in answer.text
+    assert {c.doc_id for c in answer.citations} == {"doc0.txt"}

@@ -15,6 +15,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from citechat.answer_metrics import normalize_answer
 from citechat.chunking import chunk_document
 from citechat.citations import (
     MARKER,
@@ -32,7 +33,6 @@ from citechat.evaluation import (
     exact_match,
     first_gold_rank,
     gold_contained,
-    normalize_answer,
     token_f1,
 )
 

@@ -351,6 +351,11 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
         a new citation, appended to ``citations``), and the line that says so."""
         cands = list(reading.candidates[:DISAGREEMENT_DEPTH])
         passages = [self._passage(c) for c in cands]
+        if reading.query != question:
+            # a follow-up read with the history's names ("Who opened it?" after "the
+            # festival in Aberdeen"): which "it" each passage is about is not known, so
+            # another festival's opener is no disagreement
+            return None
         conflict = find_conflict(question, passages)
         if conflict is None:
             return None
