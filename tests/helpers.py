@@ -120,3 +120,20 @@ def pipeline_over(tmp_path: Path, files: dict[str, str]) -> Any:
     for name, text in files.items():
         write(corpus / name, text)
     return Pipeline.load(Settings(corpus=corpus, index=tmp_path / "index", embedder="hashing-256"))
+
+
+def pdf_file(objects: list[bytes]) -> bytes:
+    """A PDF file of numbered ``objects`` (object 1 the catalogue), with its xref table."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from citechat.corpus import content_hash, load_corpus, load_document, parse_text
 from citechat.errors import CorpusError
 from citechat.types import Document
-from helpers import write
+from helpers import pdf_file, write
 
 SEED = Path(__file__).parents[1] / "corpus"
 BOILERPLATE = (
@@ -73,19 +73,7 @@ def pdf_bytes(text: str) -> bytes:
         b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
+    return pdf_file(objects)
 
 
 class Skips:

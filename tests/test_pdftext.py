@@ -7,6 +7,7 @@ from pathlib import Path
 from citechat.chunking import chunk_document
 from citechat.corpus import load_document
 from citechat.pdftext import clean_pages, is_contents, read_pdf, unwrap
+from helpers import pdf_file
 
 #: words set apart by positioning only, no space characters, as many typesetters
 #: write text (the issue saw pypdf run such words together: "cutiontimings")
@@ -78,20 +79,8 @@ def book_pdf(path: Path) -> Path:
         )
         objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(bytes(out))
+    path.write_bytes(pdf_file(objects))
     return path
 
 

@@ -102,6 +102,14 @@ class Neighbours:
         at = next((i for i, s in enumerate(sentences) if s.start == cand.start), -1)
         return sentences, at
 
+    def _next(self, cand: Candidate) -> _Sentence | None:
+        """The sentence after ``cand``'s, when it is in the same section (and comment)."""
+        sentences, at = self._around(cand)
+        if at < 0 or at + 1 >= len(sentences):
+            return None
+        here, nxt = sentences[at], sentences[at + 1]
+        return nxt if (nxt.section, nxt.commenter) == (here.section, here.commenter) else None
+
     def speaker(self, cand: Candidate, question: str) -> tuple[int, int] | None:
         """For a "who said …?" question answered by a body sentence that does not name
         its speaker: the nearest sentence before it, in the same section, that does."""
@@ -147,13 +155,8 @@ class Neighbours:
     def reason(self, cand: Candidate, question: str) -> tuple[int, int] | None:
         """For a "why …?" question: the next sentence of the same section when it
         gives the reason ("Because …", "This was because …")."""
-        if not _WHY.search(question):
-            return None
-        sentences, at = self._around(cand)
-        if at < 0 or at + 1 >= len(sentences):
-            return None
-        here, nxt = sentences[at], sentences[at + 1]
-        if (nxt.section, nxt.commenter) != (here.section, here.commenter):
+        nxt = self._next(cand) if _WHY.search(question) else None
+        if nxt is None:
             return None
         text = self.index.documents[cand.hit.chunk.doc_id].text
         return (nxt.start, nxt.end) if _REASON_START.search(text[nxt.start : nxt.end]) else None
@@ -161,13 +164,8 @@ class Neighbours:
     def shown(self, cand: Candidate) -> tuple[int, int] | None:
         """For a sentence that introduces a code block or table ("… run the command:"):
         that block, the next sentence of the same section, so the answer holds it."""
-        if not cand.text.rstrip().endswith(":"):
-            return None
-        sentences, at = self._around(cand)
-        if at < 0 or at + 1 >= len(sentences):
-            return None
-        here, nxt = sentences[at], sentences[at + 1]
-        if (nxt.section, nxt.commenter) != (here.section, here.commenter):
+        nxt = self._next(cand) if cand.text.rstrip().endswith(":") else None
+        if nxt is None:
             return None
         blocks = self.index.documents[cand.hit.chunk.doc_id].blocks
         inside = any(a <= nxt.start and nxt.end <= b for a, b, _ in blocks)
