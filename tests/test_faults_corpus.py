@@ -236,3 +236,27 @@ def test_chmod_000_file_is_skipped(tmp_path: Path) -> None:
     finally:
         secret.chmod(0o644)
     assert skipped == [("secret.txt", "cannot read file: Permission denied")]
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_indexed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A Latin-1 name (b"caf\\xe9.txt") used to stop the whole build with an internal
+    UnicodeEncodeError; now that file is skipped with the fix, and the rest indexed."""
+    corpus = tmp_path / "corpus"
+    write(corpus / "snow.txt", "Snow\n\nSnow closed the schools across the city.\n")
+    try:
+        with open(os.path.join(os.fsencode(corpus), b"caf\xe9.txt"), "wb") as f:
+            f.write(b"Cafe\n\nThe cafe opened in 2009.\n")
+    except OSError:  # a file system that only takes UTF-8 names: nothing to test
+        pytest.skip("this file system refuses non-UTF-8 file names")
+    monkeypatch.setenv("CITECHAT_EMBEDDER", "hashing-256")
+    index = tmp_path / "index"
+    code = main(["--corpus", str(corpus), "--index", str(index), "index"])
+    out = capsys.readouterr().out
+    assert code == 0 and "1 added" in out
+    assert "caf\\xe9.txt (file name is not valid UTF-8; rename it" in out
+    loaded = Index.load(index, HashingEmbedder(256), Settings(embedder="hashing-256"))
+    assert set(loaded.documents) == {"snow.txt"}

@@ -243,7 +243,26 @@ def _walk(root: Path, skip: OnSkip) -> Iterator[tuple[Path, str]]:
             if name.startswith(".") or (suffix not in SUFFIXES and suffix != ".jsonl"):
                 continue
             file = Path(dirpath, name)
-            yield file, file.relative_to(root).as_posix()
+            doc_id = file.relative_to(root).as_posix()
+            if not _utf8(doc_id):
+                # os.walk keeps undecodable bytes of a name as surrogates: an id that
+                # no JSON file, manifest or page can hold
+                shown = os.fsencode(doc_id).decode("utf-8", "backslashreplace")
+                skip(shown, "file name is not valid UTF-8; rename it (convmv -f latin1 -t utf8)")
+                continue
+            yield file, doc_id
+
+
+def _utf8(name: str) -> bool:
+    """
+    >>> _utf8("café.txt"), _utf8("caf\\udce9.txt")
+    (True, False)
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_bytes(path: Path, max_bytes: int) -> bytes:
