@@ -11,6 +11,7 @@ reading.py scores candidate sentences with it; it neither scores nor chooses the
 
 from __future__ import annotations
 
+import calendar
 import re
 from functools import lru_cache
 from typing import Literal
@@ -74,7 +75,16 @@ _NUMBER = re.compile(
     r"twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|half)\b",
     re.I,
 )
-_MONTH = rf"(?:{_MONTHS}|jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec)\.?"
+#: a month as written: "February", "Feb", "Feb.", "Sept" (timeframe.py and
+#: disagreement.py read dates with it too)
+MONTH = rf"(?:{_MONTHS}|jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec)\.?"
+_MONTH = MONTH
+#: a month's name or abbreviation, lower case, without its dot -> its number (1-12)
+MONTH_NUMBERS: dict[str, int] = {
+    name.lower(): i
+    for i in range(1, 13)
+    for name in (calendar.month_name[i], calendar.month_abbr[i])
+} | {"sept": 9}
 #: a day: a weekday, or a day of the month next to its month ("7 February", "Feb. 7th")
 _DAY = re.compile(
     r"\b((mon|tues|wednes|thurs|fri|satur|sun)day"

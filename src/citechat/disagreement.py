@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from .answertypes import MONTH as _MONTH
+from .answertypes import MONTH_NUMBERS as _MONTHS
 from .answertypes import AnswerType, answer_phrases, answer_type
 from .text import term_set, terms
 
@@ -90,13 +92,6 @@ _RANGE = re.compile(
     r"decreased|dropped|grew|grown|doubled|halved|up from|down from)\b"
     r"|\d\s*(-|–|to)\s*\d",
     re.I,
-)
-_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
-_MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
-_MONTHS["sept"] = 9
-_MONTH = (
-    r"(?:january|february|march|april|may|june|july|august|september|october|november|"
-    r"december|jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec)\.?"
 )
 _DATE = re.compile(
     rf"\b(?:(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m1>{_MONTH})(?:,?\s+(?P<y1>\d{{4}}))?"

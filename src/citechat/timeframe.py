@@ -26,16 +26,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
+from .answertypes import MONTH as _MONTH
+from .answertypes import MONTH_NUMBERS
 from .provenance import human_date
 from .reading import Candidate, Reading
 from .types import Citation, Document, Hit, SentenceSupport, marker
 
-_MONTHS = {
-    name.lower(): i
-    for i in range(1, 13)
-    for name in (calendar.month_name[i], calendar.month_abbr[i], calendar.month_abbr[i] + ".")
-}
-_MONTH = r"(?:" + "|".join(sorted(map(re.escape, _MONTHS), key=len, reverse=True)) + r")"
 _YEAR = r"(?:1[89]\d\d|20\d\d)"
 #: "7 February 2009", "7th Feb 2009", "February 7, 2009", "February 2009", "2009-02-07", "2009"
 _DATE = (
@@ -140,7 +136,9 @@ def _span(text: str) -> tuple[date, date] | None:
             return None
         return day, day
     year = int(next(w for w in reversed(words) if w.isdigit() and len(w) == 4))
-    month = next((_MONTHS[w.lower()] for w in words if w.lower() in _MONTHS), None)
+    month = next(
+        (MONTH_NUMBERS[m] for w in words if (m := w.lower().rstrip(".")) in MONTH_NUMBERS), None
+    )
     if month is None:
         return date(year, 1, 1), date(year, 12, 31)
     days = [int(w) for w in words if w.isdigit() and len(w) <= 2]
