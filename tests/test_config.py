@@ -64,6 +64,11 @@ BAD: list[tuple[str, Any, str]] = [
     ("hnsw_m", 0, "at least 1"),
     ("hnsw_ef_construction", 0, "at least 1"),
     ("hnsw_ef_search", -3, "at least 1"),
+    ("hnsw_max", 0, "at least 1"),
+    ("faiss_type", "ivf", "one of flat, hnsw, hnsw_sq8, ivf_pq or empty"),
+    ("faiss_type", 3, "text"),
+    ("ivf_nprobe", 0, "at least 1"),
+    ("pq_m", -1, "at least 1"),
 ]
 
 
@@ -115,11 +120,14 @@ def test_a_path_given_as_text_becomes_a_path() -> None:
     assert settings.corpus == Path("docs") and settings.index == Path("ix")
 
 
-@pytest.mark.parametrize("name", ["flat_max", "hnsw_m", "ef_construction", "ef_search"])
+@pytest.mark.parametrize(
+    "name",
+    ["flat_max", "hnsw_max", "hnsw_m", "ef_construction", "ef_search", "ivf_nprobe", "pq_m"],
+)
 @pytest.mark.parametrize("value", [-1, 0, 1, 2])
 def test_settings_and_faiss_params_agree(name: str, value: int) -> None:
     """A FAISS value Settings accepts is one FaissParams accepts, and the reverse."""
-    field = name if name in ("flat_max", "hnsw_m") else f"hnsw_{name}"
+    field = name if name.startswith(("flat", "hnsw", "ivf", "pq")) else f"hnsw_{name}"
 
     def accepts(make: Any) -> bool:
         try:
@@ -129,7 +137,8 @@ def test_settings_and_faiss_params_agree(name: str, value: int) -> None:
         return True
 
     overrides: dict[str, Any] = {field: value}
-    assert accepts(lambda: Settings(**overrides)) == accepts(lambda: FaissParams(**{name: value}))
+    params: dict[str, Any] = {name: value}
+    assert accepts(lambda: Settings(**overrides)) == accepts(lambda: FaissParams(**params))
 
 
 # -- where a bad value came from -----------------------------------------------------

@@ -247,6 +247,8 @@ def _milvus_spec(tmp_path: Path) -> str:
 STORES: dict[str, Callable[[Path], tuple[str, dict[str, Any]]]] = {
     "faiss flat": lambda tmp_path: ("faiss", {}),
     "faiss hnsw": lambda tmp_path: ("faiss", {"flat_max": 10, "hnsw_m": 8}),
+    "faiss hnsw_sq8": lambda tmp_path: ("faiss", {"flat_max": 10, "hnsw_max": 20, "hnsw_m": 8}),
+    "faiss ivf_pq": lambda tmp_path: ("faiss", {"faiss_type": "ivf_pq", "pq_m": 8}),
     "milvus lite": lambda tmp_path: (_milvus_spec(tmp_path), {}),
 }
 

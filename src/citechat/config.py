@@ -74,10 +74,19 @@ class Settings:
     store: str = ""
     #: exact (flat) FAISS search up to this many chunks, HNSW graph search above
     flat_max: int = 100_000
+    #: HNSW over full vectors up to this many chunks, over 8-bit codes above (README,
+    #: "One machine, a million chunks")
+    hnsw_max: int = 500_000
     #: HNSW graph degree, build-time and search-time candidate lists (recall vs speed)
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 96
+    #: one FAISS type at every size (flat, hnsw, hnsw_sq8, ivf_pq); empty: by size
+    faiss_type: str = ""
+    #: IVF lists an ivf_pq search visits; its sub-quantisers (at most this many: the most
+    #: that divide the vector dimension)
+    ivf_nprobe: int = 32
+    pq_m: int = 48
 
     def __post_init__(self) -> None:
         # Each rule follows the value's use; a bad value fails here, at start-up, rather
@@ -92,7 +101,7 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
                 raise _bad(name, "a non-empty name", value)
-        for name in ("reranker", "verifier", "openai_api_key", "store"):
+        for name in ("reranker", "verifier", "openai_api_key", "store", "faiss_type"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise _bad(name, "text", "..." if name == "openai_api_key" else value)
@@ -115,6 +124,10 @@ class Settings:
         threshold = self.abstain_threshold
         if threshold is not None and (not _is_number(threshold) or not 0 <= threshold <= 1):
             raise _bad("abstain_threshold", "between 0 and 1", threshold)
+        if self.faiss_type not in _FAISS_TYPES:
+            raise _bad(
+                "faiss_type", f"one of {', '.join(_FAISS_TYPES[1:])} or empty", self.faiss_type
+            )
         if self.store:
             from .index.stores import parse_store  # imports numpy: only for a named store
 
@@ -179,10 +192,15 @@ _AT_LEAST = {
     "max_question_chars": 1,
     "max_new_tokens": 1,
     "flat_max": 1,
+    "hnsw_max": 1,
     "hnsw_m": 1,
     "hnsw_ef_construction": 1,
     "hnsw_ef_search": 1,
+    "ivf_nprobe": 1,
+    "pq_m": 1,
 }
+#: faiss_type's values ("": by size); stores/faiss.py TYPES agrees
+_FAISS_TYPES = ("", "flat", "hnsw", "hnsw_sq8", "ivf_pq")
 _WHY = {"evidence_depth": " (0 turns it off)"}
 
 

@@ -245,16 +245,21 @@ def million_bench(
     n: int = 1_000_000,
     limit: int | None = None,
     min_vectors: int = 10_000,
+    quantised: Sequence[str] = ("hnsw_sq8", "ivf_pq"),
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """HNSW (citechat's settings above ``flat_max``) against exact search over the cached
     vectors: build time, single-query p50/p95, recall@10 and, in a child process that
-    only loads the saved index and searches, its RSS.  Uses what is cached so far."""
+    only loads the saved index and searches, its RSS.  Then the same for each of the
+    ``quantised`` store types (store_types.py), side by side in ``store_types``; ``chosen``
+    is the type citechat's size rule builds at this many vectors.  Uses what is cached
+    so far (at most ``limit``)."""
     import tempfile
 
     import faiss
 
     from ..index.stores.faiss import FaissParams
+    from .store_types import store_types_bench
 
     cache = VectorCache.open(n)
     have = cache.available() if limit is None else min(limit, cache.available())
@@ -314,8 +319,11 @@ def million_bench(
         np.save(Path(tmp) / "queries.npy", queries)
         np.save(Path(tmp) / "truth.npy", truth)
         record["index_mb"] = round(path.stat().st_size / 2**20, 1)
+        record["index_bytes_per_vector"] = round(path.stat().st_size / have, 1)
         log("million: searching in a fresh process (RSS)")
         chosen = _child("search", tmp, str(params.ef_search))
+        path.unlink()
+        types = store_types_bench(n, have, Path(tmp), queries, truth, types=quantised, log=log)
     record["chosen"] = {
         "type": "hnsw",
         "M": params.hnsw_m,
@@ -324,6 +332,30 @@ def million_bench(
         "build_s": record["hnsw_build_s"],
         **chosen,
     }
+    # the store types side by side; HNSW-Flat's numbers are the ones measured above
+    record["store_types"] = {
+        "hnsw": {
+            "build_s": record["hnsw_build_s"],
+            "build_rss_mb": record["build_rss_mb"],
+            "params": {k: record["chosen"][k] for k in ("M", "ef_construction", "ef_search")},
+            "file_mb": record["index_mb"],
+            "bytes_per_vector": record["index_bytes_per_vector"],
+            "knob": "ef_search",
+            "sweep": record["hnsw_ef_search"],
+            "search": {"knob": params.ef_search, **chosen},
+        },
+        **types,
+    }
+    # what citechat's size rule builds at this many vectors and at the target
+    record["default_type"] = {"vectors": params.kind_for(have), "target": params.kind_for(n)}
+    default = record["default_type"]["vectors"]
+    if default in types:
+        record["chosen"] = {
+            "type": default,
+            **types[default]["params"],
+            "build_s": types[default]["build_s"],
+            **types[default]["search"],
+        }
     return record
 
 
@@ -406,7 +438,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("worker", type=int, nargs="?", default=0, help="this worker's number (0)")
     s.add_argument("workers", type=int, nargs="?", default=1, help="workers in all (1)")
     add_source_flags(s)
-    sub.add_parser("bench", help="HNSW vs exact search on the vectors cached so far")
+    s = sub.add_parser("bench", help="each store type vs exact search on the vectors cached so far")
+    s.add_argument("--n", type=int, default=1_000_000, help="the cache of N texts (1,000,000)")
+    s.add_argument("--limit", type=int, default=None, help="use at most this many vectors")
     # the children million_bench starts (a fresh process each, for its own peak RSS)
     s = sub.add_parser("build")
     s.add_argument("folder", type=Path)
@@ -428,7 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "search":
             return emit(_search_child(args.folder, args.ef_search))
         if args.command == "bench":
-            return emit(million_bench(log=lambda m: print(m, file=sys.stderr, flush=True)))
+            log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+            return emit(million_bench(n=args.n, limit=args.limit, log=log))
         if not 0 <= args.worker < args.workers:
             raise UsageError(f"WORKER must be in 0..{args.workers - 1}, got {args.worker}")
         sources = Sources(args.datasets, args.seed_corpus)
