@@ -266,3 +266,37 @@ def test_ingest_part_builds_both_ways_at_two_sizes(fake_settings: Settings, tmp_
         assert update["documents"] == runs[(k, "streamed")]["documents"]
         assert 0 < update["texts_embedded"] <= 4 and update["peak_rss_mb"] > 0
     assert set(result["mb_per_1k_chunks"]) == {"streamed", "in_memory"}
+
+
+def test_million_hnsw_baseline_is_hnsw_flat_above_hnsw_max(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bench's HNSW-Flat baseline stays HNSW-Flat where the size rule picks 8-bit
+    codes (a million vectors): the first run after hnsw_sq8 became the default above
+    hnsw_max labelled an 8-bit store "hnsw"."""
+    import dataclasses
+
+    import faiss
+
+    from citechat.index.stores import faiss as faiss_store
+
+    monkeypatch.setenv("CITECHAT_BENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(bench_million, "SHARD", 500)
+
+    # the size rule as at a million vectors: past hnsw_max
+    @dataclasses.dataclass(frozen=True)
+    class PastHnswMax(faiss_store.FaissParams):
+        hnsw_max: int = 10
+
+    monkeypatch.setattr(faiss_store, "FaissParams", PastHnswMax)
+    cache = bench_million.VectorCache.open(500)
+    cache.folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((500, 16)).astype(np.float32)
+    np.save(cache.shard_path(0), v / np.linalg.norm(v, axis=1, keepdims=True))
+    out = tmp_path / "out"
+    out.mkdir()
+    bench_million._build_child(out, 500, 500, "whole")
+    built = faiss.read_index(str(out / "hnsw.index"))
+    assert isinstance(built, faiss.IndexHNSWFlat) and built.ntotal == 500
+    assert PastHnswMax(flat_max=1).kind_for(500) == "hnsw_sq8"  # what the rule would build

@@ -394,7 +394,9 @@ def _build_child(folder: Path, n: int, have: int, how: str) -> dict[str, Any]:
     from ..index.stores.faiss import FaissParams, FaissStore
 
     cache = VectorCache.open(n)
-    params = FaissParams(flat_max=1)
+    # HNSW over full vectors at any size: the size rule would pick 8-bit codes above
+    # hnsw_max, which store_types.py measures on its own
+    params = FaissParams(flat_max=1, type="hnsw")
     t0 = time.perf_counter()
     if how == "whole":
         vectors = cache.load(have)

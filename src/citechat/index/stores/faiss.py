@@ -105,7 +105,7 @@ def ivf_lists(n: int) -> int:
     (k-means needs a vector a list).
 
     >>> ivf_lists(150_000), ivf_lists(1_000_000), ivf_lists(10), ivf_lists(3)
-    (2048, 4096, 8, 3)
+    (2048, 4096, 10, 3)
     """
     return min(1 << max(3, round(math.log2(4 * math.sqrt(max(n, 1))))), max(n, 1))
 
