@@ -60,10 +60,8 @@ class FaissParams:
     pq_m: int = 48
 
     def __post_init__(self) -> None:
-        for name in ("flat_max", "hnsw_max", "hnsw_m", "ef_construction", "ef_search"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("ivf_nprobe", "pq_m"):
+        counts = ("flat_max", "hnsw_max", "hnsw_m", "ef_construction", "ef_search")
+        for name in (*counts, "ivf_nprobe", "pq_m"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.type and self.type not in TYPES:
