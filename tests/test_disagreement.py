@@ -177,6 +177,24 @@ AGREEING = (
 )
 
 
+def test_had_before_a_count_stands_for_the_question_verb() -> None:
+    ribs = "How many fractured ribs did Baby P suffer?"
+    assert flagged(ribs, "Baby P suffered eight fractured ribs.", "Baby P had six fractured ribs.")
+    assert flagged(
+        "How many social workers did Haringey employ?",
+        "Haringey employed 120 social workers.",
+        "Haringey only had 90 social workers.",
+    )
+    # "had" is no "left in the year after the case": the sentence says less than asked
+    assert not flagged(
+        "How many social workers left Haringey in the year after the case?",
+        "Some 45 social workers left Haringey in the year after the case.",
+        "Haringey only had 90 social workers.",
+    )
+    # and it stands only just before the count of what is counted
+    assert not flagged(ribs, "Baby P suffered eight fractured ribs.", "Baby P had, in all, six.")
+
+
 @pytest.fixture
 def news(tmp_path: Path) -> Pipeline:
     return pipeline_over(tmp_path, {"injuries.txt": ARTICLE, "ribs.txt": AGREEING})  # type: ignore[no-any-return]
@@ -282,3 +300,16 @@ def test_a_follow_up_about_one_festival_is_no_disagreement_with_another(tmp_path
     assert "alpacas" in answer.text
     assert answer.disagreement is None and "Sources disagree" not in answer.text
     assert {c.doc_id for c in answer.citations} == {"doc0.txt"}
+
+
+def test_a_disagreement_is_said_where_the_answer_would_be_declined(news: Pipeline) -> None:
+    from citechat.answering import ExtractiveAnswerer
+
+    strict = ExtractiveAnswerer(news.retriever, abstention=None, threshold=2.0)  # declines all
+    question = "How many injuries did Baby P suffer?"
+    answer = strict.answer(question, news.read(question, 5))
+    assert not answer.abstained and answer.disagreement is not None
+    assert {s.text for s in answer.disagreement.sides} == {"more than 50", "22"}
+    # without a disagreement it still declines
+    plain = "How many fractured ribs did Baby P have?"
+    assert strict.answer(plain, news.read(plain, 5)).abstained

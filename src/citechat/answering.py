@@ -255,7 +255,10 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
         t0 = time.perf_counter()
         cands = reading.candidates
         declined, confidence = self.decide(reading)
-        if declined:
+        # two sources that state the asked value and disagree do answer the question:
+        # say both rather than decline ("How old was Jason Owen?": 37 and 36)
+        conflict = self._conflict(question, reading)
+        if declined and conflict is None:
             return Answer(
                 question=question,
                 text=DECLINE,
@@ -319,7 +322,7 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             parts = [lead, *parts]
             sentences = (SentenceSupport(lead, (short.n,), True, 1.0), *sentences)
         # sources that disagree: said after the answer, never instead of it
-        disagreement = self._disagreement(question, reading, chosen, citations)
+        disagreement = None if conflict is None else self._disagreement(conflict, citations)
         if disagreement is not None:
             parts.append(disagreement.line)
             cited = tuple(s.n for s in disagreement.sides)
@@ -339,26 +342,26 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             disagreement=disagreement,
         )
 
-    def _disagreement(
-        self,
-        question: str,
-        reading: Reading,
-        chosen: Sequence[Candidate],
-        citations: list[Citation],
-    ) -> Disagreement | None:
+    def _conflict(
+        self, question: str, reading: Reading
+    ) -> tuple[Sequence[Candidate], Conflict] | None:
         """Where the best candidates disagree on what ``question`` asks
-        (disagreement.py): the sides, each cited (a side not yet in the answer gets
-        a new citation, appended to ``citations``), and the line that says so."""
-        cands = list(reading.candidates[:DISAGREEMENT_DEPTH])
-        passages = [self._passage(c) for c in cands]
+        (disagreement.py): the candidates compared and the conflict, or None."""
         if reading.query != question:
             # a follow-up read with the history's names ("Who opened it?" after "the
             # festival in Aberdeen"): which "it" each passage is about is not known, so
             # another festival's opener is no disagreement
             return None
-        conflict = find_conflict(question, passages)
-        if conflict is None:
-            return None
+        cands = reading.candidates[:DISAGREEMENT_DEPTH]
+        conflict = find_conflict(question, [self._passage(c) for c in cands])
+        return None if conflict is None else (cands, conflict)
+
+    def _disagreement(
+        self, found: tuple[Sequence[Candidate], Conflict], citations: list[Citation]
+    ) -> Disagreement:
+        """The sides of a conflict, each cited (a side not yet in the answer gets a
+        new citation, appended to ``citations``), and the line that says so."""
+        cands, conflict = found
         sides = []
         for claim in (conflict.first, conflict.second):
             cand = cands[claim.passage]

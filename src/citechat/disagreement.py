@@ -17,7 +17,9 @@ they cover ("August 2007" holds "3rd August 2007"), names by their words ("Lewis
 * it reports a range or a change over time ("between 40 and 60", "rose from 12 to 20");
 * the count does not count what the question counts ("8 months" for "how many visits");
 * its sentence (or the one before it) does not name the question's subject;
-* its phrase is not within a few words of the question's predicate.
+* its phrase is not within a few words of the question's predicate (a count right
+  after "had" may stand for the question's verb, when the sentence holds every other
+  word of the question: "had six fractured ribs" for "suffer").
 
 It neither retrieves nor phrases the answer: answering.py turns a :class:`Conflict`
 into the answer's "Sources disagree: …" line and its ``disagreement`` JSON field.
@@ -257,6 +259,11 @@ _IRREGULAR = {
     "died": "die",
     "death": "die",
 }
+#: a light verb that stands for the question's own ("had six fractured ribs" answers
+#: "how many fractured ribs did he suffer", "only had 90 social workers" "employ"), read
+#: only just before a count followed by what the question counts, in a sentence that
+#: holds every other word of the question
+_LIGHT = frozenset({"have"})
 _AUX = re.compile(
     r"\b(did|do|does|was|were|is|are|has|have|had|will|would|before|after|during|since|"
     r"of|in|on|at|for|to|from|by|with)\b.*$",
@@ -369,8 +376,18 @@ def _near(asked: _Question, text: str, claim: Claim) -> bool:
         return bool(asked.names & around) if asked.names else asked.main in around
     if asked.kind == "number":
         others = asked.predicates - asked.counted
+        if asked.head is not None and _LIGHT & _stems_near(text, claim):
+            # "had six fractured ribs" for "suffer": the sentence says all the question
+            # says but its verb ("had 90 social workers" is not "left in the year after")
+            return others - _stems(text) <= {asked.main}
         return bool(others & around) if others else bool(asked.names & around)
     return asked.main is not None and asked.main in around
+
+
+def _stems_near(text: str, claim: Claim) -> frozenset[str]:
+    """The stems of the two words before the claim ("only had" of "only had 90")."""
+    before = _WORD.findall(text[: claim.start])[-2:]
+    return _stems(" ".join(before))
 
 
 def _around(asked: _Question, text: str, claim: Claim) -> frozenset[str]:
