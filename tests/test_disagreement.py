@@ -313,3 +313,39 @@ def test_a_disagreement_is_said_where_the_answer_would_be_declined(news: Pipelin
     # without a disagreement it still declines
     plain = "How many fractured ribs did Baby P have?"
     assert strict.answer(plain, news.read(plain, 5)).abstained
+
+
+def test_a_name_is_held_to_in_full_and_a_nameless_question_to_its_words() -> None:
+    died = "In what year did Harvey Martin die?"
+    harvey = Passage("Harvey Martin died in 2001.", "a", context="Super Bowl\nHarvey Martin died.")
+    other = Passage("Martin died in 1546.", "b", context="Martin Luther\nMartin died in 1546.")
+    assert find_conflict(died, [harvey, other]) is None
+    again = Passage("Martin died in 2003.", "c", context="Harvey Martin, obituary\nMartin died.")
+    assert find_conflict(died, [harvey, again]) is not None
+    # no name and one word besides: nothing to hold a claim to
+    assert not flagged('Who designed the "50"?', "Tiffany designed it.", "Tesla designed motors.")
+    # no name: the sentence must say what the question says
+    lock = "How many characters does the lock file of process 1230 contain?"
+    assert flagged(
+        lock,
+        "If process 1230 holds a lock file, it would contain the eleven characters.",
+        "A lock file held by process 1230 contains ten characters.",
+    )
+    assert not flagged(
+        lock,
+        "If process 1230 holds a lock file, it would contain the eleven characters.",
+        "A file name contains ten characters.",
+    )
+
+
+def test_documents_of_one_title_are_one_source(tmp_path: Path) -> None:
+    parts = {
+        "part1.txt": "Injuries report\n\nBaby P suffered 22 injuries before he died.\n",
+        "part2.txt": "Injuries report\n\nBaby P suffered more than 50 injuries before he died.\n",
+    }
+    question = "How many injuries did Baby P suffer?"
+    one_work = pipeline_over(tmp_path / "one", parts)
+    assert one_work.ask(question).disagreement is None
+    parts["part2.txt"] = parts["part2.txt"].replace("Injuries report", "Court news")
+    two_works = pipeline_over(tmp_path / "two", parts)
+    assert two_works.ask(question).disagreement is not None

@@ -282,3 +282,37 @@ def test_extractive_answers_without_importing_the_llm_module(fake_settings: Sett
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_sentence_matching_the_question_best_is_cited_from_a_lower_passage(
+    tmp_path: Any,
+) -> None:
+    from dataclasses import replace
+
+    from helpers import pipeline_over
+
+    pipe = pipeline_over(
+        tmp_path,
+        {
+            "logs.txt": "Log files\n\nThe lastlog file records the last login of each user.\n",
+            "run.txt": "Run data\n\nThe utmp file stores who is currently using the system.\n",
+        },
+    )
+    question = "Which file records who is currently using the system?"
+    reading = pipe.read(question, 3)
+    by_doc = {c.hit.chunk.doc_id: c for c in reading.candidates}
+    # the best-ranked sentence matches the question less well on its own than the
+    # second passage's sentence, whose passage ranks lower
+    top = replace(by_doc["logs.txt"], score=0.9, cosine=0.3, lexical=0.4, prior=1.0)
+    low = replace(by_doc["run.txt"], score=0.4, cosine=0.6, lexical=0.5, prior=0.2)
+    answerer = ExtractiveAnswerer(pipe.retriever, abstention=None, threshold=0.0)
+    answer = answerer.answer(question, replace(reading, candidates=(top, low)))
+    assert [c.doc_id for c in answer.citations] == ["logs.txt", "run.txt"]
+    # a sentence only a little better on its own is not added
+    close = replace(low, cosine=0.32, lexical=0.42)
+    answer = answerer.answer(question, replace(reading, candidates=(top, close)))
+    assert [c.doc_id for c in answer.citations] == ["logs.txt"]
+    # nor past the answer's sentence budget
+    one = ExtractiveAnswerer(pipe.retriever, abstention=None, threshold=0.0, max_sentences=1)
+    answer = one.answer(question, replace(reading, candidates=(top, low)))
+    assert [c.doc_id for c in answer.citations] == ["logs.txt"]

@@ -168,3 +168,14 @@ def test_an_undated_comment_counts_as_written_no_earlier_than_its_page(tmp_path:
     answer = pipe.ask("How often did the harbour ferry to the island sail by February 2009?")
     assert {c.doc_id for c in answer.citations} == {"old.txt"}
     assert all(h.chunk.doc_id != "later.txt" for h in answer.hits)
+
+
+def test_currently_in_a_relative_clause_asks_for_no_latest() -> None:
+    from citechat.timeframe import time_frame
+
+    assert time_frame("Which file records who is currently using the system?") is None
+    assert time_frame("Which packages that are currently installed are obsolete?") is None
+    frame = time_frame("Who is currently the director of children's services?")
+    assert frame is not None and frame.latest
+    frame = time_frame("What is the current state of the review?")
+    assert frame is not None and frame.latest

@@ -47,6 +47,10 @@ from .types import (
 DECLINE = "I could not find this in the documents."
 #: how many of the best candidate sentences are compared for a disagreement
 DISAGREEMENT_DEPTH = 10
+#: the best candidates among which the one that matches the question best on its own
+#: is looked for, and by how much its evidence must beat the best-ranked one's
+EVIDENCE_POOL = 10
+EVIDENCE_MARGIN = 0.1
 
 log = logging.getLogger("citechat")
 
@@ -279,6 +283,16 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             if any(_near_duplicate(cand, c) for c in chosen):
                 continue
             chosen.append(cand)
+        # the sentence that matches the question best on its own words and meaning (its
+        # passage's rank aside), when clearly better than the best-ranked one: the utmp
+        # sentence of a lower-ranked page for "which file records who is using the system"
+        strongest = max(cands[:EVIDENCE_POOL], key=reading.evidence)
+        if (
+            len(chosen) < self.max_sentences
+            and reading.evidence(strongest) >= reading.evidence(best) + EVIDENCE_MARGIN
+            and not any(_near_duplicate(strongest, c) for c in chosen)
+        ):
+            chosen.append(strongest)
         # a multi-part question: each part's best sentence too, unless the reader
         # finds that part unanswered
         for part in reading.parts:
@@ -387,11 +401,15 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
         if cand.short is not None:
             short = (cand.short[0] - cand.start, cand.short[1] - cand.start)
         cit = make_citation(self.index, 0, cand.hit, cand.start, cand.end)
-        source = f"{chunk.doc_id}#{chunk.section}:{chunk.commenter or ''}"
+        # one work is one source: the body of every document of the same title (the
+        # paragraphs of one article stored as files, as SQuAD's are) speaks with one
+        # voice, so two of its passages that differ are no two sources disagreeing
+        source = f"{doc.title.strip() or chunk.doc_id}#{chunk.section}"
         if chunk.section == "comment":
-            source += f"@{_comment_start(doc.sections, cand.start)}"
+            start = _comment_start(doc.sections, cand.start)
+            source = f"{chunk.doc_id}#comment:{chunk.commenter or ''}@{start}"
         written = provenance(doc, cit).written()
-        return Passage(cand.text, source, before, short, written)
+        return Passage(cand.text, source, before, short, written, chunk.embedding_text())
 
     def _attributed(self, chosen: Sequence[Candidate], citations: Sequence[Citation]) -> list[str]:
         """Each chosen sentence quoted with its citation: every reader comment with its

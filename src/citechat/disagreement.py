@@ -115,13 +115,17 @@ class Passage:
     ``source``: who wrote it (equal strings, the same source: a document's body, or
     one reader comment); ``before``: the sentence before it in its section, where
     its subject may be named; ``short``: the reader's short answer, as a span of
-    ``text``; ``written``: the ISO date of its words, when known."""
+    ``text``; ``written``: the ISO date of its words, when known; ``context``: the
+    passage around it."""
 
     text: str
     source: str
     before: str = ""
     short: tuple[int, int] | None = None
     written: str | None = None
+    #: the passage around it (its chunk, with the title and headings), where a name the
+    #: sentence shortens ("Balls") is given in full ("Ed Balls"); empty: not checked
+    context: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,8 @@ def find_conflict(question: str, passages: Sequence[Passage]) -> Conflict | None
     if kind is None:
         return None
     asked = _Question.of(question, kind)
+    if not asked.names and len(asked.predicates) < 2:
+        return None  # no subject to hold a claim to ("Who designed the '50'?": "design")
     claims = [c for i, p in enumerate(passages) if (c := _claim(asked, i, p)) is not None]
     for a_pos, a in enumerate(claims):
         for b in claims[a_pos + 1 :]:
@@ -200,6 +206,8 @@ class _Question:
     main: str | None
     #: the last of what is counted, its noun ("rib" of "fractured ribs")
     head: str | None = None
+    #: the terms of each name ("royal univers", "warsaw")
+    runs: tuple[frozenset[str], ...] = ()
 
     @classmethod
     def of(cls, question: str, kind: AnswerType) -> _Question:
@@ -222,7 +230,9 @@ class _Question:
         ordered = [t for t in _ordered(question) if t not in names and t not in _TYPE_WORDS]
         predicates = frozenset(ordered)
         main = next((t for t in ordered if t not in counted), None)
-        return cls(kind, names, surnames, predicates, counted, main, head)
+        # "P" of "Baby P" is no term: the run is checked by its other words
+        full = tuple(frozenset(run) - {"p"} for run in runs)
+        return cls(kind, names, surnames, predicates, counted, main, head, full)
 
 
 #: words that name the kind of answer, not what it is about
@@ -301,6 +311,15 @@ def _claim(asked: _Question, i: int, p: Passage) -> Claim | None:
     # ("Ed Balls" of "Ed Balls … Haringey's services")
     if len(asked.surnames - words) > (1 if len(asked.surnames) > 1 else 0):
         return None
+    if p.context:
+        # each name in full in the passage around ("Harvey Martin", not another Martin;
+        # the Royal University of Warsaw, not another university), all but one of several
+        near = words | _stems(p.context)
+        missing = sum(1 for run in asked.runs if not run <= near)
+        if missing > (1 if len(asked.runs) > 1 else 0):
+            return None
+    if not asked.names and len(asked.predicates - words) > len(asked.predicates) // 4:
+        return None  # no name to hold it to: the sentence says what the question says
     found = [c for c in _phrases(asked, i, p.text) if _near(asked, p.text, c)]
     if not found:
         return None

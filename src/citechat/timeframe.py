@@ -114,12 +114,32 @@ def time_frame(question: str) -> TimeFrame | None:
         else:  # by, as of, as at, up to, until, till: up to the end of that date
             not_after = _earlier(not_after, last)
         phrases.append(m.group(0))
-    latest = _LATEST.search(question)
+    latest = next((m for m in _LATEST.finditer(question) if not _described(question, m)), None)
     if latest:
         phrases.append(latest.group(0))
     if not phrases:
         return None
     return TimeFrame("; ".join(phrases), not_before, not_after, latest is not None)
+
+
+#: "who is currently", "that are currently": a relative clause inside the question
+_RELATIVE = re.compile(r"\b(who|which|that)\s+(is|are|was|were)\s+$", re.I)
+
+
+def _described(question: str, m: re.Match[str]) -> bool:
+    """Whether "current(ly)" at ``m`` describes what is asked about, in a relative
+    clause ("Which file records who is currently using the system?"), rather than
+    asking for the latest ("Who is currently the director?": the question's own word).
+
+    >>> q = "Which file records who is currently using the system?"
+    >>> _described(q, _LATEST.search(q)), time_frame(q) is None
+    (True, True)
+    >>> time_frame("Who is currently the director?").latest
+    True
+    """
+    before = question[: m.start()]
+    rel = _RELATIVE.search(before)
+    return rel is not None and rel.start() > 0
 
 
 def _span(text: str) -> tuple[date, date] | None:
