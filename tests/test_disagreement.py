@@ -349,3 +349,43 @@ def test_documents_of_one_title_are_one_source(tmp_path: Path) -> None:
     parts["part2.txt"] = parts["part2.txt"].replace("Injuries report", "Court news")
     two_works = pipeline_over(tmp_path / "two", parts)
     assert two_works.ask(question).disagreement is not None
+
+
+def test_what_is_counted_an_owner_and_a_title_are_read_as_they_are_meant() -> None:
+    # the counted noun is the last plural before the verb, not the first two words
+    maintainers = "How many volunteer package maintainers work on Debian?"
+    assert flagged(
+        maintainers,
+        "About 800 volunteer package maintainers work on Debian.",
+        "More than 1012 volunteer package maintainers are working on Debian.",
+    )
+    assert not flagged(
+        maintainers,
+        "About 800 volunteer package maintainers work on Debian.",
+        "Maintainers work on Debian's over 59100 packages.",
+    )
+    # "ones" counts the noun the sentence has just named
+    incidents = "How many major terrorist incidents have there been in recent American history?"
+    assert flagged(
+        incidents,
+        "There have been three major terrorist incidents in recent American history.",
+        "Of terrorist incidents there have been only 2 major ones in recent American history.",
+    )
+    assert not flagged(
+        incidents,
+        "There have been three major terrorist incidents in recent American history.",
+        "There have been only 2 major ones in recent American history.",
+    )
+    # an owner is not who is asked about; the question's own words title a name
+    secretary = "Who is the children's secretary?"
+    assert not flagged(
+        secretary,
+        "Children's secretary Ed Balls and Ofsted stood by their actions.",
+        "Children's Secretary Ed Balls rejected claims by Haringey's former head of "
+        "children's services over the Baby P case.",
+    )
+    assert flagged(
+        secretary,
+        "Children's secretary Ed Balls and Ofsted stood by their actions.",
+        "Children's Secretary Jim Knight rejected the claims.",
+    )

@@ -224,8 +224,7 @@ class _Question:
         counted: frozenset[str] = frozenset()
         head = None
         if kind == "number":
-            m = re.match(r"^\s*how many\s+((?:\w+\s+)?\w+)", question, re.I)
-            words = _ordered(_aux_cut(m.group(1))) if m else []
+            words = _ordered(_counted(question))
             counted, head = frozenset(words), (words[-1] if words else None)
         ordered = [t for t in _ordered(question) if t not in names and t not in _TYPE_WORDS]
         predicates = frozenset(ordered)
@@ -279,6 +278,23 @@ _AUX = re.compile(
     r"of|in|on|at|for|to|from|by|with)\b.*$",
     re.I,
 )
+
+
+def _counted(question: str) -> str:
+    """What a "how many" question counts: its words up to the last plural before an
+    auxiliary, a preposition or a name, else the first two (whose second may be a verb).
+
+    >>> _counted("How many volunteer package maintainers work on Debian?")
+    'volunteer package maintainers'
+    >>> _counted("How many social workers left Haringey?"), _counted("How many people died?")
+    ('social workers', 'people died')
+    """
+    m = re.match(r"^\s*how many\s+((?:[a-z][\w-]*\s+){0,3}[a-z][\w-]*)", question, re.I)
+    if m is None:
+        return ""
+    words = _aux_cut(m.group(1)).split()
+    plural = [k for k, w in enumerate(words) if re.search(r"[^s']s$", w)]
+    return " ".join(words[: plural[-1] + 1] if plural else words[:2])
 
 
 def _aux_cut(words: str) -> str:
@@ -351,7 +367,12 @@ def _phrases(asked: _Question, i: int, text: str) -> list[Claim]:
     if kind == "number":
         for m in _COUNT.finditer(text):
             after = text[m.end() : m.end() + 40]
-            if asked.head and asked.head not in _stems(" ".join(_WORD.findall(after)[:NOUN_GAP])):
+            noun = _WORD.findall(after)[:NOUN_GAP]
+            if (
+                asked.head
+                and asked.head not in _stems(" ".join(noun))
+                and not _ones(asked, text, m)
+            ):
                 continue  # counts something else: "8 months" for "how many visits"
             if re.match(r"\s*(%|per ?cent)", after) or _ranged(text, m.start(), m.end()):
                 continue
@@ -377,12 +398,33 @@ def _phrases(asked: _Question, i: int, text: str) -> list[Claim]:
             out.append(Claim(i, a, m.end(), text[a : m.end()], *days))
     elif kind == "person":
         for a, b in answer_phrases(text, "person"):
+            a = _after_asked(asked, text, a, b)
             names = term_set(text[a:b])
             if (a == 0 and " " not in text[a:b]) or text[a:b].lower() in _MONTHS:
                 continue  # a capitalised first word ("However") or a month is no name
+            if re.search(r"['’]s?$", text[a:b]) or re.match(r"['’]s\b", text[b:]):
+                continue  # an owner ("Haringey's former head") is not who is asked about
             if names and not names <= asked.names | asked.predicates:
                 out.append(Claim(i, a, b, text[a:b], names=frozenset(names - asked.names)))
     return out
+
+
+def _after_asked(asked: _Question, text: str, a: int, b: int) -> int:
+    """The start of the name in ``text[a:b]`` after the question's own words that title
+    it ("Ed Balls" of "Children's Secretary Ed Balls" for "Who is the children's
+    secretary?"), so that they count as beside it."""
+    own = asked.predicates | asked.names
+    while (m := re.match(r"(\S+)\s+(?=\S)", text[a:b])) and _stems(m.group(1)) <= own:
+        a += m.end()
+    return a
+
+
+def _ones(asked: _Question, text: str, m: re.Match[str]) -> bool:
+    """Whether the count at ``m`` is of "ones" that stand for what the question counts,
+    named earlier in the sentence ("terrorist incidents – of which there have been only
+    2 major ones")."""
+    noun = {w.lower() for w in _WORD.findall(text[m.end() : m.end() + 40])[:NOUN_GAP]}
+    return bool({"one", "ones"} & noun) and asked.head in _stems(text[: m.start()])
 
 
 def _near(asked: _Question, text: str, claim: Claim) -> bool:
