@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from citechat.disagreement import Passage, find_conflict, number_value
+from citechat.disagreement import Passage, find_conflict
 from citechat.disagreement_eval import disagreement_summary
 from citechat.evaluation import run_eval
 from citechat.pipeline import Pipeline
+from citechat.typedvalues import number_value
 from helpers import pipeline_over, write
 
 VISITS = "How many times was Baby P seen by professionals?"

@@ -27,16 +27,25 @@ into the answer's "Sources disagree: …" line and its ``disagreement`` JSON fie
 
 from __future__ import annotations
 
-import calendar
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 
-from .answertypes import MONTH as _MONTH
 from .answertypes import MONTH_NUMBERS as _MONTHS
 from .answertypes import AnswerType, answer_phrases, answer_type
 from .text import term_set, terms
+from .typedvalues import (
+    COUNT,
+    DATE,
+    age_months,
+    bounds,
+    date_days,
+    in_age,
+    in_date,
+    number_value,
+    qualifier,
+    ranged,
+)
 
 #: the kinds of answer compared; a place or a frequency is too loose to call a conflict
 COMPARED: frozenset[AnswerType] = frozenset({"number", "age", "time", "day", "person"})
@@ -45,65 +54,6 @@ WINDOW = 8
 #: a count must be followed by what the question counts within this many words
 NOUN_GAP = 3
 
-_UNITS = {
-    "zero": 0,
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "thirteen": 13,
-    "fourteen": 14,
-    "fifteen": 15,
-    "sixteen": 16,
-    "seventeen": 17,
-    "eighteen": 18,
-    "nineteen": 19,
-}
-_TENS = {
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "fifty": 50,
-    "sixty": 60,
-    "seventy": 70,
-    "eighty": 80,
-    "ninety": 90,
-}
-_WORDS = "|".join([*_TENS, *_UNITS, "a dozen", "dozen", "a hundred", "hundred"])
-#: a count as written: "60", "1,200", "sixty", "sixty-five", "a dozen"
-_COUNT = re.compile(
-    rf"(?<![\w£$€.,-])(\d{{1,3}}(?:,\d{{3}})+|\d+(?:\.\d+)?|(?:{_WORDS})(?:[-\s](?:{_WORDS}))?)"
-    r"(?![\w%]|[.,]\d)",
-    re.I,
-)
-#: qualifiers before a count that make it a bound or an estimate
-_LOWER = re.compile(r"\b(more than|over|at least|upwards of|in excess of|no fewer than)\s+$", re.I)
-_UPPER = re.compile(r"\b(less than|fewer than|under|up to|at most|no more than)\s+$", re.I)
-_ABOUT = re.compile(r"\b(about|around|nearly|almost|some|roughly|approximately|circa)\s+$", re.I)
-#: a range or a change over time next to a claim: never compared
-_RANGE = re.compile(
-    r"\b(between\s+\S+\s+and|from\s+\S+\s+to|rose|risen|rising|fell|fallen|falling|increased|"
-    r"decreased|dropped|grew|grown|doubled|halved|up from|down from)\b"
-    r"|\d\s*(-|–|to)\s*\d",
-    re.I,
-)
-_DATE = re.compile(
-    rf"\b(?:(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m1>{_MONTH})(?:,?\s+(?P<y1>\d{{4}}))?"
-    rf"|(?P<m2>{_MONTH})\s+(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(?P<y2>\d{{4}}))?"
-    rf"|(?P<m3>{_MONTH})(?:\s+of)?\s+(?P<y3>\d{{4}})"
-    r"|(?:in\s+|of\s+)(?P<y4>1[89]\d\d|20\d\d))\b",
-    re.I,
-)
-_AGE_NUMBER = re.compile(r"\d{1,3}")
-_AGE_UNIT = re.compile(r"(year|month|week|day)", re.I)
 _NAME_RUN = re.compile(r"\b[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)*")
 _WORD = re.compile(r"\w[\w’'-]*")
 
@@ -365,7 +315,7 @@ def _phrases(asked: _Question, i: int, text: str) -> list[Claim]:
     kind = asked.kind
     out: list[Claim] = []
     if kind == "number":
-        for m in _COUNT.finditer(text):
+        for m in COUNT.finditer(text):
             after = text[m.end() : m.end() + 40]
             noun = _WORD.findall(after)[:NOUN_GAP]
             if (
@@ -374,23 +324,23 @@ def _phrases(asked: _Question, i: int, text: str) -> list[Claim]:
                 and not _ones(asked, text, m)
             ):
                 continue  # counts something else: "8 months" for "how many visits"
-            if re.match(r"\s*(%|per ?cent)", after) or _ranged(text, m.start(), m.end()):
+            if re.match(r"\s*(%|per ?cent)", after) or ranged(text, m.start(), m.end()):
                 continue
             value = number_value(m.group(1))
-            if value is None or _in_date(text, m.start(), m.end()) or _in_age(text, m.start()):
+            if value is None or in_date(text, m.start(), m.end()) or in_age(text, m.start()):
                 continue  # a year, a day of a date, an age ("14 months old") counts nothing
-            low, high = _bounds(text[: m.start()], value)
-            a = m.start() - _qualifier(text[: m.start()])  # "more than 50", as written
+            low, high = bounds(text[: m.start()], value)
+            a = m.start() - qualifier(text[: m.start()])  # "more than 50", as written
             out.append(Claim(i, a, m.end(), text[a : m.end()], low, high))
     elif kind == "age":
         for a, b in answer_phrases(text, "age"):
             months = age_months(text[a:b])
-            if months is not None and not _ranged(text, a, b):
+            if months is not None and not ranged(text, a, b):
                 out.append(Claim(i, a, b, text[a:b], *months))
     elif kind in ("time", "day"):
-        for m in _DATE.finditer(text):
+        for m in DATE.finditer(text):
             days = date_days(m)
-            if days is None or _ranged(text, m.start(), m.end()):
+            if days is None or ranged(text, m.start(), m.end()):
                 continue
             if kind == "day" and days[1] - days[0] > 0:
                 continue  # "on what day": a month or a year is no day
@@ -460,117 +410,6 @@ def _around(asked: _Question, text: str, claim: Claim) -> frozenset[str]:
     lo, hi = max(0, inside[0] - WINDOW), inside[-1] + WINDOW + 1
     near = {t for k, (_, _, ts) in enumerate(words[lo:hi], lo) if k not in inside for t in ts}
     return frozenset(near & (asked.predicates | asked.names))
-
-
-def _ranged(text: str, a: int, b: int) -> bool:
-    """A range or a change over time around ``text[a:b]``."""
-    return bool(_RANGE.search(text[max(0, a - 30) : b + 30]))
-
-
-def _in_date(text: str, a: int, b: int) -> bool:
-    """A year, or the day of a date ("7 February"), is no count."""
-    return any(m.start() <= a and b <= m.end() for m in _DATE.finditer(text)) or bool(
-        re.fullmatch(r"1[89]\d\d|20\d\d", text[a:b])
-    )
-
-
-def _in_age(text: str, a: int) -> bool:
-    """Whether the number at ``text[a:]`` is an age ("14 months old", "Owen, 36,")."""
-    return any(s <= a < e for s, e in answer_phrases(text, "age"))
-
-
-def _bounds(before: str, value: float) -> tuple[float, float]:
-    """The interval a count means with the qualifier before it.
-
-    >>> _bounds("more than ", 50), _bounds("about ", 60), _bounds("", 60)
-    ((50.5, inf), (54.0, 66.0), (60, 60))
-    """
-    if _LOWER.search(before):
-        return value + 0.5, float("inf")
-    if _UPPER.search(before):
-        return float("-inf"), value - 0.5
-    if _ABOUT.search(before):
-        return value * 0.9, value * 1.1
-    return value, value
-
-
-def _qualifier(before: str) -> int:
-    """The length of the qualifier ("more than ", "about ") that ends ``before``."""
-    for pattern in (_LOWER, _UPPER, _ABOUT):
-        if m := pattern.search(before):
-            return len(before) - m.start()
-    return 0
-
-
-def number_value(text: str) -> float | None:
-    """A count as a number; None when it is not one.
-
-    >>> number_value("sixty"), number_value("Sixty-five"), number_value("1,200")
-    (60, 65, 1200)
-    >>> number_value("a dozen"), number_value("seven"), number_value("lots")
-    (12, 7, None)
-    """
-    low = text.lower().strip()
-    if re.fullmatch(r"\d{1,3}(,\d{3})+|\d+(\.\d+)?", low):
-        value = float(low.replace(",", ""))
-        return int(value) if value.is_integer() else value
-    total = 0
-    for word in re.split(r"[-\s]+", low):
-        if word == "a":
-            continue
-        if word in _UNITS:
-            total += _UNITS[word]
-        elif word in _TENS:
-            total += _TENS[word]
-        elif word == "dozen":
-            total = (total or 1) * 12
-        elif word == "hundred":
-            total = (total or 1) * 100
-        else:
-            return None
-    return total
-
-
-def age_months(phrase: str) -> tuple[float, float] | None:
-    """An age phrase as the interval of months it allows.
-
-    >>> age_months("17-month-old"), age_months("aged 36"), age_months("2 weeks old")
-    ((17.0, 17.0), (432.0, 443.0), (0.0, 0.0))
-    """
-    m = _AGE_NUMBER.search(phrase)
-    if m is None:
-        return None
-    n = float(m.group())
-    unit = _AGE_UNIT.search(phrase)
-    kind = unit.group(1).lower() if unit else "year"  # "aged 36", "Owen, 36,": years
-    if kind == "month":
-        return n, n
-    if kind in ("week", "day"):
-        months = float(int(n / (4.35 if kind == "week" else 30.4)))
-        return months, months
-    return 12 * n, 12 * n + 11
-
-
-def date_days(m: re.Match[str]) -> tuple[float, float] | None:
-    """A :data:`_DATE` match as the first and last day (ordinals) it covers; None
-    without a year (a bare "December" could be any)."""
-    year = m.group("y1") or m.group("y2") or m.group("y3") or m.group("y4")
-    if year is None:
-        return None
-    y = int(year)
-    month_name = m.group("m1") or m.group("m2") or m.group("m3")
-    day = m.group("d1") or m.group("d2")
-    if month_name is None:
-        return float(date(y, 1, 1).toordinal()), float(date(y, 12, 31).toordinal())
-    month = _MONTHS[month_name.lower().rstrip(".")]
-    try:
-        if day is not None:
-            d = float(date(y, month, int(day)).toordinal())
-            return d, d
-    except ValueError:
-        return None
-    last = calendar.monthrange(y, month)[1]
-    return float(date(y, month, 1).toordinal()), float(date(y, month, last).toordinal())
 
 
 def _conflicting(kind: AnswerType, a: Claim, b: Claim, pa: Passage, pb: Passage) -> bool:
