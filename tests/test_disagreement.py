@@ -390,3 +390,27 @@ def test_what_is_counted_an_owner_and_a_title_are_read_as_they_are_meant() -> No
         "Children's secretary Ed Balls and Ofsted stood by their actions.",
         "Children's Secretary Jim Knight rejected the claims.",
     )
+
+
+def test_a_first_word_name_a_passive_verb_and_an_early_year_are_read() -> None:
+    # a name that opens its sentence, when the passage writes it inside one too
+    tabled = "Who tabled an EDM on the effectiveness of the ICS?"
+    featherstone = Passage("Lynne Featherstone tabled an EDM on the effectiveness of the ICS.", "a")
+    hemming = "Hemming has today tabled a EDM looking at the effectiveness of the ICS."
+    assert find_conflict(tabled, [featherstone, Passage(hemming, "b")]) is None
+    named = Passage(hemming, "b", context=f"John Hemming MP wrote in. {hemming}")
+    assert find_conflict(tabled, [featherstone, named]) is not None
+    # a passive question's verb ends it; the date may sit by it or by the first word
+    goal = "When was the goal of developing a more comprehensive version of FSSTND adopted?"
+    assert flagged(
+        goal,
+        "The goal of developing a more comprehensive version of FSSTND was adopted in 1997.",
+        "In early 1995, the goal of developing a more comprehensive version of FSSTND was "
+        "adopted with the help of members of the BSD development community.",
+    )
+    # a name that holds the question's subject is the subject, not a rival
+    assert not flagged(
+        "Who created the Debian Project?",
+        "The Debian Project was created by Ian Murdock in 1993.",
+        "Debian-derived distributions are being created by the Debian project and others.",
+    )

@@ -158,6 +158,9 @@ class _Question:
     head: str | None = None
     #: the terms of each name ("royal univers", "warsaw")
     runs: tuple[frozenset[str], ...] = ()
+    #: the first predicate, when a passive question's verb is ``main`` ("goal" of
+    #: "When was the goal … adopted?"): a date or a name may sit by either
+    lead: str | None = None
 
     @classmethod
     def of(cls, question: str, kind: AnswerType) -> _Question:
@@ -178,12 +181,16 @@ class _Question:
             counted, head = frozenset(words), (words[-1] if words else None)
         ordered = [t for t in _ordered(question) if t not in names and t not in _TYPE_WORDS]
         predicates = frozenset(ordered)
-        main = next((t for t in ordered if t not in counted), None)
+        main = lead = next((t for t in ordered if t not in counted and not t.isdigit()), None)
+        if m := _PASSIVE.match(question):  # "When was the goal … adopted?": "adopt"
+            main = next(iter(_ordered(m.group(1))), main)
         # "P" of "Baby P" is no term: the run is checked by its other words
         full = tuple(frozenset(run) - {"p"} for run in runs)
-        return cls(kind, names, surnames, predicates, counted, main, head, full)
+        return cls(kind, names, surnames, predicates, counted, main, head, full, lead)
 
 
+#: a passive question ends in its verb ("When was the goal of … adopted?")
+_PASSIVE = re.compile(r"^\s*(?:when|who)\s+(?:was|were|is|are)\b.*\b(\w+(?:ed|en))\s*\?*\s*$", re.I)
 #: words that name the kind of answer, not what it is about
 _TYPE_WORDS = frozenset({"old", "age", "time", "year", "date", "day", "month", "mani"})
 #: irregular past forms (and "death"), so "gave" meets "give" ("Ofsted gave Haringey
@@ -253,16 +260,30 @@ def _aux_cut(words: str) -> str:
     return _AUX.sub("", words)
 
 
+def _verb(word: str) -> str:
+    """An irregular past form as its verb, a prefixed one too.
+
+    >>> _verb("gave"), _verb("rewrote"), _verb("Rewritten"), _verb("ribs")
+    ('give', 'rewrite', 'rewrite', 'ribs')
+    """
+    low = word.lower()
+    if low in _IRREGULAR:
+        return _IRREGULAR[low]
+    if low[:2] == "re" and low[2:] in _IRREGULAR:
+        return "re" + _IRREGULAR[low[2:]]
+    return word
+
+
 def _stems(text: str) -> frozenset[str]:
     """:func:`term_set` with irregular past forms read as their verb."""
-    return frozenset(t for w in _WORD.findall(text) for t in term_set(_IRREGULAR.get(w.lower(), w)))
+    return frozenset(t for w in _WORD.findall(text) for t in term_set(_verb(w)))
 
 
 def _ordered(text: str) -> list[str]:
     """The stems of ``text`` in order, each once."""
     out: list[str] = []
     for w in _WORD.findall(text):
-        for t in terms(_IRREGULAR.get(w.lower(), w)):
+        for t in terms(_verb(w)):
             if t not in out:
                 out.append(t)
     return out
@@ -286,7 +307,7 @@ def _claim(asked: _Question, i: int, p: Passage) -> Claim | None:
             return None
     if not asked.names and len(asked.predicates - words) > len(asked.predicates) // 4:
         return None  # no name to hold it to: the sentence says what the question says
-    found = [c for c in _phrases(asked, i, p.text) if _near(asked, p.text, c)]
+    found = [c for c in _phrases(asked, i, p.text, p.context) if _near(asked, p.text, c)]
     if not found:
         return None
     if p.short is not None:  # the reader's short answer, when it is one of them
@@ -297,7 +318,8 @@ def _claim(asked: _Question, i: int, p: Passage) -> Claim | None:
     main = asked.main
     if asked.kind in ("person", "time", "day") and main is not None:
         # the name or date nearest the question's verb ("led by Ofsted", not "Baby")
-        return min(found, key=lambda c: _distance(main, p.text, c))
+        verbs = {main, asked.lead} - {None}
+        return min(found, key=lambda c: min(_distance(v, p.text, c) for v in verbs if v))
     return max(found, key=lambda c: len(_around(asked, p.text, c)))
 
 
@@ -311,7 +333,17 @@ def _distance(term: str, text: str, claim: Claim) -> int:
     return min(abs(k - j) for k in at for j in inside)
 
 
-def _phrases(asked: _Question, i: int, text: str) -> list[Claim]:
+def _proper(word: str, context: str) -> bool:
+    """Whether a sentence's capitalised first word is a name: the passage around writes
+    it capitalised inside a sentence too ("Hemming has …" after "John Hemming").
+
+    >>> _proper("Hemming", "MP John Hemming said so."), _proper("However", "However, no.")
+    (True, False)
+    """
+    return bool(re.search(rf"(?:\w|,)\s+{re.escape(word)}\b", context))
+
+
+def _phrases(asked: _Question, i: int, text: str, context: str = "") -> list[Claim]:
     kind = asked.kind
     out: list[Claim] = []
     if kind == "number":
@@ -350,10 +382,14 @@ def _phrases(asked: _Question, i: int, text: str) -> list[Claim]:
         for a, b in answer_phrases(text, "person"):
             a = _after_asked(asked, text, a, b)
             names = term_set(text[a:b])
-            if (a == 0 and " " not in text[a:b]) or text[a:b].lower() in _MONTHS:
-                continue  # a capitalised first word ("However") or a month is no name
+            if a == 0 and " " not in text[a:b] and not _proper(text[a:b], context):
+                continue  # a capitalised first word ("However") is no name
+            if text[a:b].lower() in _MONTHS:
+                continue  # nor is a month
             if re.search(r"['’]s?$", text[a:b]) or re.match(r"['’]s\b", text[b:]):
                 continue  # an owner ("Haringey's former head") is not who is asked about
+            if names & asked.names:
+                continue  # the subject, or what is named after it ("Debian-derived")
             if names and not names <= asked.names | asked.predicates:
                 out.append(Claim(i, a, b, text[a:b], names=frozenset(names - asked.names)))
     return out
@@ -392,7 +428,7 @@ def _near(asked: _Question, text: str, claim: Claim) -> bool:
             # says but its verb ("had 90 social workers" is not "left in the year after")
             return others - _stems(text) <= {asked.main}
         return bool(others & around) if others else bool(asked.names & around)
-    return asked.main is not None and asked.main in around
+    return bool({asked.main, asked.lead} & around)
 
 
 def _stems_near(text: str, claim: Claim) -> frozenset[str]:

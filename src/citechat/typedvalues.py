@@ -72,7 +72,7 @@ DATE = re.compile(
     rf"\b(?:(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m1>{_MONTH})(?:,?\s+(?P<y1>\d{{4}}))?"
     rf"|(?P<m2>{_MONTH})\s+(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(?P<y2>\d{{4}}))?"
     rf"|(?P<m3>{_MONTH})(?:\s+of)?\s+(?P<y3>\d{{4}})"
-    r"|(?:in\s+|of\s+)(?P<y4>1[89]\d\d|20\d\d))\b",
+    r"|(?:in\s+|of\s+)(?:(?:early|late|mid)[\s-]+)?(?P<y4>1[89]\d\d|20\d\d))\b",
     re.I,
 )
 _AGE_NUMBER = re.compile(r"\d{1,3}")
