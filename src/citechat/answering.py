@@ -286,9 +286,11 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
         # the sentence that matches the question best on its own words and meaning (its
         # passage's rank aside), when clearly better than the best-ranked one: the utmp
         # sentence of a lower-ranked page for "which file records who is using the system"
+        # (a multi-part question picks each part's sentence below, as the reader allows)
         strongest = max(cands[:EVIDENCE_POOL], key=reading.evidence)
         if (
-            len(chosen) < self.max_sentences
+            not reading.parts
+            and len(chosen) < self.max_sentences
             and reading.evidence(strongest) >= reading.evidence(best) + EVIDENCE_MARGIN
             and not any(_near_duplicate(strongest, c) for c in chosen)
         ):
