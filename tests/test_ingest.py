@@ -25,8 +25,9 @@ from citechat.index import build as ingest
 from citechat.index import sync as index_sync
 from citechat.index.generations import CHECKPOINT
 from citechat.index.lexical import LexicalBuilder, LexicalIndex
-from citechat.index.saved import SavedIndex, _Groups
+from citechat.index.saved import SavedIndex
 from citechat.index.stores.faiss import FaissParams, FaissStore
+from citechat.index.tables import doc_ranges
 from citechat.retrieval import Retriever
 from citechat.text import terms
 from citechat.types import Document
@@ -323,16 +324,9 @@ def test_an_index_without_its_terms_is_updated_without_embedding_again(
 
 
 def test_rows_of_a_document_must_be_together_to_be_copied() -> None:
-    rows: dict[str, tuple[int, int]] = {}
-    groups = _Groups(rows)
-    for doc_id in ["a", "a", "b"]:
-        groups.add(doc_id)
-    groups.close()
-    assert rows == {"a": (0, 2), "b": (2, 3)}
-    split = _Groups({})
+    assert doc_ranges(np.array([0, 0, 1]), 2).tolist() == [[0, 2], [2, 3]]
     with pytest.raises(ValueError, match="not together"):
-        for doc_id in ["a", "b", "a"]:
-            split.add(doc_id)
+        doc_ranges(np.array([0, 1, 0]), 2)
 
 
 def test_the_spool_keeps_every_document_exactly(tmp_path: Path) -> None:

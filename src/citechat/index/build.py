@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -44,7 +43,7 @@ from ..chunking import chunk_document
 from ..config import Settings
 from ..corpus import OnSkip, content_hash, iter_corpus
 from ..embedding import Embedder, embed_texts
-from ..types import Chunk, Document, Section
+from ..types import Chunk, Document
 from .generations import CHECKPOINT, new_generation, npy_from_raw
 from .lexical import LexicalBuilder
 from .manifest import chunking_settings, manifest_of
@@ -57,6 +56,7 @@ from .stores import (
     create_store,
     wanted_store,
 )
+from .tables import RowWriter, chunk_from_row, document_from_row
 
 __all__ = [
     "BATCH_CHARS",
@@ -193,12 +193,6 @@ def _line(doc: Document) -> bytes:
     return (json.dumps(asdict(doc)) + "\n").encode("ascii")
 
 
-def document_from_row(row: dict[str, Any]) -> Document:
-    row["sections"] = tuple(Section(**s) for s in row["sections"])
-    row["blocks"] = tuple(tuple(b) for b in row.get("blocks", ()))
-    return Document(**row)
-
-
 # -- pass 2 and 3: the generation, batch by batch ---------------------------------------
 
 
@@ -248,18 +242,14 @@ class StreamedBuild:
         """Write every part and the manifest into ``tmp`` (not yet committed)."""
         tmp = self.tmp
         self.lexical = LexicalBuilder(tmp / ".token_ids.raw")
+        self.rows = RowWriter(tmp)
         with (
-            open(tmp / "chunks.jsonl", "wb") as self.chunk_file,
-            open(tmp / "sentences.jsonl", "wb") as self.sentence_file,
-            open(tmp / "documents.jsonl", "wb") as self.document_file,
             open(tmp / ".vectors.raw", "wb") as self.vector_file,
             open(tmp / ".sentence_vectors.raw", "wb") as self.sentence_vector_file,
         ):
             for batch in self.batches():
                 self.write_batch(batch)
-            for fh in (self.chunk_file, self.sentence_file, self.document_file):
-                fh.flush()
-                os.fsync(fh.fileno())
+        rows = self.rows.finish()
         self.catalogue.close()
         self.catalogue.spool.unlink()
         npy_from_raw(tmp / ".vectors.raw", tmp / "vectors.npy", "<f4", (self.chunks, self.dim))
@@ -279,6 +269,7 @@ class StreamedBuild:
             self.settings,
             store=store.describe(),
             lexical=lexical,
+            rows=rows,
             built_at=_now(),
             counts=(len(self.catalogue.entries), self.chunks, self.sentences),
             documents={
@@ -350,12 +341,20 @@ class StreamedBuild:
         ci = si = 0
         pending: list[Chunk] = []  # chunks to stem, of consecutive documents: stemmed together
         for doc_id in doc_ids:
-            self.document_file.write(self.catalogue.line(doc_id))
             if doc_id in fresh:
                 doc, chunks, keys = fresh[doc_id]
                 self.new_runs.extend((self.chunks, self.chunks + len(chunks)))
-                self._chunks(chunks, chunk_vectors[ci : ci + len(chunks)])
-                self._sentences(keys, sentence_vectors[si : si + len(keys)])
+                self.rows.add(
+                    doc_id,
+                    self.catalogue.entries[doc_id].hash,
+                    self.catalogue.line(doc_id),
+                    b"".join(_json_line(asdict(c)) for c in chunks),
+                    b"".join(_json_line(list(key)) for key in keys),
+                    np.asarray([(a, b) for _, a, b in keys], dtype=np.int64),
+                )
+                self._vectors(
+                    chunk_vectors[ci : ci + len(chunks)], sentence_vectors[si : si + len(keys)]
+                )
                 ci, si = ci + len(chunks), si + len(keys)
                 self.chunks_added += len(chunks)
                 pending.extend(chunks)
@@ -369,7 +368,7 @@ class StreamedBuild:
                 pending = []
             old = self.old
             assert old is not None and old.lexical is not None
-            lo, hi = old.chunk_rows.get(doc_id, (0, 0))
+            lo, hi = old.chunk_range(doc_id)
             self.lexical.add_rows(old.lexical, lo, hi)
         if pending:
             self.lexical.add_chunks(pending)
@@ -382,30 +381,27 @@ class StreamedBuild:
         caller copies its term ids)."""
         old = self.old
         assert old is not None
-        lo, hi = old.chunk_rows.get(doc_id, (0, 0))
+        lo, hi = old.chunk_range(doc_id)
+        s_lo, s_hi = old.sentence_range(doc_id)
         self.old_to_new[lo:hi] = np.arange(self.chunks, self.chunks + hi - lo)
         lines = old.chunk_lines(lo, hi)
         restem = None if old.lexical is not None else _chunks_of(lines)
-        self.chunk_file.write(_lines_of(lines))
-        self.vector_file.write(_f4(old.vectors[lo:hi]))
-        self.chunks += hi - lo
-        lo, hi = old.sentence_rows.get(doc_id, (0, 0))
-        self.sentence_file.write(_lines_of(old.sentence_lines(lo, hi)))
-        self.sentence_vector_file.write(_f4(old.sentence_vectors[lo:hi]))
-        self.sentences += hi - lo
+        self.rows.add(
+            doc_id,
+            self.catalogue.entries[doc_id].hash,
+            self.catalogue.line(doc_id),
+            lines,
+            old.sentence_lines(s_lo, s_hi),
+            old.rows.sentence_spans[s_lo:s_hi],
+        )
+        self._vectors(old.vectors[lo:hi], old.sentence_vectors[s_lo:s_hi])
         return restem
 
-    def _chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        for c in chunks:
-            self.chunk_file.write(_json_line(asdict(c)))
-        self.vector_file.write(_f4(vectors))
-        self.chunks += len(chunks)
-
-    def _sentences(self, keys: Sequence[tuple[str, int, int]], vectors: np.ndarray) -> None:
-        for key in keys:
-            self.sentence_file.write(_json_line(list(key)))
-        self.sentence_vector_file.write(_f4(vectors))
-        self.sentences += len(keys)
+    def _vectors(self, chunk_vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:
+        self.vector_file.write(_f4(chunk_vectors))
+        self.chunks += len(chunk_vectors)
+        self.sentence_vector_file.write(_f4(sentence_vectors))
+        self.sentences += len(sentence_vectors)
 
     def _checkpoint(self, fresh: dict[str, Any]) -> Path | None:
         """The batch's checkpoint folder: named by its documents, embedder and chunking,
@@ -451,13 +447,7 @@ def _f4(vectors: np.ndarray) -> bytes:
 
 
 def _chunks_of(lines: bytes) -> list[Chunk]:
-    chunks = []
-    for line in lines.split(b"\n"):
-        if line.strip():
-            row = json.loads(line)
-            row["sentences"] = tuple(tuple(s) for s in row["sentences"])
-            chunks.append(Chunk(**row))
-    return chunks
+    return [chunk_from_row(json.loads(line)) for line in lines.split(b"\n") if line.strip()]
 
 
 def _now() -> str:

@@ -24,7 +24,7 @@ size, or Milvus.  It does not rank with BM25 or fuse scores (retrieval.py does).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +33,16 @@ import numpy as np
 from ..config import Settings
 from ..embedding import Embedder
 from ..errors import IndexDamagedError
-from ..types import Chunk, Document, Section
+from ..types import Chunk, Document
 from .build import UpdateReport, write_streamed
 from .generations import (
     current_generation,
     holds_lock,
-    read_jsonl,
     read_manifest,
     sweep,
     write_lock,
 )
+from .lazy import ChunkView, DocumentView, SentenceKeyView
 from .lexical import LexicalIndex
 from .manifest import (
     FORMAT_VERSION,
@@ -52,6 +52,7 @@ from .manifest import (
     index_stats,
 )
 from .stores import StoreRows, VectorStore, load_store
+from .tables import RowTables, open_rows
 
 __all__ = [
     "FORMAT_VERSION",
@@ -77,24 +78,27 @@ class Index:
         *,
         embedder: Embedder,
         settings: Settings,
-        documents: dict[str, Document],
-        chunks: list[Chunk],
+        documents: Mapping[str, Document],
+        chunks: Sequence[Chunk],
         vectors: np.ndarray,
-        sentence_keys: list[SentenceKey],
+        sentence_keys: Sequence[SentenceKey],
         sentence_vectors: np.ndarray,
         built_at: str,
         store: VectorStore,
         lexical: LexicalIndex | None = None,
         generation: str = "",
+        rows: RowTables | None = None,
     ) -> None:
         self.embedder = embedder
         self.settings = settings
+        #: read from the generation's files when loaded (lazy.py), or as given
         self.documents = documents
         self.chunks = chunks
         self.vectors = vectors
         self.sentence_keys = sentence_keys
         self.sentence_vectors = sentence_vectors
-        self.sentence_row = {key: i for i, key in enumerate(sentence_keys)}
+        #: where each document's chunks and sentences are (tables.py)
+        self.rows = rows or RowTables.of(documents, chunks, sentence_keys)
         self.built_at = built_at
         self.store = store
         self._lexical = lexical
@@ -165,8 +169,23 @@ class Index:
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 
     def sentence_vector(self, doc_id: str, start: int, end: int) -> np.ndarray | None:
-        row = self.sentence_row.get((doc_id, start, end))
+        row = self.rows.sentence_row(doc_id, start, end)
         return None if row is None else self.sentence_vectors[row]
+
+    def chunk_rows(self, doc_id: str) -> range:
+        """The rows of ``doc_id``'s chunks (empty for an unknown document).
+
+        >>> index.chunk_rows("balls.txt")  # doctest: +SKIP
+        range(0, 3)
+        """
+        return range(*self.rows.chunk_range(doc_id))
+
+    def chunk_row(self, chunk: Chunk) -> int | None:
+        """The row of ``chunk`` (by its id, among its document's rows), or None."""
+        for row in self.chunk_rows(chunk.doc_id):
+            if self.chunks[row].chunk_id == chunk.chunk_id:
+                return row
+        return None
 
     def stats(self) -> dict[str, Any]:
         """Counts, embedder and store (:func:`index_stats` reads the same from a manifest)."""
@@ -196,37 +215,23 @@ class Index:
         check_compatible(manifest, embedder, settings, folder)
         check = GenerationCheck(folder, manifest)
         try:
-            documents = {}
-            for row in read_jsonl(gen / "documents.jsonl"):
-                row["sections"] = tuple(Section(**s) for s in row["sections"])
-                row["blocks"] = tuple(tuple(b) for b in row.get("blocks", ()))
-                doc = Document(**row)
-                documents[doc.doc_id] = doc
-                check.document(doc.doc_id, len(doc.text))
-            chunks = []
-            for row in read_jsonl(gen / "chunks.jsonl"):
-                row["sentences"] = tuple(tuple(s) for s in row["sentences"])
-                chunk = Chunk(**row)
-                check.span(chunk.doc_id, chunk.start, chunk.end)
-                chunks.append(chunk)
-            sentence_keys = []
-            for d, a, b in read_jsonl(gen / "sentences.jsonl"):
-                check.span(d, int(a), int(b))
-                sentence_keys.append((d, int(a), int(b)))
+            rows = open_rows(gen, manifest, check)
             # memory-mapped: a question reads only the rows it touches
             vectors = np.load(gen / "vectors.npy", mmap_mode="r")
             sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode="r")
+            chunks = ChunkView(gen, rows)
             ids = lambda: (c.chunk_id for c in chunks)  # noqa: E731 - read by Milvus only
-            rows = StoreRows(gen, len(chunks), int(manifest.get("dim") or 0), ids)
-            store = load_store(gen, manifest.get("store"), rows, settings)
+            store_rows = StoreRows(gen, rows.n_chunks, int(manifest.get("dim") or 0), ids)
+            store = load_store(gen, manifest.get("store"), store_rows, settings)
             lexical = LexicalIndex.load(gen, manifest.get("lexical"))
         except IndexDamagedError:
             raise
         except Exception as exc:  # json, numpy, faiss, pymilvus and dataclasses raise many types
             raise damaged(folder, exc) from exc
         check.parts(
-            chunks=len(chunks),
-            sentences=len(sentence_keys),
+            documents=rows.n_documents,
+            chunks=rows.n_chunks,
+            sentences=rows.n_sentences,
             vectors=vectors,
             sentence_vectors=sentence_vectors,
             store=store,
@@ -235,13 +240,14 @@ class Index:
         return cls(
             embedder=embedder,
             settings=settings,
-            documents=documents,
+            documents=DocumentView(gen, rows),
             chunks=chunks,
             vectors=vectors,
-            sentence_keys=sentence_keys,
+            sentence_keys=SentenceKeyView(rows),
             sentence_vectors=sentence_vectors,
             built_at=manifest.get("built_at", ""),
             store=store,
             lexical=lexical,
             generation=gen.name,
+            rows=rows,
         )
