@@ -153,3 +153,60 @@ def test_strings_find_sorted_ids_including_odd_ones() -> None:
     assert [strings.find(s) for s in ids] == list(range(len(ids)))
     assert strings.find("b") is None and strings.find("zzz") is None and strings.find("") is None
     assert Strings.of([]).find("a") is None
+
+
+def test_serving_a_current_index_reads_its_generation_once(
+    built: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pipeline.load (what `citechat serve` runs) checks the index against the corpus and
+    serves the generation that check read: one open, one read of the store."""
+    from citechat.index import saved as saved_module
+    from citechat.index.stores import faiss as faiss_module
+    from citechat.pipeline import Pipeline
+
+    opened: list[str] = []
+    real_open = saved_module.SavedIndex.open.__func__  # type: ignore[attr-defined]
+    real_load = Index.load.__func__  # type: ignore[attr-defined]
+    real_store = faiss_module.FaissStore.load.__func__  # type: ignore[attr-defined]
+
+    def tracked(name: str, real):  # type: ignore[no-untyped-def]
+        def call(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+            opened.append(name)
+            return real(cls, *args, **kwargs)
+
+        return classmethod(call)
+
+    monkeypatch.setattr(saved_module.SavedIndex, "open", tracked("saved", real_open))
+    monkeypatch.setattr(Index, "load", tracked("load", real_load))
+    monkeypatch.setattr(faiss_module.FaissStore, "load", tracked("store", real_store))
+    pipe = Pipeline.load(built)
+    assert opened == ["saved", "store"]
+    assert pipe.index.generation == current_generation(built.index).name
+    _assert_views_hold(pipe.index, current_generation(built.index))
+    assert pipe.ask("Who did Ed Balls appoint?").citations
+
+
+def test_the_spool_line_is_asdict_json() -> None:
+    """The spool's fast row (no deep copies) writes the line asdict() wrote, byte for
+    byte: an unchanged corpus is found unchanged by comparing lines."""
+    import dataclasses
+
+    from citechat.index import build
+
+    doc = Document(
+        "d.pdf",
+        "Caf\u00e9 \ud800 text.\n\nMore.",
+        "T",
+        (
+            Section("body", 0, 5, page=1, page_label="i", heading="A \u203a B"),
+            Section("comment", 6, 9, "Ann", "2009-02-07"),
+        ),
+        source="d.pdf",
+        date="2009-02-07",
+        author="Ann",
+        content_hash="x" * 64,
+        blocks=((0, 4, "code"), (6, 9, "table")),
+    )
+    want = (json.dumps(dataclasses.asdict(doc)) + "\n").encode("ascii")
+    assert build._line(doc) == want
+    assert build.document_from_row(json.loads(want)) == doc

@@ -33,7 +33,7 @@ import hashlib
 import json
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,7 +43,7 @@ from ..chunking import chunk_document
 from ..config import Settings
 from ..corpus import OnSkip, content_hash, iter_corpus
 from ..embedding import Embedder, embed_texts
-from ..types import Chunk, Document
+from ..types import Chunk, Document, Section
 from .generations import CHECKPOINT, new_generation, npy_from_raw
 from .lexical import LexicalBuilder
 from .manifest import chunking_settings, manifest_of
@@ -115,7 +115,6 @@ class Entry:
     length: int
     hash: str
     chars: int
-    title: str
 
 
 @dataclass
@@ -130,6 +129,10 @@ class Catalogue:
 
     def hashes(self) -> dict[str, str]:
         return {doc_id: e.hash for doc_id, e in self.entries.items()}
+
+    def all_known(self) -> bool:
+        """True when every document's line is the one ``known`` holds (none spooled)."""
+        return self.known is not None and all(e.offset < 0 for e in self.entries.values())
 
     def line(self, doc_id: str) -> bytes:
         """The document's JSON line, as documents.jsonl holds it."""
@@ -182,15 +185,25 @@ def spool_documents(
             else:
                 offset, length = fh.tell(), len(line)
                 fh.write(line)
-            catalogue.entries[doc.doc_id] = Entry(
-                offset, length, doc.content_hash, len(doc.text), doc.title
-            )
+            catalogue.entries[doc.doc_id] = Entry(offset, length, doc.content_hash, len(doc.text))
     return catalogue
 
 
 def _line(doc: Document) -> bytes:
     # ASCII JSON: a lone surrogate from a JSON corpus survives the round trip
-    return (json.dumps(asdict(doc)) + "\n").encode("ascii")
+    return (json.dumps(_row(doc)) + "\n").encode("ascii")
+
+
+_DOCUMENT_FIELDS = tuple(f.name for f in fields(Document))
+_SECTION_FIELDS = tuple(f.name for f in fields(Section))
+
+
+def _row(doc: Document) -> dict[str, Any]:
+    """``asdict(doc)`` (same keys, same order), without its deep copies: the spool
+    writes, or compares, one line per document of the corpus at every start."""
+    row = {name: getattr(doc, name) for name in _DOCUMENT_FIELDS}
+    row["sections"] = [{n: getattr(s, n) for n in _SECTION_FIELDS} for s in doc.sections]
+    return row
 
 
 # -- pass 2 and 3: the generation, batch by batch ---------------------------------------
@@ -272,10 +285,6 @@ class StreamedBuild:
             rows=rows,
             built_at=_now(),
             counts=(len(self.catalogue.entries), self.chunks, self.sentences),
-            documents={
-                doc_id: {"hash": e.hash, "title": e.title}
-                for doc_id, e in sorted(self.catalogue.entries.items())
-            },
         )
         # the manifest goes last: its presence marks a complete generation
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -481,10 +490,12 @@ def write_streamed(
             catalogue = spool_corpus(settings.corpus, spool, on_skip, old)
         else:
             catalogue = spool_documents(docs, spool, old)
-        if old is not None and old.matches(catalogue.hashes()):
+        if old is not None and old.matches(len(catalogue.entries), catalogue.all_known()):
             catalogue.close()
             gen.cancel()
             return None
+        if old is not None:
+            old.drop_store()  # read again when the update extends it (see SavedIndex.open)
         build = StreamedBuild(
             tmp,
             catalogue,

@@ -131,17 +131,22 @@ class SavedIndex:
     def n_sentences(self) -> int:
         return self.rows.n_sentences
 
-    def matches(self, hashes: Mapping[str, str]) -> bool:
-        """True when these are exactly the indexed documents, the store is the one the
-        settings ask for (a FAISS index asked to move to Milvus does not match) and
-        the terms are of this tokenizer."""
-        mine = self.hashes
+    def matches(self, n_documents: int, all_known: bool) -> bool:
+        """True when a corpus of ``n_documents`` documents, each one's line the line
+        this index holds (``all_known``, as the spool found them: so they are exactly
+        the indexed documents), needs no update: the store is the one the settings ask
+        for (a FAISS index asked to move to Milvus does not match) and the terms are of
+        this tokenizer."""
         return (
-            len(hashes) == len(mine)
-            and all(mine.get(doc_id) == h for doc_id, h in hashes.items())
+            all_known
+            and n_documents == self.rows.n_documents
             and carries_over(self.store_entry, wanted_store(self.settings, self.store_entry))
             and self.lexical is not None
         )
+
+    def drop_store(self) -> None:
+        """Let go of the store :meth:`open` kept (an update reads it again, late)."""
+        self._store = None
 
     def load_store(self) -> VectorStore:
         """The generation's own store (the manifest's, whatever the settings name), read

@@ -85,7 +85,8 @@ def _open_old(
     if rebuild:
         return None, "rebuilt"
     try:
-        return SavedIndex.open(settings.index, embedder, settings), "built"
+        # its store kept: an index found current is served from this one read
+        return SavedIndex.open(settings.index, embedder, settings, keep_store=True), "built"
     except (IndexDamagedError, IndexFormatError) as exc:
         log.warning("%s; rebuilding it from the corpus %s", exc.problem, settings.corpus)
         return None, "rebuilt"
@@ -110,8 +111,11 @@ def _sync_streamed(
     finally:
         if old is not None:
             old.close()
+    if report is None:
+        # the generation read to check it is the one to serve: it is not opened again
+        assert old is not None
+        current = Index.from_saved(old, embedder)
+        return SyncResult(lambda: current, None, "loaded", tuple(skipped), current.stats())
     load = functools.partial(Index.load, folder, embedder, settings)
     stats = index_stats(read_manifest(current_generation(folder)))
-    if report is None:
-        return SyncResult(load, None, "loaded", tuple(skipped), stats)
     return SyncResult(load, report, "updated" if old else action, tuple(skipped), stats)

@@ -51,6 +51,7 @@ from .manifest import (
     damaged,
     index_stats,
 )
+from .saved import SavedIndex
 from .stores import StoreRows, VectorStore, load_store
 from .tables import RowTables, open_rows
 
@@ -200,6 +201,28 @@ class Index:
             "store": self.store.describe()["type"],
             "built_at": self.built_at,
         }
+
+    @classmethod
+    def from_saved(cls, saved: SavedIndex, embedder: Embedder) -> Index:
+        """The generation ``saved`` read and checked (:meth:`SavedIndex.open`), served
+        as it is: its row tables, mapped vectors, lexical part and the store it kept
+        (read again only if it kept none).  What :meth:`load` gives, without a second
+        read (``sync_index`` finds an index current this way)."""
+        gen, rows = saved.gen, saved.rows
+        return cls(
+            embedder=embedder,
+            settings=saved.settings,
+            documents=DocumentView(gen, rows),
+            chunks=ChunkView(gen, rows),
+            vectors=saved.vectors,
+            sentence_keys=SentenceKeyView(rows),
+            sentence_vectors=saved.sentence_vectors,
+            built_at=saved.manifest.get("built_at", ""),
+            store=saved.load_store(),
+            lexical=saved.lexical,
+            generation=gen.name,
+            rows=rows,
+        )
 
     @classmethod
     def load(cls, folder: Path, embedder: Embedder, settings: Settings) -> Index:
