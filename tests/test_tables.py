@@ -210,3 +210,35 @@ def test_the_spool_line_is_asdict_json() -> None:
     want = (json.dumps(dataclasses.asdict(doc)) + "\n").encode("ascii")
     assert build._line(doc) == want
     assert build.document_from_row(json.loads(want)) == doc
+
+
+def test_serve_loads_the_current_generation_then_checks_the_corpus(
+    built: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`citechat serve` serves the last complete index at once and compares the corpus
+    after start-up: an unchanged one keeps the served index (read once), a changed one
+    is updated and swapped in; with no index it is built first."""
+    from citechat.app import load_for_serving, sync_after_start
+    from citechat.index import saved as saved_module
+
+    opens: list[str] = []
+    real_open = saved_module.SavedIndex.open.__func__  # type: ignore[attr-defined]
+
+    def counted(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+        opens.append("saved")
+        return real_open(cls, *args, **kwargs)
+
+    monkeypatch.setattr(saved_module.SavedIndex, "open", classmethod(counted))
+    pipe, later = load_for_serving(built, None)
+    assert later and opens == []
+    served = pipe.index
+    sync_after_start(pipe)
+    assert pipe.index is served and opens == []  # checked as loaded, not read again
+    (built.corpus / "new.txt").write_text("Fog\n\nThick fog closed the airport on Friday.\n")
+    sync_after_start(pipe)
+    assert pipe.index is not served and "new.txt" in pipe.index.documents
+    assert pipe.index.generation == current_generation(built.index).name
+    assert any(h.chunk.doc_id == "new.txt" for h in pipe.retriever.search("fog airport", 3).hits)
+    shutil.rmtree(built.index)
+    pipe, later = load_for_serving(built, None)
+    assert not later and "new.txt" in pipe.index.documents

@@ -110,6 +110,20 @@ class SavedIndex:
         del store
         return saved
 
+    @classmethod
+    def of_loaded(
+        cls,
+        gen: Path,
+        manifest: dict[str, Any],
+        settings: Settings,
+        parts: tuple[RowTables, np.ndarray, np.ndarray, LexicalIndex | None, VectorStore],
+    ) -> SavedIndex:
+        """A generation a loaded index holds (its row tables, vectors, lexical part and
+        store: checked when it was loaded), read by nothing again."""
+        saved = cls(gen, manifest, settings)
+        saved.rows, saved.vectors, saved.sentence_vectors, saved.lexical, saved._store = parts
+        return saved
+
     @property
     def hashes(self) -> Mapping[str, str]:
         """doc_id -> content hash of each document."""

@@ -89,6 +89,8 @@ class Index:
         lexical: LexicalIndex | None = None,
         generation: str = "",
         rows: RowTables | None = None,
+        manifest: dict[str, Any] | None = None,
+        path: Path | None = None,
     ) -> None:
         self.embedder = embedder
         self.settings = settings
@@ -103,8 +105,13 @@ class Index:
         self.built_at = built_at
         self.store = store
         self._lexical = lexical
+        #: the lexical part as the generation holds it (None: of another tokenizer)
+        self.loaded_lexical = lexical
         #: the generation folder's name ("gen-20261203T071500123456-42"): which build this is
         self.generation = generation
+        #: the generation's manifest and folder, when it was read from one
+        self.manifest = manifest or {}
+        self.path = path
 
     @property
     def lexical(self) -> LexicalIndex:
@@ -222,6 +229,8 @@ class Index:
             lexical=saved.lexical,
             generation=gen.name,
             rows=rows,
+            manifest=saved.manifest,
+            path=gen,
         )
 
     @classmethod
@@ -273,4 +282,6 @@ class Index:
             lexical=lexical,
             generation=gen.name,
             rows=rows,
+            manifest=manifest,
+            path=gen,
         )
