@@ -150,10 +150,12 @@ class SavedIndex:
         this index holds (``all_known``, as the spool found them: so they are exactly
         the indexed documents), needs no update: the store is the one the settings ask
         for (a FAISS index asked to move to Milvus does not match) and the terms are of
-        this tokenizer."""
+        this tokenizer, and the generation has its row tables (one written before them
+        is written again, its rows copied, so that the next start maps them)."""
         return (
             all_known
             and n_documents == self.rows.n_documents
+            and self.manifest.get("rows") is not None
             and carries_over(self.store_entry, wanted_store(self.settings, self.store_entry))
             and self.lexical is not None
         )

@@ -5,7 +5,8 @@ On disk an index folder holds generations (see generations.py)::
     index/CURRENT              -> "gen-20261123T101500-1234"   (one line)
     index/gen-.../manifest.json, chunks.jsonl, documents.jsonl,
                   vectors.npy, sentences.jsonl, sentence_vectors.npy, faiss.index,
-                  lexical/ (stemmed terms, BM25, IDF: lexical.py)
+                  lexical/ (stemmed terms, BM25, IDF: lexical.py),
+                  rows/ (where each row is in the files: tables.py)
 
 Generations are written by one writer, build.py (through
 generations.new_generation: a temporary folder renamed into place, then CURRENT
@@ -14,8 +15,9 @@ a complete generation.  :meth:`Index.build` goes through it too, for documents
 held in memory.  Loading checks the manifest and that the files agree with it
 and with each other (manifest.GenerationCheck, which saved.py runs as well); a
 missing or damaged part raises :class:`IndexDamagedError`, never a raw
-traceback.  Vectors are memory-mapped on load, so only the rows a question
-touches are read.
+traceback.  Nothing is read whole: vectors and row tables are memory-mapped,
+documents and chunks read from their files when a question asks for them
+(lazy.py), so a loaded index holds the vector store plus a few megabytes.
 
 Chunk vectors are searched by a vector store (stores/): FAISS flat or HNSW by
 size, or Milvus.  It does not rank with BM25 or fuse scores (retrieval.py does).
