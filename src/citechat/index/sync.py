@@ -30,9 +30,8 @@ log = logging.getLogger("citechat")
 
 @dataclass(frozen=True)
 class SyncResult:
-    """What :func:`sync_index` did.  ``index`` is loaded on first use: ``citechat
-    index`` needs only ``stats``, and a loaded index of a million chunks holds
-    gigabytes of Python objects (see README, "Streamed, resumable ingestion")."""
+    """What :func:`sync_index` did.  ``index`` is loaded on first use (``citechat
+    index`` needs only ``stats``), or is the generation the sync read to check it."""
 
     load: Callable[[], Index] = field(repr=False)
     report: UpdateReport | None

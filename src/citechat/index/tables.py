@@ -1,7 +1,7 @@
 """Where each document, chunk and sentence of a generation is: row tables as arrays.
 
 A loaded index does not hold its chunks, documents or sentence keys as Python
-objects (about 3.5 KB a chunk: gigabytes at a million).  The generation's writer
+objects (it did until issue 17: about 5 KB a chunk, 7 GB at a million).  The generation's writer
 (:class:`RowWriter`, used by build.py) writes its three JSONL files and, beside
 them, these tables; readers map them and read one row from the files when asked::
 
