@@ -87,12 +87,6 @@ class DocumentView(Mapping[str, Document]):
         ids = self.rows.ids
         return (ids[i] for i in range(len(ids)))
 
-    def values_in_order(self) -> Iterator[Document]:
-        """Every document, read front to back (nothing kept)."""
-        offsets = self.rows.doc_offsets
-        for line in self.file.lines(int(offsets[0]), int(offsets[-1])):
-            yield document_from_row(json.loads(line))
-
 
 class _RowView(Sequence[Any]):
     """A sequence of rows; equal to any sequence with the same items."""
