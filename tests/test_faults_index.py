@@ -74,6 +74,11 @@ DAMAGE: dict[str, Callable[[Path], object]] = {
     "lexical counts wrong": lambda gen: _edit_manifest(
         gen, lexical={**_manifest(gen)["lexical"], "chunks": 1}
     ),
+    "row tables missing": lambda gen: shutil.rmtree(gen / "rows"),
+    "row offsets truncated": lambda gen: _truncate(gen / "rows" / "chunk_offsets.npy"),
+    "row ids cut": lambda gen: _truncate(gen / "rows" / "doc_ids.bin", 0.9),
+    "row spans missing": lambda gen: (gen / "rows" / "sentence_spans.npy").unlink(),
+    "rows entry garbage": lambda gen: _edit_manifest(gen, rows={"version": "x"}),
     "manifest missing": lambda gen: (gen / "manifest.json").unlink(),
     "manifest garbage": lambda gen: (gen / "manifest.json").write_bytes(b"\x89\xff{not json"),
     "manifest not an object": lambda gen: (gen / "manifest.json").write_text("[1, 2]"),

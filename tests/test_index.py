@@ -49,8 +49,13 @@ def test_build_save_load_round_trip(fake_settings: Settings) -> None:
     assert manifest["embedder"] == "hashing-256"
     assert manifest["dim"] == 256
     assert manifest["chunking"]["max_tokens"] == fake_settings.chunk_tokens
-    assert set(manifest["documents"]) == {"balls.txt", "weather.txt"}
-    assert all(len(v["hash"]) == 64 for v in manifest["documents"].values())
+    assert "documents" not in manifest  # per-document entries are in the row tables
+    rows = loaded.rows
+    assert [rows.ids[i] for i in range(rows.n_documents)] == ["balls.txt", "weather.txt"]
+    assert [rows.hashes[i] for i in range(2)] == [
+        loaded.documents[d].content_hash for d in ("balls.txt", "weather.txt")
+    ]
+    assert all(len(rows.hashes[i]) == 64 for i in range(2))
     # every chunk's text is the document slice it claims
     for c in loaded.chunks:
         assert loaded.documents[c.doc_id].text[c.start : c.end] == c.text

@@ -25,8 +25,9 @@ from citechat.index import build as ingest
 from citechat.index import sync as index_sync
 from citechat.index.generations import CHECKPOINT
 from citechat.index.lexical import LexicalBuilder, LexicalIndex
-from citechat.index.saved import SavedIndex, _Groups
+from citechat.index.saved import SavedIndex
 from citechat.index.stores.faiss import FaissParams, FaissStore
+from citechat.index.tables import doc_ranges
 from citechat.retrieval import Retriever
 from citechat.text import terms
 from citechat.types import Document
@@ -305,7 +306,7 @@ def test_an_index_without_its_terms_is_updated_without_embedding_again(
     (gen / "manifest.json").write_text(json.dumps(manifest))
     shutil.rmtree(gen / "lexical")
     saved = SavedIndex.open(settings.index, HashingEmbedder(256), settings)
-    assert saved.lexical is None and not saved.matches(saved.hashes)
+    assert saved.lexical is None and not saved.matches(saved.rows.n_documents, True)
     saved.close()
     (settings.corpus / "a-new.txt").write_text("New\n\nThe director of police spoke.\n")
     result = sync_index(settings)
@@ -323,16 +324,9 @@ def test_an_index_without_its_terms_is_updated_without_embedding_again(
 
 
 def test_rows_of_a_document_must_be_together_to_be_copied() -> None:
-    rows: dict[str, tuple[int, int]] = {}
-    groups = _Groups(rows)
-    for doc_id in ["a", "a", "b"]:
-        groups.add(doc_id)
-    groups.close()
-    assert rows == {"a": (0, 2), "b": (2, 3)}
-    split = _Groups({})
+    assert doc_ranges(np.array([0, 0, 1]), 2).tolist() == [[0, 2], [2, 3]]
     with pytest.raises(ValueError, match="not together"):
-        for doc_id in ["a", "b", "a"]:
-            split.add(doc_id)
+        doc_ranges(np.array([0, 1, 0]), 2)
 
 
 def test_the_spool_keeps_every_document_exactly(tmp_path: Path) -> None:
@@ -425,9 +419,9 @@ def test_documents_the_old_index_holds_unchanged_are_not_spooled(tmp_path: Path)
 def test_citechat_index_does_not_load_what_it_built(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A loaded index holds every chunk as Python objects; `citechat index` reads the old
-    index as files (SavedIndex) and prints counts from the new manifest, so neither a
-    build nor an update loads one."""
+    """`citechat index` reads the old index as files (SavedIndex) and prints counts from
+    the new manifest, so neither a build nor an update loads one; an index found
+    current is served from that read, not loaded again."""
     from citechat.cli import main
 
     settings = settings_for(tmp_path)
@@ -449,9 +443,9 @@ def test_citechat_index_does_not_load_what_it_built(
     assert main(["index", "--json"]) == 0
     updated = json.loads(capsys.readouterr().out)
     assert loads == []
-    result = sync_index(settings)  # up to date: loads only when asked
+    result = sync_index(settings)  # up to date: served from the generation it read
     assert loads == [] and result.action == "loaded"
-    assert updated["index"] == result.stats == result.index.stats() and len(loads) == 1
+    assert updated["index"] == result.stats == result.index.stats() and loads == []
     assert out["action"] == "built" and out["report"]["docs_added"] == 8
     assert updated["action"] == "updated" and updated["report"]["docs_added"] == 1
 

@@ -40,7 +40,13 @@ def _index() -> SimpleNamespace:
         ),
     ]
     doc = Document("d", TEXT, "T", (Section("body", 0, len(BODY)),))
-    return SimpleNamespace(chunks=chunks, documents={"d": doc})
+    return _fake_index(chunks, {"d": doc})
+
+
+def _fake_index(chunks: list[Chunk], documents: dict[str, Document]) -> SimpleNamespace:
+    """What Neighbours reads of an index: chunks, documents, each document's chunk rows."""
+    rows = lambda doc_id: [i for i, c in enumerate(chunks) if c.doc_id == doc_id]  # noqa: E731
+    return SimpleNamespace(chunks=chunks, documents=documents, chunk_rows=rows)
 
 
 def _cand(index: SimpleNamespace, sentence: str) -> Candidate:
@@ -96,9 +102,7 @@ def test_a_he_said_sentence_that_names_someone_else_is_not_the_speaker() -> None
     assert text[slice(*spans[1])] == 'But he said that Mr Balls had to "act decisively".'
 
     chunk = Chunk("e#0", "e", 0, len(text), text, "body", "T", None, tuple(spans))
-    index = SimpleNamespace(
-        chunks=[chunk], documents={"e": Document("e", text, "T", (Section("body", 0, len(text)),))}
-    )
+    index = _fake_index([chunk], {"e": Document("e", text, "T", (Section("body", 0, len(text)),))})
     start, end = spans[-1]
     quote = Candidate(Hit(chunk, 1.0, 1), start, end, text[start:end], 1.0, 0.0, 0.0)
     span = Neighbours(index).speaker(quote, 'Who said "What we need is to see"?')  # type: ignore[arg-type]
@@ -114,9 +118,7 @@ def test_a_why_answer_gets_the_speakers_own_explanation_after_it() -> None:
     starts = [0, text.index("She said"), text.index("The council")]
     spans = [(a, text.index(".", a) + 1) for a in starts]
     chunk = Chunk("e#0", "e", 0, len(text), text, "body", "T", None, tuple(spans))
-    index = SimpleNamespace(
-        chunks=[chunk], documents={"e": Document("e", text, "T", (Section("body", 0, len(text)),))}
-    )
+    index = _fake_index([chunk], {"e": Document("e", text, "T", (Section("body", 0, len(text)),))})
     nb = Neighbours(index)  # type: ignore[arg-type]
     decision = Candidate(Hit(chunk, 1.0, 1), *spans[0], text[slice(*spans[0])], 1.0, 0.0, 0.0)
     for question in (
@@ -135,7 +137,7 @@ def _two_sentences(text: str) -> tuple[SimpleNamespace, Candidate]:
     spans = ((0, cut - 1), (cut, len(text)))
     chunk = Chunk("e#0", "e", 0, len(text), "", "body", "T", None, spans)
     doc = Document("e", text, "T", (Section("body", 0, len(text)),))
-    index = SimpleNamespace(chunks=[chunk], documents={"e": doc})
+    index = _fake_index([chunk], {"e": doc})
     cand = Candidate(Hit(chunk, 1.0, 1), cut, len(text), text[cut:], 1.0, 0.0, 0.0)
     return index, cand
 

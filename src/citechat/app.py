@@ -33,7 +33,7 @@ from typing import Any
 
 from .config import Settings, web_login
 from .corpus import SUFFIXES
-from .errors import CitechatError, ModelError
+from .errors import CitechatError, IndexError_, ModelError
 from .pipeline import Pipeline
 from .render import (
     esc,
@@ -407,7 +407,7 @@ def auth_from_env() -> tuple[str, str] | None:
 
 def serve(settings: Settings, *, answerer: str | None = None, share: bool = False) -> None:
     auth = auth_from_env()
-    pipe = Pipeline.load(settings, answerer=answerer)
+    pipe, check_later = load_for_serving(settings, answerer)
     if not _is_loopback(settings.host):
         log.warning(
             "serving on %s: anyone who can reach this address can use the chat%s",
@@ -429,7 +429,34 @@ def serve(settings: Settings, *, answerer: str | None = None, share: bool = Fals
         **launch_options(settings),
     )
     warm_up(pipe)
+    if check_later:
+        sync_after_start(pipe)
     demo.block_thread()
+
+
+def load_for_serving(settings: Settings, answerer: str | None) -> tuple[Pipeline, bool]:
+    """The pipeline over the index's current generation as it is, so that the page is
+    up in seconds at any size (the corpus is read and compared after start-up:
+    :func:`sync_after_start`), and True; where there is no usable index (none yet,
+    damaged, another format), the pipeline after a build or rebuild, and False."""
+    try:
+        return Pipeline.load(settings, answerer=answerer, sync=False), True
+    except IndexError_:  # built, rebuilt, or refused (another embedder) by the sync
+        return Pipeline.load(settings, answerer=answerer), False
+
+
+def sync_after_start(pipe: Pipeline) -> None:
+    """Bring the served index in line with the corpus while the page is up (a million
+    chunks' corpus takes tens of seconds to compare); questions are answered from the
+    last complete index until an updated one is swapped in.  A failure is logged in
+    one line and the served index kept."""
+    try:
+        result = pipe.refresh()
+    except CitechatError as exc:
+        log.warning("the index was not brought up to date with the corpus: %s", exc)
+        return
+    if result.report is not None:
+        log.info("index %s after start-up: %s", result.action, result.report.summary())
 
 
 def warm_up(pipe: Pipeline) -> None:

@@ -129,7 +129,15 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="PART",
-        help="build | latency | cold | peer | ingest | million; repeat to skip several",
+        help="build | latency | cold | peer | ingest | million | serve; repeat to skip several",
+    )
+    s.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep the corpora and indexes in DIR (default: a temporary folder); an index "
+        "of the serve part already there is checked, not built again",
     )
     s.add_argument("--json", action="store_true", help="print the whole record as JSON")
     # its own options (citechat train-reader --help): parsed by citechat.reader.train
@@ -361,6 +369,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         questions=args.questions,
         skip=frozenset(args.skip),
         full=args.full or bench_env().full,
+        work=args.work,
     )
     record = run_bench(config)
     print(json.dumps(record, indent=1) if args.json else summary(record))

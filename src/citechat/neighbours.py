@@ -19,8 +19,8 @@ It does not choose the answer sentence (answering.py).
 
 from __future__ import annotations
 
+import functools
 import re
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -81,21 +81,16 @@ class Neighbours:
 
     def __init__(self, index: Index) -> None:
         self.index = index
-        self._by_doc: dict[str, list[_Sentence]] | None = None
-        self._lock = threading.Lock()
+        # one document's sentences at a time, from its own chunks: the last few kept
+        self._sentences = functools.lru_cache(maxsize=256)(self._of_document)
 
-    def _sentences(self, doc_id: str) -> list[_Sentence]:
-        with self._lock:
-            if self._by_doc is None:
-                by_doc: dict[str, dict[tuple[int, int], _Sentence]] = {}
-                for chunk in self.index.chunks:
-                    spans = by_doc.setdefault(chunk.doc_id, {})
-                    for a, b in chunk.sentences:
-                        spans.setdefault((a, b), _Sentence(a, b, chunk.section, chunk.commenter))
-                self._by_doc = {
-                    d: sorted(s.values(), key=lambda x: x.start) for d, s in by_doc.items()
-                }
-            return self._by_doc.get(doc_id, [])
+    def _of_document(self, doc_id: str) -> list[_Sentence]:
+        spans: dict[tuple[int, int], _Sentence] = {}
+        for row in self.index.chunk_rows(doc_id):
+            chunk = self.index.chunks[row]
+            for a, b in chunk.sentences:
+                spans.setdefault((a, b), _Sentence(a, b, chunk.section, chunk.commenter))
+        return sorted(spans.values(), key=lambda x: x.start)
 
     def _around(self, cand: Candidate) -> tuple[list[_Sentence], int]:
         sentences = self._sentences(cand.hit.chunk.doc_id)

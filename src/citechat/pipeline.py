@@ -97,10 +97,15 @@ class Pipeline:
     def refresh(
         self, *, progress: Callable[[int, int], Callable[[int], None]] | None = None
     ) -> SyncResult:
-        """Re-sync the index with the corpus (after an upload) and swap it in."""
-        result = sync_index(self.settings, embedder=self.index.embedder, progress=progress)
-        with self._lock:
-            self._set_index(result.index)
+        """Re-sync the index with the corpus (after an upload) and swap it in; the index
+        served now is checked as it is, and kept when the corpus has not changed."""
+        served = self.index
+        result = sync_index(
+            self.settings, embedder=served.embedder, progress=progress, current=served
+        )
+        if result.index is not served:
+            with self._lock:
+                self._set_index(result.index)
         return result
 
     def answerer(self, spec: str | None = None) -> Answerer:

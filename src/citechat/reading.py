@@ -162,7 +162,6 @@ class SentenceScorer:
         self.weights = weights
         self.entity_weight = entity_weight
         self.type_weight = type_weight
-        self._rows: dict[str, int] | None = None
 
     def read(self, question: str, retrieval: Retrieval) -> Reading:
         """The candidates of ``retrieval`` for ``question``: every sentence scored once."""
@@ -349,9 +348,7 @@ class SentenceScorer:
         (BM25-only retrieval has no dense score, but the abstention model needs one)."""
         if hit.dense_score is not None:
             return float(hit.dense_score)
-        if self._rows is None:
-            self._rows = {c.chunk_id: i for i, c in enumerate(self.index.chunks)}
-        row = self._rows.get(hit.chunk.chunk_id)
+        row = self.index.chunk_row(hit.chunk)
         if row is None or asked.vector is None:
             return 0.0
         return float(self.index.vectors[row] @ asked.vector)

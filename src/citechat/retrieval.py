@@ -89,6 +89,28 @@ def rrf_fuse(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[in
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def top_scores(scores: np.ndarray, n: int) -> list[tuple[int, float]]:
+    """(row, score) of the ``n`` best positive scores, best first, ties by row.
+
+    Selected among the positive scores only: most rows of a large index score 0 for
+    a question, and NumPy's partition over a million scores that are mostly equal
+    takes about 45 ms, over the 90,000 positive ones 6.
+
+    >>> top_scores(np.array([0.0, 2.0, 0.5, 2.0, 0.0]), 2)
+    [(1, 2.0), (3, 2.0)]
+    >>> top_scores(np.array([1.0, 3.0, 1.0, 1.0]), 3)
+    [(1, 3.0), (0, 1.0), (2, 1.0)]
+    """
+    rows = np.flatnonzero(scores > 0)
+    if len(rows) > n:
+        values = scores[rows]
+        nth = -np.partition(-values, n - 1)[n - 1]
+        above = rows[values > nth]
+        rows = np.concatenate([above, rows[values == nth][: n - len(above)]])
+    rows = rows[np.lexsort((rows, -scores[rows]))]
+    return [(int(r), float(scores[r])) for r in rows]
+
+
 class Retriever:
     def __init__(
         self,
@@ -119,10 +141,7 @@ class Retriever:
         q = [t for t in terms(query) if t in self._bm25.vocab_dict]
         if not q:
             return []
-        rows, scores = self._bm25.retrieve(
-            [q], k=min(n, len(self.index.chunks)), show_progress=False
-        )
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
+        return top_scores(self._bm25.get_scores(q), n)
 
     def search(self, query: str, k: int = 5) -> Retrieval:
         if k < 1:

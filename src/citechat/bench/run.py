@@ -20,6 +20,9 @@ One run measures, in this order (each part can be skipped):
   times (1 and 32 with ``--full``).
 * ``million`` (``--full``): HNSW vs exact search over a million real MiniLM
   vectors (million.py).
+* ``serve`` (``--full``): ``citechat serve`` of a million-chunk index (the build
+  corpus copied 370 times, ``hashing-384``): peak RSS, first HTTP 200, question
+  latency (serving.py).
 
 Machines are noisy, so every comparison is also given as a ratio of two
 numbers measured in the same run.  Timings are reported, never asserted.
@@ -50,7 +53,7 @@ from ..errors import UsageError
 from ..stats import percentiles
 from .common import emit, peak_rss_mb, require_psutil, run_child
 
-PARTS = ("build", "latency", "cold", "peer", "ingest", "million")
+PARTS = ("build", "latency", "cold", "peer", "ingest", "million", "serve")
 #: a checkout's benchmark sets and seed corpus, relative to its root (``make bench``)
 DATASETS = Path("eval/datasets")
 SEED_CORPUS = Path("corpus")
@@ -110,6 +113,7 @@ class BenchConfig:
             "latency": ("seed_corpus", "seed_questions", "build_corpus", "build_questions"),
             "cold": ("seed_corpus",),
             "ingest": ("build_corpus",),
+            "serve": ("build_corpus", "build_questions"),
         }
         for part, names in used.items():
             if part in self.skip:
@@ -182,6 +186,12 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
 
             config.log("bench: a million real-text vectors, HNSW vs exact")
             record["million"] = million_bench(log=config.log)
+        if config.full and "serve" not in config.skip:
+            from .serving import serve_bench
+
+            record["serve"] = serve_bench(
+                config.build_corpus, config.build_questions, work, log=config.log
+            )
         record["targets"] = targets(record)
     if config.out is not None:
         config.out.parent.mkdir(parents=True, exist_ok=True)
@@ -472,6 +482,9 @@ def targets(record: dict[str, Any]) -> dict[str, Any]:
         ("1M search p50 ms", get("million", "chosen", "p50_ms"), le, 10),
         ("1M recall@10", get("million", "chosen", "recall_at_10"), ge, 0.95),
         ("1M search RSS MB", get("million", "chosen", "rss_mb"), le, 2048),
+        ("1M-chunk serve peak RSS MB", get("serve", "serve_peak_rss_mb"), le, 2048),
+        ("1M-chunk serve first 200 s", get("serve", "serve_first_200_s"), le, 15),
+        ("1M-chunk p50 ms", get("serve", "latency", "stages_ms", "total", "p50"), le, 60),
     ]
     out: dict[str, Any] = {}
     for name, value, op, limit in checks:

@@ -6,6 +6,8 @@ One module per part::
     view.py         Index: the loaded, searchable index (Index.build writes through build.py)
     build.py        the one writer: the corpus spooled, documents in batches
     saved.py        SavedIndex: an existing generation read as files, for updates
+    tables.py       row tables: where each document, chunk and sentence is in the files
+    lazy.py         read-only views that read documents and chunks from the files on demand
     manifest.py     the manifest, and the one check every reader runs
     generations.py  generation folders, CURRENT, the writer lock, new_generation
     lexical.py      stemmed terms, BM25 and IDF, saved with the generation

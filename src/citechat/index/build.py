@@ -31,10 +31,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -57,6 +56,7 @@ from .stores import (
     create_store,
     wanted_store,
 )
+from .tables import RowWriter, chunk_from_row, document_from_row
 
 __all__ = [
     "BATCH_CHARS",
@@ -115,7 +115,6 @@ class Entry:
     length: int
     hash: str
     chars: int
-    title: str
 
 
 @dataclass
@@ -130,6 +129,10 @@ class Catalogue:
 
     def hashes(self) -> dict[str, str]:
         return {doc_id: e.hash for doc_id, e in self.entries.items()}
+
+    def all_known(self) -> bool:
+        """True when every document's line is the one ``known`` holds (none spooled)."""
+        return self.known is not None and all(e.offset < 0 for e in self.entries.values())
 
     def line(self, doc_id: str) -> bytes:
         """The document's JSON line, as documents.jsonl holds it."""
@@ -182,21 +185,25 @@ def spool_documents(
             else:
                 offset, length = fh.tell(), len(line)
                 fh.write(line)
-            catalogue.entries[doc.doc_id] = Entry(
-                offset, length, doc.content_hash, len(doc.text), doc.title
-            )
+            catalogue.entries[doc.doc_id] = Entry(offset, length, doc.content_hash, len(doc.text))
     return catalogue
 
 
 def _line(doc: Document) -> bytes:
     # ASCII JSON: a lone surrogate from a JSON corpus survives the round trip
-    return (json.dumps(asdict(doc)) + "\n").encode("ascii")
+    return (json.dumps(_row(doc)) + "\n").encode("ascii")
 
 
-def document_from_row(row: dict[str, Any]) -> Document:
-    row["sections"] = tuple(Section(**s) for s in row["sections"])
-    row["blocks"] = tuple(tuple(b) for b in row.get("blocks", ()))
-    return Document(**row)
+_DOCUMENT_FIELDS = tuple(f.name for f in fields(Document))
+_SECTION_FIELDS = tuple(f.name for f in fields(Section))
+
+
+def _row(doc: Document) -> dict[str, Any]:
+    """``asdict(doc)`` (same keys, same order), without its deep copies: the spool
+    writes, or compares, one line per document of the corpus at every start."""
+    row = {name: getattr(doc, name) for name in _DOCUMENT_FIELDS}
+    row["sections"] = [{n: getattr(s, n) for n in _SECTION_FIELDS} for s in doc.sections]
+    return row
 
 
 # -- pass 2 and 3: the generation, batch by batch ---------------------------------------
@@ -248,18 +255,14 @@ class StreamedBuild:
         """Write every part and the manifest into ``tmp`` (not yet committed)."""
         tmp = self.tmp
         self.lexical = LexicalBuilder(tmp / ".token_ids.raw")
+        self.rows = RowWriter(tmp)
         with (
-            open(tmp / "chunks.jsonl", "wb") as self.chunk_file,
-            open(tmp / "sentences.jsonl", "wb") as self.sentence_file,
-            open(tmp / "documents.jsonl", "wb") as self.document_file,
             open(tmp / ".vectors.raw", "wb") as self.vector_file,
             open(tmp / ".sentence_vectors.raw", "wb") as self.sentence_vector_file,
         ):
             for batch in self.batches():
                 self.write_batch(batch)
-            for fh in (self.chunk_file, self.sentence_file, self.document_file):
-                fh.flush()
-                os.fsync(fh.fileno())
+        rows = self.rows.finish()
         self.catalogue.close()
         self.catalogue.spool.unlink()
         npy_from_raw(tmp / ".vectors.raw", tmp / "vectors.npy", "<f4", (self.chunks, self.dim))
@@ -279,12 +282,9 @@ class StreamedBuild:
             self.settings,
             store=store.describe(),
             lexical=lexical,
+            rows=rows,
             built_at=_now(),
             counts=(len(self.catalogue.entries), self.chunks, self.sentences),
-            documents={
-                doc_id: {"hash": e.hash, "title": e.title}
-                for doc_id, e in sorted(self.catalogue.entries.items())
-            },
         )
         # the manifest goes last: its presence marks a complete generation
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -350,12 +350,20 @@ class StreamedBuild:
         ci = si = 0
         pending: list[Chunk] = []  # chunks to stem, of consecutive documents: stemmed together
         for doc_id in doc_ids:
-            self.document_file.write(self.catalogue.line(doc_id))
             if doc_id in fresh:
                 doc, chunks, keys = fresh[doc_id]
                 self.new_runs.extend((self.chunks, self.chunks + len(chunks)))
-                self._chunks(chunks, chunk_vectors[ci : ci + len(chunks)])
-                self._sentences(keys, sentence_vectors[si : si + len(keys)])
+                self.rows.add(
+                    doc_id,
+                    self.catalogue.entries[doc_id].hash,
+                    self.catalogue.line(doc_id),
+                    b"".join(_json_line(asdict(c)) for c in chunks),
+                    b"".join(_json_line(list(key)) for key in keys),
+                    np.asarray([(a, b) for _, a, b in keys], dtype=np.int64),
+                )
+                self._vectors(
+                    chunk_vectors[ci : ci + len(chunks)], sentence_vectors[si : si + len(keys)]
+                )
                 ci, si = ci + len(chunks), si + len(keys)
                 self.chunks_added += len(chunks)
                 pending.extend(chunks)
@@ -369,7 +377,7 @@ class StreamedBuild:
                 pending = []
             old = self.old
             assert old is not None and old.lexical is not None
-            lo, hi = old.chunk_rows.get(doc_id, (0, 0))
+            lo, hi = old.chunk_range(doc_id)
             self.lexical.add_rows(old.lexical, lo, hi)
         if pending:
             self.lexical.add_chunks(pending)
@@ -382,30 +390,27 @@ class StreamedBuild:
         caller copies its term ids)."""
         old = self.old
         assert old is not None
-        lo, hi = old.chunk_rows.get(doc_id, (0, 0))
+        lo, hi = old.chunk_range(doc_id)
+        s_lo, s_hi = old.sentence_range(doc_id)
         self.old_to_new[lo:hi] = np.arange(self.chunks, self.chunks + hi - lo)
         lines = old.chunk_lines(lo, hi)
         restem = None if old.lexical is not None else _chunks_of(lines)
-        self.chunk_file.write(_lines_of(lines))
-        self.vector_file.write(_f4(old.vectors[lo:hi]))
-        self.chunks += hi - lo
-        lo, hi = old.sentence_rows.get(doc_id, (0, 0))
-        self.sentence_file.write(_lines_of(old.sentence_lines(lo, hi)))
-        self.sentence_vector_file.write(_f4(old.sentence_vectors[lo:hi]))
-        self.sentences += hi - lo
+        self.rows.add(
+            doc_id,
+            self.catalogue.entries[doc_id].hash,
+            self.catalogue.line(doc_id),
+            lines,
+            old.sentence_lines(s_lo, s_hi),
+            old.rows.sentence_spans[s_lo:s_hi],
+        )
+        self._vectors(old.vectors[lo:hi], old.sentence_vectors[s_lo:s_hi])
         return restem
 
-    def _chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        for c in chunks:
-            self.chunk_file.write(_json_line(asdict(c)))
-        self.vector_file.write(_f4(vectors))
-        self.chunks += len(chunks)
-
-    def _sentences(self, keys: Sequence[tuple[str, int, int]], vectors: np.ndarray) -> None:
-        for key in keys:
-            self.sentence_file.write(_json_line(list(key)))
-        self.sentence_vector_file.write(_f4(vectors))
-        self.sentences += len(keys)
+    def _vectors(self, chunk_vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:
+        self.vector_file.write(_f4(chunk_vectors))
+        self.chunks += len(chunk_vectors)
+        self.sentence_vector_file.write(_f4(sentence_vectors))
+        self.sentences += len(sentence_vectors)
 
     def _checkpoint(self, fresh: dict[str, Any]) -> Path | None:
         """The batch's checkpoint folder: named by its documents, embedder and chunking,
@@ -451,13 +456,7 @@ def _f4(vectors: np.ndarray) -> bytes:
 
 
 def _chunks_of(lines: bytes) -> list[Chunk]:
-    chunks = []
-    for line in lines.split(b"\n"):
-        if line.strip():
-            row = json.loads(line)
-            row["sentences"] = tuple(tuple(s) for s in row["sentences"])
-            chunks.append(Chunk(**row))
-    return chunks
+    return [chunk_from_row(json.loads(line)) for line in lines.split(b"\n") if line.strip()]
 
 
 def _now() -> str:
@@ -491,10 +490,12 @@ def write_streamed(
             catalogue = spool_corpus(settings.corpus, spool, on_skip, old)
         else:
             catalogue = spool_documents(docs, spool, old)
-        if old is not None and old.matches(catalogue.hashes()):
+        if old is not None and old.matches(len(catalogue.entries), catalogue.all_known()):
             catalogue.close()
             gen.cancel()
             return None
+        if old is not None:
+            old.drop_store()  # read again when the update extends it (see SavedIndex.open)
         build = StreamedBuild(
             tmp,
             catalogue,

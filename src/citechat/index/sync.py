@@ -21,7 +21,7 @@ from ..embedding import Embedder, load_embedder
 from ..errors import IndexDamagedError, IndexError_, IndexFormatError, IndexMismatchError
 from .build import UpdateReport, write_streamed
 from .generations import current_generation, read_manifest, write_lock
-from .manifest import index_stats
+from .manifest import check_compatible, index_stats
 from .saved import SavedIndex
 from .view import Index
 
@@ -30,9 +30,8 @@ log = logging.getLogger("citechat")
 
 @dataclass(frozen=True)
 class SyncResult:
-    """What :func:`sync_index` did.  ``index`` is loaded on first use: ``citechat
-    index`` needs only ``stats``, and a loaded index of a million chunks holds
-    gigabytes of Python objects (see README, "Streamed, resumable ingestion")."""
+    """What :func:`sync_index` did.  ``index`` is loaded on first use (``citechat
+    index`` needs only ``stats``), or is the generation the sync read to check it."""
 
     load: Callable[[], Index] = field(repr=False)
     report: UpdateReport | None
@@ -52,8 +51,13 @@ def sync_index(
     embedder: Embedder | None = None,
     rebuild: bool = False,
     progress: Callable[[int, int], Callable[[int], None]] | None = None,
+    current: Index | None = None,
 ) -> SyncResult:
     """Bring the index at ``settings.index`` in line with ``settings.corpus``.
+
+    ``current``: an index of this folder that the caller has loaded (a server's).
+    While it is still the folder's current generation it is checked as it is, not
+    read again, and, when the corpus has not changed, it is the result's index.
 
     ``progress(total)`` may return a callback that is told how many texts each
     embedding batch covered (the CLI hands in a tqdm bar).
@@ -73,19 +77,40 @@ def sync_index(
     if not Path(settings.corpus).exists():  # before the lock creates the index folder
         load_corpus(settings.corpus)  # raises the one-line error
     with write_lock(settings.index):
-        old, action = _open_old(settings, embedder, rebuild)
-        return _sync_streamed(settings, embedder, old, action, skipped, on_skip, progress)
+        old, action = _open_old(settings, embedder, rebuild, current)
+        served = current if old is not None and old.gen == _path(current) else None
+        return _sync_streamed(settings, embedder, old, action, skipped, on_skip, progress, served)
+
+
+def _path(index: Index | None) -> Path | None:
+    return None if index is None else index.path
 
 
 def _open_old(
-    settings: Settings, embedder: Embedder, rebuild: bool
+    settings: Settings, embedder: Embedder, rebuild: bool, current: Index | None = None
 ) -> tuple[SavedIndex | None, str]:
     """The index to update, read as files, and the action if it is rebuilt: None when
     there is none or it must be rebuilt (damaged, or of another format)."""
     if rebuild:
         return None, "rebuilt"
+    if current is not None and current.path is not None:
+        try:
+            live = current_generation(settings.index)
+        except IndexError_:
+            live = None
+        if live is not None and live.resolve() == current.path.resolve():
+            check_compatible(current.manifest, embedder, settings, settings.index)
+            parts = (
+                current.rows,
+                current.vectors,
+                current.sentence_vectors,
+                current.loaded_lexical,
+                current.store,
+            )
+            return SavedIndex.of_loaded(current.path, current.manifest, settings, parts), "built"
     try:
-        return SavedIndex.open(settings.index, embedder, settings), "built"
+        # its store kept: an index found current is served from this one read
+        return SavedIndex.open(settings.index, embedder, settings, keep_store=True), "built"
     except (IndexDamagedError, IndexFormatError) as exc:
         log.warning("%s; rebuilding it from the corpus %s", exc.problem, settings.corpus)
         return None, "rebuilt"
@@ -103,6 +128,7 @@ def _sync_streamed(
     skipped: list[tuple[str, str]],
     on_skip: Callable[[Path | str, str], None],
     progress: Callable[[int, int], Callable[[int], None]] | None,
+    served: Index | None = None,
 ) -> SyncResult:
     folder = settings.index
     try:
@@ -110,8 +136,11 @@ def _sync_streamed(
     finally:
         if old is not None:
             old.close()
+    if report is None:
+        # the generation read to check it is the one to serve: it is not opened again
+        assert old is not None
+        current = served or Index.from_saved(old, embedder)
+        return SyncResult(lambda: current, None, "loaded", tuple(skipped), current.stats())
     load = functools.partial(Index.load, folder, embedder, settings)
     stats = index_stats(read_manifest(current_generation(folder)))
-    if report is None:
-        return SyncResult(load, None, "loaded", tuple(skipped), stats)
     return SyncResult(load, report, "updated" if old else action, tuple(skipped), stats)

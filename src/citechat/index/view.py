@@ -5,7 +5,8 @@ On disk an index folder holds generations (see generations.py)::
     index/CURRENT              -> "gen-20261123T101500-1234"   (one line)
     index/gen-.../manifest.json, chunks.jsonl, documents.jsonl,
                   vectors.npy, sentences.jsonl, sentence_vectors.npy, faiss.index,
-                  lexical/ (stemmed terms, BM25, IDF: lexical.py)
+                  lexical/ (stemmed terms, BM25, IDF: lexical.py),
+                  rows/ (where each row is in the files: tables.py)
 
 Generations are written by one writer, build.py (through
 generations.new_generation: a temporary folder renamed into place, then CURRENT
@@ -14,8 +15,9 @@ a complete generation.  :meth:`Index.build` goes through it too, for documents
 held in memory.  Loading checks the manifest and that the files agree with it
 and with each other (manifest.GenerationCheck, which saved.py runs as well); a
 missing or damaged part raises :class:`IndexDamagedError`, never a raw
-traceback.  Vectors are memory-mapped on load, so only the rows a question
-touches are read.
+traceback.  Nothing is read whole: vectors and row tables are memory-mapped,
+documents and chunks read from their files when a question asks for them
+(lazy.py), so a loaded index holds the vector store plus a few megabytes.
 
 Chunk vectors are searched by a vector store (stores/): FAISS flat or HNSW by
 size, or Milvus.  It does not rank with BM25 or fuse scores (retrieval.py does).
@@ -24,7 +26,7 @@ size, or Milvus.  It does not rank with BM25 or fuse scores (retrieval.py does).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +35,16 @@ import numpy as np
 from ..config import Settings
 from ..embedding import Embedder
 from ..errors import IndexDamagedError
-from ..types import Chunk, Document, Section
+from ..types import Chunk, Document
 from .build import UpdateReport, write_streamed
 from .generations import (
     current_generation,
     holds_lock,
-    read_jsonl,
     read_manifest,
     sweep,
     write_lock,
 )
+from .lazy import ChunkView, DocumentView, SentenceKeyView
 from .lexical import LexicalIndex
 from .manifest import (
     FORMAT_VERSION,
@@ -51,7 +53,9 @@ from .manifest import (
     damaged,
     index_stats,
 )
+from .saved import SavedIndex
 from .stores import StoreRows, VectorStore, load_store
+from .tables import RowTables, open_rows
 
 __all__ = [
     "FORMAT_VERSION",
@@ -77,29 +81,39 @@ class Index:
         *,
         embedder: Embedder,
         settings: Settings,
-        documents: dict[str, Document],
-        chunks: list[Chunk],
+        documents: Mapping[str, Document],
+        chunks: Sequence[Chunk],
         vectors: np.ndarray,
-        sentence_keys: list[SentenceKey],
+        sentence_keys: Sequence[SentenceKey],
         sentence_vectors: np.ndarray,
         built_at: str,
         store: VectorStore,
         lexical: LexicalIndex | None = None,
         generation: str = "",
+        rows: RowTables | None = None,
+        manifest: dict[str, Any] | None = None,
+        path: Path | None = None,
     ) -> None:
         self.embedder = embedder
         self.settings = settings
+        #: read from the generation's files when loaded (lazy.py), or as given
         self.documents = documents
         self.chunks = chunks
         self.vectors = vectors
         self.sentence_keys = sentence_keys
         self.sentence_vectors = sentence_vectors
-        self.sentence_row = {key: i for i, key in enumerate(sentence_keys)}
+        #: where each document's chunks and sentences are (tables.py)
+        self.rows = rows or RowTables.of(documents, chunks, sentence_keys)
         self.built_at = built_at
         self.store = store
         self._lexical = lexical
+        #: the lexical part as the generation holds it (None: of another tokenizer)
+        self.loaded_lexical = lexical
         #: the generation folder's name ("gen-20261203T071500123456-42"): which build this is
         self.generation = generation
+        #: the generation's manifest and folder, when it was read from one
+        self.manifest = manifest or {}
+        self.path = path
 
     @property
     def lexical(self) -> LexicalIndex:
@@ -165,8 +179,23 @@ class Index:
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 
     def sentence_vector(self, doc_id: str, start: int, end: int) -> np.ndarray | None:
-        row = self.sentence_row.get((doc_id, start, end))
+        row = self.rows.sentence_row(doc_id, start, end)
         return None if row is None else self.sentence_vectors[row]
+
+    def chunk_rows(self, doc_id: str) -> range:
+        """The rows of ``doc_id``'s chunks (empty for an unknown document).
+
+        >>> index.chunk_rows("balls.txt")  # doctest: +SKIP
+        range(0, 3)
+        """
+        return range(*self.rows.chunk_range(doc_id))
+
+    def chunk_row(self, chunk: Chunk) -> int | None:
+        """The row of ``chunk`` (by its id, among its document's rows), or None."""
+        for row in self.chunk_rows(chunk.doc_id):
+            if self.chunks[row].chunk_id == chunk.chunk_id:
+                return row
+        return None
 
     def stats(self) -> dict[str, Any]:
         """Counts, embedder and store (:func:`index_stats` reads the same from a manifest)."""
@@ -183,6 +212,30 @@ class Index:
         }
 
     @classmethod
+    def from_saved(cls, saved: SavedIndex, embedder: Embedder) -> Index:
+        """The generation ``saved`` read and checked (:meth:`SavedIndex.open`), served
+        as it is: its row tables, mapped vectors, lexical part and the store it kept
+        (read again only if it kept none).  What :meth:`load` gives, without a second
+        read (``sync_index`` finds an index current this way)."""
+        gen, rows = saved.gen, saved.rows
+        return cls(
+            embedder=embedder,
+            settings=saved.settings,
+            documents=DocumentView(gen, rows),
+            chunks=ChunkView(gen, rows),
+            vectors=saved.vectors,
+            sentence_keys=SentenceKeyView(rows),
+            sentence_vectors=saved.sentence_vectors,
+            built_at=saved.manifest.get("built_at", ""),
+            store=saved.load_store(),
+            lexical=saved.lexical,
+            generation=gen.name,
+            rows=rows,
+            manifest=saved.manifest,
+            path=gen,
+        )
+
+    @classmethod
     def load(cls, folder: Path, embedder: Embedder, settings: Settings) -> Index:
         """The index saved in ``folder``.
 
@@ -196,37 +249,23 @@ class Index:
         check_compatible(manifest, embedder, settings, folder)
         check = GenerationCheck(folder, manifest)
         try:
-            documents = {}
-            for row in read_jsonl(gen / "documents.jsonl"):
-                row["sections"] = tuple(Section(**s) for s in row["sections"])
-                row["blocks"] = tuple(tuple(b) for b in row.get("blocks", ()))
-                doc = Document(**row)
-                documents[doc.doc_id] = doc
-                check.document(doc.doc_id, len(doc.text))
-            chunks = []
-            for row in read_jsonl(gen / "chunks.jsonl"):
-                row["sentences"] = tuple(tuple(s) for s in row["sentences"])
-                chunk = Chunk(**row)
-                check.span(chunk.doc_id, chunk.start, chunk.end)
-                chunks.append(chunk)
-            sentence_keys = []
-            for d, a, b in read_jsonl(gen / "sentences.jsonl"):
-                check.span(d, int(a), int(b))
-                sentence_keys.append((d, int(a), int(b)))
+            rows = open_rows(gen, manifest, check)
             # memory-mapped: a question reads only the rows it touches
             vectors = np.load(gen / "vectors.npy", mmap_mode="r")
             sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode="r")
+            chunks = ChunkView(gen, rows)
             ids = lambda: (c.chunk_id for c in chunks)  # noqa: E731 - read by Milvus only
-            rows = StoreRows(gen, len(chunks), int(manifest.get("dim") or 0), ids)
-            store = load_store(gen, manifest.get("store"), rows, settings)
+            store_rows = StoreRows(gen, rows.n_chunks, int(manifest.get("dim") or 0), ids)
+            store = load_store(gen, manifest.get("store"), store_rows, settings)
             lexical = LexicalIndex.load(gen, manifest.get("lexical"))
         except IndexDamagedError:
             raise
         except Exception as exc:  # json, numpy, faiss, pymilvus and dataclasses raise many types
             raise damaged(folder, exc) from exc
         check.parts(
-            chunks=len(chunks),
-            sentences=len(sentence_keys),
+            documents=rows.n_documents,
+            chunks=rows.n_chunks,
+            sentences=rows.n_sentences,
             vectors=vectors,
             sentence_vectors=sentence_vectors,
             store=store,
@@ -235,13 +274,16 @@ class Index:
         return cls(
             embedder=embedder,
             settings=settings,
-            documents=documents,
+            documents=DocumentView(gen, rows),
             chunks=chunks,
             vectors=vectors,
-            sentence_keys=sentence_keys,
+            sentence_keys=SentenceKeyView(rows),
             sentence_vectors=sentence_vectors,
             built_at=manifest.get("built_at", ""),
             store=store,
             lexical=lexical,
             generation=gen.name,
+            rows=rows,
+            manifest=manifest,
+            path=gen,
         )
