@@ -13,8 +13,11 @@ knows: before any training step this reader *is* the base cosine.
 
 A candidate's answer logit is ``a * cosine + b`` (``answer_calibration``, fitted on
 validation pairs), so ``p_answer`` is a probability; P(unanswerable) pools the best
-logit as the cross-encoder's does (:meth:`Reader.p_unanswerable`).  It finds no short
-answer span (``span`` is None): the answer quotes the whole sentence.
+logit as the cross-encoder's does (:meth:`Reader.p_unanswerable`), but ``declines`` is
+False: at answer time the abstention model keeps deciding (rereading.py), since on
+the seed tune split this calibration declined 1 of 9 unanswerables and 4 of 12
+answerables.  It finds no short answer span (``span`` is None): the answer quotes the
+whole sentence.  Its ``cosine`` rides on each score for rereading.py.
 
 It does not train (densefit.py).
 """
@@ -120,6 +123,9 @@ def embed_texts(
 class DenseReader(Reader):
     """A loaded dense reader: the same ``score`` / ``p_unanswerable`` as :class:`Reader`."""
 
+    declines = False
+    gives_cosine = True
+
     def __init__(  # the base class keeps a cross-encoder's Encoder; this keeps a tokenizer
         self, net: DenseNet, tokenizer: Any, manifest: Manifest, *, batch_size: int = 32
     ) -> None:
@@ -168,5 +174,5 @@ class DenseReader(Reader):
         out = []
         for cos in self.cosines(question, items):
             logit = a * cos + b
-            out.append(ReaderScore(sigmoid(logit), logit, None, ""))
+            out.append(ReaderScore(sigmoid(logit), logit, None, "", cosine=cos))
         return out

@@ -56,6 +56,11 @@ def sigmoid(x: float) -> float:
 class Reader:
     """A loaded reader: ``score`` candidates, then ``p_unanswerable`` over them."""
 
+    #: whether its ``p_unanswerable`` should decide declines at answer time
+    declines = True
+    #: whether its scores carry a question-sentence ``cosine`` (a dense reader's)
+    gives_cosine = False
+
     def __init__(
         self, net: Any, encoder: Encoder, manifest: Manifest, *, batch_size: int = 32
     ) -> None:
