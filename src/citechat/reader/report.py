@@ -51,6 +51,8 @@ def write(folder: Path, result: Any, training: dict[str, Any]) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     steps = [row["step"] for row in result.history]
     for key in _CURVES:
+        if not any(key in row for row in result.history):
+            continue  # the dense reader has no span metrics
         ax.plot(steps, [row.get(key, np.nan) for row in result.history], marker="o", label=key)
     ax.set_xlabel("step")
     ax.set_ylabel("validation")

@@ -522,10 +522,12 @@ def main(
     )
     report.write(args.report, result, training)
     size = (args.out / artifact.WEIGHTS).stat().st_size / 1e6
+    shown = ", ".join(
+        f"{k} {result.best[k]:.3f}" for k in ("select", "qa_f1", "top1") if k in result.best
+    )
     print(
         f"wrote {args.out} ({size:.1f} MB, weights {manifest.weights_sha256[:12]}) and "
-        f"{args.report}; validation select {result.best.get('select', 0):.3f}, "
-        f"qa_f1 {result.best.get('qa_f1', 0):.3f}, top1 {result.best.get('top1', 0):.3f}"
+        f"{args.report}; validation {shown}"
     )
     return 0
 
