@@ -33,9 +33,13 @@ from citechat.evaluation import (
 )
 from citechat.pipeline import Pipeline
 from citechat.reader import Reader
+from citechat.reader.dense import DenseReader
 from citechat.rereading import DEPTH, ReaderStage
 
 WEIGHTS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: multipliers of the swap: the heuristic's cosine feature (weight 0.3) replaced by the
+#: dense reader's at 0.3, or counted more
+SWAPS = (0.0, 0.15, 0.3, 0.5, 0.8, 1.2)
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
@@ -60,8 +64,15 @@ def main() -> None:
     for row in tqdm(rows, unit="q"):
         reading = pipe.read(row["question"], args.k)
         head = reading.candidates[: args.depth]
-        scores = stage.reader.score(reading.query, stage.inputs(pipe.index, head))
+        inputs = stage.inputs(pipe.index, head)
+        scores = stage.reader.score(reading.query, inputs)
         texts = {d: pipe.index.documents[d].text for d in {c.hit.chunk.doc_id for c in head}}
+        # a dense reader's own cosine, for the swap sweep (its logit is a * cosine + b)
+        cos_ft = (
+            stage.reader.cosines(reading.query, inputs)
+            if isinstance(stage.reader, DenseReader)
+            else [c.cosine for c in head]
+        )
         records.append(
             {
                 "answerable": is_answerable(row),
@@ -74,8 +85,9 @@ def main() -> None:
                         c.hit.chunk.doc_id,
                         c.text,
                         texts[c.hit.chunk.doc_id][s.span[0] : s.span[1]] if s.span else c.text,
+                        c.penalty * (f - c.cosine),
                     )
-                    for c, s in zip(head, scores, strict=True)
+                    for c, s, f in zip(head, scores, cos_ft, strict=True)
                 ],
                 "p_unanswerable": stage.reader.p_unanswerable(scores),
             }
@@ -108,6 +120,21 @@ def main() -> None:
         sweep.append(row)
         print(f"{w:6.2f}  {row['held']:.3f}  {row['doc']:.3f}  {row['short_f1']:.3f}")
     out["weights"] = sweep
+    print("swap  (heuristic + m * penalty * (reader cosine - base cosine))  holds gold  doc gold")
+    swaps: list[dict[str, float]] = []
+    for m in SWAPS:
+        held, doc = [], []
+        for r in answerable:
+            if not r["cands"]:
+                held.append(0.0)
+                doc.append(0.0)
+                continue
+            top = max(r["cands"], key=lambda c: c[0] + m * c[5])
+            held.append(gold_contained(top[3], r["answers"]))
+            doc.append(float(top[2] in r["gold"]) if r["gold"] else 0.0)
+        swaps.append({"m": m, "held": float(np.mean(held)), "doc": float(np.mean(doc))})
+        print(f"{m:5.2f}  {swaps[-1]['held']:.3f}  {swaps[-1]['doc']:.3f}")
+    out["swaps"] = swaps
     unans = [r for r in records if r["answerable"] is False]
     ans = [r for r in records if r["answerable"] is not False]
     if unans and ans:

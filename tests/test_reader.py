@@ -81,8 +81,11 @@ def _vocab() -> list[str]:
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_base(tmp_path_factory.mktemp("tiny-base"))
+
+
+def write_tiny_base(folder: Path) -> Path:
     """A tiny random BERT and its tokenizer saved as a local model folder."""
-    folder = tmp_path_factory.mktemp("tiny-base")
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(_vocab()) + "\n", encoding="utf-8")
     tok = transformers.BertTokenizerFast(vocab=str(vocab), do_lower_case=True)

@@ -19,6 +19,9 @@ class FakeReader:
     """Says yes to the sentences holding ``answer`` (its span: that phrase), no to
     the rest; records what it was given."""
 
+    declines = True
+    gives_cosine = False
+
     def __init__(self, answer: str = "Peter Lewis", yes: float = 0.95, no: float = 0.05):
         self.answer, self.yes, self.no = answer, yes, no
         self.seen: list[list[ReaderInput]] = []
@@ -178,3 +181,47 @@ def test_a_part_the_reader_finds_unanswered_is_left_out(
     # the fake reader answers only "Peter Lewis": the snow part is not quoted
     assert {c.doc_id for c in answer.citations} == {"balls.txt"}
     assert answer.short_answer is not None and answer.short_answer.text == "Peter Lewis"
+
+
+class FakeDenseReader(FakeReader):
+    """A dense reader: its scores carry a cosine (high for the sentences holding
+    ``answer``), no span, and it leaves declining to the abstention model."""
+
+    declines = False
+    gives_cosine = True
+
+    def score(self, question: str, items: Sequence[ReaderInput]) -> list[ReaderScore]:
+        return [
+            ReaderScore(s.p_answer, s.logit, None, "", cosine=0.9 if s.span else 0.1)
+            for s in super().score(question, items)
+        ]
+
+
+def test_a_dense_reader_swaps_the_cosine_and_leaves_declining_to_the_abstention_model(
+    monkeypatch: pytest.MonkeyPatch, fake_settings: Settings
+) -> None:
+    from citechat.rereading import COSINE_WEIGHT, DEPTH
+
+    question = "Who was named to lead schools in London on Monday?"
+    off = Pipeline.load(fake_settings.replace(reader="off"))
+    before = {(c.hit.chunk.doc_id, c.start): c for c in off.read(question, 5).candidates}
+    pipe = _with_reader(monkeypatch, fake_settings, FakeDenseReader())
+    reading = pipe.read(question, 5)
+    assert reading.p_unanswerable is None  # the abstention model decides
+    assert len(reading.candidates) == len(before)
+    lewis = [i for i, c in enumerate(reading.candidates) if "Peter Lewis" in c.text]
+    was = [i for i, c in enumerate(off.read(question, 5).candidates) if "Peter Lewis" in c.text]
+    assert lewis and lewis[0] < was[0]  # the reader's yes moves it up
+    read = reading.candidates[:DEPTH]
+    assert [c.score for c in read] == sorted((c.score for c in read), reverse=True)
+    for i, c in enumerate(reading.candidates):
+        b = before[c.hit.chunk.doc_id, c.start]
+        if i < DEPTH:
+            cos = 0.9 if "Peter Lewis" in c.text else 0.1
+            want = b.score + COSINE_WEIGHT * b.penalty * (cos - b.cosine)
+            assert c.score == pytest.approx(want) and c.short is None
+        else:  # unread: the heuristic's score, unscaled
+            assert c.score == b.score and c.reader is None
+    answer = pipe.ask(question)
+    assert not answer.abstained and answer.short_answer is None
+    assert answer.citations[0].quote == reading.candidates[0].text

@@ -55,8 +55,8 @@ class Settings:
     abstain_threshold: float | None = None
     answerer: str = "extractive"
     #: citechat's own answer model (rereading.py): "off", "bundled" (the package's,
-    #: once one ships) or a folder holding a trained reader.  Off by default: the
-    #: reader trained so far made seed answers worse at every mix weight (README)
+    #: once one ships) or a folder holding a trained reader.  Off by default: no
+    #: reader trained so far beats the heuristic on the seed tune split (README)
     reader: str = "off"
     #: decline when the reader's P(the documents do not answer) reaches this
     reader_decline: float = 0.5

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .reader.artifact import ReaderArtifactError
-from .reader.inputs import ReaderInput, header_of
+from .reader.inputs import ReaderInput, ReaderScore, header_of
 from .reading import Candidate, Part, Reading
 
 if TYPE_CHECKING:
@@ -43,9 +43,13 @@ log = logging.getLogger("citechat")
 BUNDLED = Path(__file__).resolve().parent / "reader" / "model"
 #: how many of the heuristic's candidates the reader reads (the prefilter)
 DEPTH = 16
-#: weight of the reader's probability in a read candidate's score; the rest is the
-#: heuristic score (both lie in about [0, 1])
+#: weight of a cross-encoder reader's probability in a read candidate's score; the
+#: rest is the heuristic score (both lie in about [0, 1])
 WEIGHT = 0.7
+#: weight of a dense reader's cosine, in place of the heuristic's cosine feature (the
+#: heuristic's own weight for it, reading.SentenceScorer): chosen on the seed tune split
+#: and the 72 seed questions (eval/reader/README.md)
+COSINE_WEIGHT = 0.3
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,11 @@ class ReaderStage:
             return replace(reading, p_unanswerable=1.0)
         t0 = time.perf_counter()
         read, p_unanswerable = self._read(reading.query, cands[: self.depth], index)
-        # an unread candidate never passes a read one: its heuristic score is no higher
-        rest = [replace(c, score=(1 - self.weight) * c.score) for c in cands[self.depth :]]
+        # under a cross-encoder's mix an unread candidate never passes a read one: its
+        # heuristic score is scaled as theirs are; a dense reader's cosine swap keeps
+        # the heuristic's scale, and the unread keep their scores
+        keep = 1.0 if self.reader.gives_cosine else 1 - self.weight
+        rest = [replace(c, score=keep * c.score) for c in cands[self.depth :]]
         ordered = read + rest
         best: dict[str, float] = {}
         for c in ordered:
@@ -116,17 +123,27 @@ class ReaderStage:
 
     def _read(
         self, question: str, head: Sequence[Candidate], index: Index
-    ) -> tuple[list[Candidate], float]:
+    ) -> tuple[list[Candidate], float | None]:
         """``head`` read against ``question``: rescored by the mix, best first, each
         with the reader's probability and short answer; and P(unanswerable) over them."""
         scores = self.reader.score(question, self.inputs(index, head))
-        w = self.weight
         read = [
-            replace(c, score=(1 - w) * c.score + w * s.p_answer, reader=s.p_answer, short=s.span)
+            replace(c, score=self._mix(c, s), reader=s.p_answer, short=s.span)
             for c, s in zip(head, scores, strict=True)
         ]
         read.sort(key=lambda c: (-c.score, c.hit.rank, c.start))
+        if not self.reader.declines:
+            return read, None
         return read, self.reader.p_unanswerable(scores)
+
+    def _mix(self, cand: Candidate, score: ReaderScore) -> float:
+        """A read candidate's new score.  A dense reader's cosine takes the place of
+        the heuristic's own cosine feature, at that feature's weight (the rest of the
+        heuristic stays: its lexical, type and rank evidence are what the 72 seed
+        questions lean on); a cross-encoder's probability is mixed in at ``weight``."""
+        if self.reader.gives_cosine and score.cosine is not None:
+            return cand.score + COSINE_WEIGHT * cand.penalty * (score.cosine - cand.cosine)
+        return (1 - self.weight) * cand.score + self.weight * score.p_answer
 
     def _reread_part(self, part: Part, index: Index) -> Part:
         """One part of a multi-part question: its best candidates (half the depth)

@@ -60,10 +60,16 @@ class Manifest:
     format: int = FORMAT
     #: how it was made: split, command, seed, commit, validation metrics
     training: dict[str, Any] = field(default_factory=dict)
+    #: "cross" (model.py: question and sentence read together, with a span head) or
+    #: "dense" (dense.py: a fine-tuned bi-encoder, answer logit = a * cosine + b)
+    kind: str = "cross"
+    #: (a, b) of a dense reader's answer logit; unused by a cross-encoder
+    answer_calibration: tuple[float, float] = (1.0, 0.0)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         w, b = data["calibration"]
+        a, c = data.get("answer_calibration", (1.0, 0.0))
         return cls(
             base_sha256=str(data["base_sha256"]),
             weights_sha256=str(data["weights_sha256"]),
@@ -74,6 +80,8 @@ class Manifest:
             base_model=str(data.get("base_model", BASE_NAME)),
             format=int(data["format"]),
             training=dict(data.get("training") or {}),
+            kind=str(data.get("kind", "cross")),
+            answer_calibration=(float(a), float(c)),
         )
 
 

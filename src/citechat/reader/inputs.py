@@ -46,6 +46,9 @@ class ReaderScore:
     logit: float
     span: tuple[int, int] | None
     text: str
+    #: a dense reader's cosine of question and sentence (dense.py); None from a
+    #: cross-encoder.  The answer stage puts it in place of the heuristic's cosine.
+    cosine: float | None = None
 
 
 def header_of(title: str, section: str = "body", commenter: str | None = None) -> str:

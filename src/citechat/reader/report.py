@@ -36,6 +36,8 @@ def write(folder: Path, result: Any, training: dict[str, Any]) -> None:
     window = max(1, len(result.losses) // 50)
     fig, ax = plt.subplots(figsize=(7, 4))
     for key in ("loss", "bce", "span"):
+        if not result.losses or key not in result.losses[0]:
+            continue  # the dense reader has one loss
         ys = _smooth([row[key] for row in result.losses], window)
         ax.plot(np.arange(len(ys)) + window, ys, label=key)
     ax.set_xlabel("step")
@@ -49,6 +51,8 @@ def write(folder: Path, result: Any, training: dict[str, Any]) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     steps = [row["step"] for row in result.history]
     for key in _CURVES:
+        if not any(key in row for row in result.history):
+            continue  # the dense reader has no span metrics
         ax.plot(steps, [row.get(key, np.nan) for row in result.history], marker="o", label=key)
     ax.set_xlabel("step")
     ax.set_ylabel("validation")

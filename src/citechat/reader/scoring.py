@@ -56,6 +56,11 @@ def sigmoid(x: float) -> float:
 class Reader:
     """A loaded reader: ``score`` candidates, then ``p_unanswerable`` over them."""
 
+    #: whether its ``p_unanswerable`` should decide declines at answer time
+    declines = True
+    #: whether its scores carry a question-sentence ``cosine`` (a dense reader's)
+    gives_cosine = False
+
     def __init__(
         self, net: Any, encoder: Encoder, manifest: Manifest, *, batch_size: int = 32
     ) -> None:
@@ -69,9 +74,14 @@ class Reader:
     @classmethod
     def load(cls, folder: Path, *, base: Path | None = None, batch_size: int = 32) -> Reader:
         """Rebuild the network from ``base`` (default: the bundled MiniLM) plus the
-        artifact in ``folder``; :class:`ReaderArtifactError` if either is unusable."""
+        artifact in ``folder``; :class:`ReaderArtifactError` if either is unusable.
+        A dense artifact (manifest ``kind``) loads as a :class:`~.dense.DenseReader`."""
         from .model import ReaderNet
 
+        if cls is Reader and artifact.read_manifest(Path(folder)).kind == "dense":
+            from .dense import DenseReader
+
+            return DenseReader.load(folder, base=base, batch_size=batch_size)
         base = bundled_base() if base is None else Path(base)
         manifest, state = artifact.load(Path(folder), base)
         bert, tokenizer = load_base(base)

@@ -389,10 +389,26 @@ def main(
     ap.add_argument("--threads", type=int, default=int(omp_num_threads() or "2"))
     ap.add_argument("--limit-questions", type=int, help="a tiny run: this many questions a split")
     ap.add_argument("--no-progress", action="store_true")
-    defaults = TrainConfig()
-    for name, value in asdict(defaults).items():
+    ap.add_argument(
+        "--design",
+        choices=("dense", "cross"),
+        default="dense",
+        help="dense: fine-tuned bi-encoder (densefit.py, the default); cross: cross-encoder "
+        "with a span head (this module)",
+    )
+    from .densefit import DenseConfig
+
+    defaults = {"cross": asdict(TrainConfig()), "dense": asdict(DenseConfig())}
+    for name in dict.fromkeys([*defaults["dense"], *defaults["cross"]]):
+        value = defaults["dense"].get(name, defaults["cross"].get(name))
         kind = type(value) if value is not None else int
-        ap.add_argument("--" + name.replace("_", "-"), type=kind, default=value)
+        ap.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=None,
+            help=f"default {defaults['dense'].get(name, '-')} (dense), "
+            f"{defaults['cross'].get(name, '-')} (cross)",
+        )
     args = ap.parse_args(argv)
     needed = (CORPUS_FILE, V11_FILE, V20_FILE, TEST_FILE)
     missing = [f for f in needed if not (args.data / f).is_file()]
@@ -401,13 +417,25 @@ def main(
             f"no {missing[0]} in {args.data}; run from a checkout or pass --data "
             "with the SQuAD dev folder (eval/datasets/squad-dev)"
         )
-    config = TrainConfig(**{k: getattr(args, k) for k in asdict(defaults)})
+    mine = defaults[args.design]
+    foreign = [n for n in [*defaults["dense"], *defaults["cross"]] if n not in mine]
+    given = [n for n in foreign if getattr(args, n) is not None]
+    if given:
+        raise UsageError(
+            f"--{given[0].replace('_', '-')} is not a setting of --design {args.design}; "
+            "drop it or choose the other design"
+        )
+    values = {k: (v if getattr(args, k) is None else getattr(args, k)) for k, v in mine.items()}
+    config: TrainConfig | DenseConfig = (
+        DenseConfig(**values) if args.design == "dense" else TrainConfig(**values)
+    )
     data_config = DataConfig(limit_questions=args.limit_questions)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from . import artifact, report
+    from . import artifact, densefit, report
+    from .dense import DenseNet
     from .model import ReaderNet
     from .scoring import bundled_base, load_base
 
@@ -430,23 +458,38 @@ def main(
         f"pairs: {len(train)} train, {len(val)} validation"
     )
     bert, tokenizer = load_base(base)
-    net = ReaderNet(bert, config.n_top)
-    encoder = Encoder(tokenizer, max_len=config.max_len)
-    result = fit(
-        net,
-        encoder,
-        train,
-        val,
-        config,
-        args.work,
-        base_sha256=base_sha,
-        progress=not args.no_progress,
-    )
+    answer_calibration = (1.0, 0.0)
+    if isinstance(config, DenseConfig):
+        net: Any = DenseNet(bert, config.n_top)
+        result = densefit.fit(
+            net,
+            tokenizer,
+            train,
+            val,
+            config,
+            args.work,
+            base_sha256=base_sha,
+            progress=not args.no_progress,
+        )
+        answer_calibration = (result.best["answer_a"], result.best["answer_b"])
+    else:
+        net = ReaderNet(bert, config.n_top)
+        result = fit(
+            net,
+            Encoder(tokenizer, max_len=config.max_len),
+            train,
+            val,
+            config,
+            args.work,
+            base_sha256=base_sha,
+            progress=not args.no_progress,
+        )
     command = "python -m citechat.reader.train " + shlex.join(
         sys.argv[1:] if argv is None else list(argv)
     )
     training = {
         "command": command.strip(),
+        "design": args.design,
         "seed": config.seed,
         "threads": args.threads,
         "commit": _commit(),
@@ -473,14 +516,18 @@ def main(
             max_len=config.max_len,
             calibration=result.calibration,
             training=training,
+            kind="dense" if args.design == "dense" else "cross",
+            answer_calibration=answer_calibration,
         ),
     )
     report.write(args.report, result, training)
     size = (args.out / artifact.WEIGHTS).stat().st_size / 1e6
+    shown = ", ".join(
+        f"{k} {result.best[k]:.3f}" for k in ("select", "qa_f1", "top1") if k in result.best
+    )
     print(
         f"wrote {args.out} ({size:.1f} MB, weights {manifest.weights_sha256[:12]}) and "
-        f"{args.report}; validation select {result.best.get('select', 0):.3f}, "
-        f"qa_f1 {result.best.get('qa_f1', 0):.3f}, top1 {result.best.get('top1', 0):.3f}"
+        f"{args.report}; validation {shown}"
     )
     return 0
 

@@ -1,0 +1,178 @@
+"""The dense reader: the bundled MiniLM fine-tuned as a question -> answer-sentence
+bi-encoder (its top layers retrained), scoring a candidate by cosine similarity.
+
+Why not the cross-encoder (model.py): on the reader's own validation candidates the
+untrained bi-encoder's cosine already puts the gold sentence first for 0.794 of
+questions (with the chunk header), the trained cross-encoder for 0.602
+(eval/reader/README.md).  Starting from the base model's embedding keeps what it
+knows: before any training step this reader *is* the base cosine.
+
+    net = DenseNet(bert, n_top=2)
+    q, s = net.embed(**tokens(["Who won?"])), net.embed(**tokens(["Final\\nAnn won."]))
+    float(q @ s.T)                                    # cosine, in [-1, 1]
+
+A candidate's answer logit is ``a * cosine + b`` (``answer_calibration``, fitted on
+validation pairs), so ``p_answer`` is a probability; P(unanswerable) pools the best
+logit as the cross-encoder's does (:meth:`Reader.p_unanswerable`), but ``declines`` is
+False: at answer time the abstention model keeps deciding (rereading.py), since on
+the seed tune split this calibration declined 1 of 9 unanswerables and 4 of 12
+answerables.  It finds no short answer span (``span`` is None): the answer quotes the
+whole sentence.  Its ``cosine`` rides on each score for rereading.py.
+
+It does not train (densefit.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import artifact
+from .artifact import Manifest, ReaderArtifactError
+from .inputs import ReaderInput, ReaderScore
+from .scoring import Reader, bundled_base, load_base, sigmoid
+
+#: the manifest's ``kind`` of a dense reader
+KIND = "dense"
+QUESTION_LEN = 48
+
+
+def candidate_text(item: ReaderInput) -> str:
+    """What the sentence side embeds: the chunk header, then the sentence.
+
+    >>> candidate_text(ReaderInput("Final | comment by Ann", "", "Ann won.", "", 0))
+    'Final | comment by Ann\\nAnn won.'
+    """
+    return f"{item.header}\n{item.sentence}" if item.header else item.sentence
+
+
+class DenseNet(nn.Module):
+    """``bert`` is a ``transformers`` BertModel; mean pooling and unit length, as
+    all-MiniLM-L6-v2 is trained; only its top ``n_top`` layers train."""
+
+    def __init__(self, bert: Any, n_top: int) -> None:
+        super().__init__()
+        n_layers = len(bert.encoder.layer)
+        if not 1 <= n_top <= n_layers:
+            raise ValueError(f"n_top must be between 1 and {n_layers}, got {n_top}")
+        self.bert = bert
+        self.n_top = n_top
+        self.split = n_layers - n_top
+        for p in self.bert.parameters():
+            p.requires_grad_(False)
+        for layer in self.top_layers():
+            for p in layer.parameters():
+                p.requires_grad_(True)
+
+    def top_layers(self) -> list[nn.Module]:
+        return list(self.bert.encoder.layer[self.split :])
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The tensors the artifact stores: the top layers."""
+        keep = tuple(f"bert.encoder.layer.{i}." for i in range(self.split, self.split + self.n_top))
+        return {k: v for k, v in self.state_dict().items() if k.startswith(keep)}
+
+    def train(self, mode: bool = True) -> DenseNet:
+        # the frozen part always runs as at inference (no dropout)
+        super().train(mode)
+        self.bert.embeddings.eval()
+        for layer in self.bert.encoder.layer[: self.split]:
+            layer.eval()
+        return self
+
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, hidden) unit-length mean-pooled embeddings."""
+        out = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        m = attention_mask[..., None].to(out.dtype)
+        mean = (out * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        return nn.functional.normalize(mean, dim=-1)
+
+
+def tokens(tokenizer: Any, texts: Sequence[str], max_len: int) -> dict[str, torch.Tensor]:
+    t = tokenizer(
+        list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt"
+    )
+    return {k: t[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in t}
+
+
+def embed_texts(
+    net: DenseNet, tokenizer: Any, texts: Sequence[str], max_len: int, batch_size: int = 64
+) -> torch.Tensor:
+    """(len(texts), hidden) embeddings, batched by length, in input order."""
+    out = torch.zeros(len(texts), int(net.bert.config.hidden_size))
+    order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
+    net.eval()
+    with torch.inference_mode():
+        for lo in range(0, len(order), batch_size):
+            rows = order[lo : lo + batch_size]
+            out[rows] = net.embed(**tokens(tokenizer, [texts[i] for i in rows], max_len))
+    return out
+
+
+class DenseReader(Reader):
+    """A loaded dense reader: the same ``score`` / ``p_unanswerable`` as :class:`Reader`."""
+
+    declines = False
+    gives_cosine = True
+
+    def __init__(  # the base class keeps a cross-encoder's Encoder; this keeps a tokenizer
+        self, net: DenseNet, tokenizer: Any, manifest: Manifest, *, batch_size: int = 32
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.net = net.eval()
+        self.tokenizer = tokenizer
+        self.manifest = manifest
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, folder: Path, *, base: Path | None = None, batch_size: int = 32) -> DenseReader:
+        base = bundled_base() if base is None else Path(base)
+        manifest, state = artifact.load(Path(folder), base)
+        bert, tokenizer = load_base(base)
+        if len(bert.encoder.layer) != manifest.n_layers:
+            raise ReaderArtifactError(
+                f"the reader model at {folder} expects {manifest.n_layers} base layers, "
+                f"the base has {len(bert.encoder.layer)}"
+            )
+        net = DenseNet(bert, manifest.n_top)
+        expected = set(net.trainable_state())
+        if set(state) != expected:
+            raise ReaderArtifactError(
+                f"the reader weights in {folder} do not fit the network "
+                f"({len(set(state) ^ expected)} tensors differ)"
+            )
+        try:
+            net.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # a tensor of the wrong shape
+            raise ReaderArtifactError(
+                f"the reader weights in {folder} do not fit ({exc})"
+            ) from None
+        return cls(net, tokenizer, manifest, batch_size=batch_size)
+
+    def cosines(self, question: str, items: Sequence[ReaderInput]) -> list[float]:
+        texts = [question, *(candidate_text(i) for i in items)]
+        vecs = embed_texts(self.net, self.tokenizer, texts, self.manifest.max_len, self.batch_size)
+        return (vecs[1:] @ vecs[0]).tolist()
+
+    def score(self, question: str, items: Sequence[ReaderInput]) -> list[ReaderScore]:
+        """One :class:`ReaderScore` per item, in order; no span (whole sentences)."""
+        if not items:
+            return []
+        a, b = self.manifest.answer_calibration
+        out = []
+        for cos in self.cosines(question, items):
+            logit = a * cos + b
+            out.append(ReaderScore(sigmoid(logit), logit, None, "", cosine=cos))
+        return out
