@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from citechat.answer_metrics import gold_contained
+from citechat.answertypes import typed_phrase
 from citechat.config import Settings
 from citechat.evaluation import is_answerable, read_questions
 from citechat.pipeline import Pipeline
@@ -45,6 +46,9 @@ class Row:
     #: (term, idf or None when no chunk holds it, in a top-5 sentence, in a retrieved chunk)
     terms: tuple[tuple[str, float | None, bool, bool], ...]
     top: tuple[str, ...]
+    #: the asked type's support near the question's rarest predicate term(s) alone (1
+    #: when untyped or no predicate term is in the index)
+    anchored: float = 1.0
 
     def known(self) -> list[tuple[str, float, bool, bool]]:
         return [(t, i, s, c) for t, i, s, c in self.terms if i is not None]
@@ -69,6 +73,7 @@ GATES: dict[str, Callable[[Row], bool]] = {
     "rarest term in no top-5 sentence": Row.rarest_missing,
     ">= 60% of the IDF in no top-5 sentence": lambda r: r.missing_share() >= 0.6,
     "asked type supported < 0.4": Row.weak_type,
+    "asked type not near the rarest predicate term": lambda r: r.has_type and r.anchored <= 0,
 }
 
 
@@ -85,6 +90,18 @@ def read_rows(pipe: Pipeline, questions: list[dict[str, object]], k: int) -> lis
         asked = reading._asked
         golds = [str(a) for a in q.get("answers") or []]  # type: ignore[attr-defined]
         feats = reading.features
+        anchored = 1.0
+        known = [t for t in asked.predicates if idf.get(t, 0.0) > 0]
+        if asked.wanted is not None and known:
+            top_idf = max(idf[t] for t in known)
+            anchor = {t for t in known if idf[t] == top_idf}  # ties: any of them
+            anchored = max(
+                (
+                    typed_phrase(c.text, asked.wanted, asked.terms, anchor, idf)[0]
+                    for c in reading.candidates[:5]
+                ),
+                default=0.0,
+            )
         out.append(
             Row(
                 str(q["id"]),
@@ -100,6 +117,7 @@ def read_rows(pipe: Pipeline, questions: list[dict[str, object]], k: int) -> lis
                     for t in sorted(asked.terms, key=lambda t: -idf.get(t, 99.0))
                 ),
                 tuple(top5[:3]),
+                anchored,
             )
         )
     return out
