@@ -48,6 +48,7 @@ from .generations import CHECKPOINT, new_generation, npy_from_raw
 from .lexical import LexicalBuilder
 from .manifest import chunking_settings, manifest_of
 from .saved import SavedIndex
+from .segments import SegmentWriter
 from .stores import (
     RowChange,
     StoreRows,
@@ -256,10 +257,11 @@ class StreamedBuild:
         tmp = self.tmp
         self.lexical = LexicalBuilder(tmp / ".token_ids.raw")
         self.rows = RowWriter(tmp)
-        with (
-            open(tmp / ".vectors.raw", "wb") as self.vector_file,
-            open(tmp / ".sentence_vectors.raw", "wb") as self.sentence_vector_file,
-        ):
+        old = self.old
+        self.sentence_vector_rows = SegmentWriter(
+            tmp, self.dim, old.sentence_vectors if old else None, old.gen if old else None
+        )
+        with open(tmp / ".vectors.raw", "wb") as self.vector_file:
             for batch in self.batches():
                 self.write_batch(batch)
         rows = self.rows.finish()
@@ -267,13 +269,8 @@ class StreamedBuild:
         self.catalogue.spool.unlink()
         npy_from_raw(tmp / ".vectors.raw", tmp / "vectors.npy", "<f4", (self.chunks, self.dim))
         (tmp / ".vectors.raw").unlink()
-        npy_from_raw(
-            tmp / ".sentence_vectors.raw",
-            tmp / "sentence_vectors.npy",
-            "<f4",
-            (self.sentences, self.dim),
-        )
-        (tmp / ".sentence_vectors.raw").unlink()
+        # kept rows stay in the old generation's segments, linked (segments.py)
+        segments = self.sentence_vector_rows.finish(tmp.name.removeprefix(".tmp-"))
         lexical = self.lexical.finish(tmp)
         store = self.build_store()
         store.save(tmp)
@@ -286,6 +283,8 @@ class StreamedBuild:
             built_at=_now(),
             counts=(len(self.catalogue.entries), self.chunks, self.sentences),
         )
+        if segments is not None:
+            manifest["sentence_vectors"] = segments
         # the manifest goes last: its presence marks a complete generation
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         kept_chunks = int((self.old_to_new >= 0).sum())
@@ -403,14 +402,18 @@ class StreamedBuild:
             old.sentence_lines(s_lo, s_hi),
             old.rows.sentence_spans[s_lo:s_hi],
         )
-        self._vectors(old.vectors[lo:hi], old.sentence_vectors[s_lo:s_hi])
+        self._vectors(old.vectors[lo:hi], None)
+        self.sentence_vector_rows.keep(s_lo, s_hi)
+        self.sentences += s_hi - s_lo
         return restem
 
-    def _vectors(self, chunk_vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:
+    def _vectors(self, chunk_vectors: np.ndarray, sentence_vectors: np.ndarray | None) -> None:
+        """Append rows' vectors (a kept document's sentence vectors: see _copy_kept)."""
         self.vector_file.write(_f4(chunk_vectors))
         self.chunks += len(chunk_vectors)
-        self.sentence_vector_file.write(_f4(sentence_vectors))
-        self.sentences += len(sentence_vectors)
+        if sentence_vectors is not None:
+            self.sentence_vector_rows.add(sentence_vectors)
+            self.sentences += len(sentence_vectors)
 
     def _checkpoint(self, fresh: dict[str, Any]) -> Path | None:
         """The batch's checkpoint folder: named by its documents, embedder and chunking,

@@ -118,7 +118,7 @@ class GenerationCheck:
         chunks: int,
         sentences: int,
         vectors: np.ndarray,
-        sentence_vectors: np.ndarray,
+        sentence_vectors: Any,
         store: VectorStore,
         lexical: LexicalIndex | None,
     ) -> None:
@@ -132,7 +132,7 @@ class GenerationCheck:
             raise self.damage(why)
 
     def _counts(
-        self, counts: tuple[int, int, int], vectors: np.ndarray, sentence_vectors: np.ndarray
+        self, counts: tuple[int, int, int], vectors: np.ndarray, sentence_vectors: Any
     ) -> str | None:
         said = self.manifest.get("counts")
         if not isinstance(said, dict):

@@ -27,6 +27,7 @@ from ..errors import IndexDamagedError
 from .generations import current_generation, read_manifest
 from .lexical import LexicalIndex
 from .manifest import GenerationCheck, check_compatible, damaged
+from .segments import SegmentedVectors, VectorArray, open_sentence_vectors
 from .stores import StoreRows, VectorStore, carries_over, load_store, wanted_store
 from .tables import RowTables, chunk_from_row, open_rows
 
@@ -64,7 +65,7 @@ class SavedIndex:
         self.rows = RowTables.of({}, [], [])
         self._files: dict[str, Any] = {}
         self.vectors: np.ndarray = np.zeros((0, 0), dtype=np.float32)
-        self.sentence_vectors: np.ndarray = np.zeros((0, 0), dtype=np.float32)
+        self.sentence_vectors: VectorArray = np.zeros((0, 0), dtype=np.float32)
         #: the store's manifest entry; the store itself is read by load_store(), late
         self.store_entry: dict[str, Any] | None = manifest.get("store")
         #: None when the saved terms are of another tokenizer: kept rows are stemmed again
@@ -87,7 +88,7 @@ class SavedIndex:
         try:
             saved.rows = open_rows(gen, manifest, check)
             saved.vectors = np.load(gen / "vectors.npy", mmap_mode="r")
-            saved.sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode="r")
+            saved.sentence_vectors = open_sentence_vectors(gen, manifest)
             store = saved.load_store()
             saved.lexical = LexicalIndex.load(gen, manifest.get("lexical"))
         except IndexDamagedError:
@@ -116,7 +117,7 @@ class SavedIndex:
         gen: Path,
         manifest: dict[str, Any],
         settings: Settings,
-        parts: tuple[RowTables, np.ndarray, np.ndarray, LexicalIndex | None, VectorStore],
+        parts: tuple[RowTables, np.ndarray, VectorArray, LexicalIndex | None, VectorStore],
     ) -> SavedIndex:
         """A generation a loaded index holds (its row tables, vectors, lexical part and
         store: checked when it was loaded), read by nothing again."""
@@ -207,7 +208,11 @@ class SavedIndex:
         the page cache, but no longer count in this process's RSS, which would
         otherwise grow to the size of every file an update copies.  Without numpy's
         mmap object this does nothing."""
-        arrays = [self.vectors, self.sentence_vectors]
+        arrays = [self.vectors]
+        if isinstance(self.sentence_vectors, SegmentedVectors):
+            self.sentence_vectors.release()
+        else:
+            arrays.append(self.sentence_vectors)
         if self.lexical is not None:
             arrays.append(self.lexical.token_ids)
         for mapped in arrays:

@@ -54,6 +54,7 @@ from .manifest import (
     index_stats,
 )
 from .saved import SavedIndex
+from .segments import VectorArray, open_sentence_vectors
 from .stores import StoreRows, VectorStore, load_store
 from .tables import RowTables, open_rows
 
@@ -85,7 +86,7 @@ class Index:
         chunks: Sequence[Chunk],
         vectors: np.ndarray,
         sentence_keys: Sequence[SentenceKey],
-        sentence_vectors: np.ndarray,
+        sentence_vectors: VectorArray,
         built_at: str,
         store: VectorStore,
         lexical: LexicalIndex | None = None,
@@ -252,7 +253,7 @@ class Index:
             rows = open_rows(gen, manifest, check)
             # memory-mapped: a question reads only the rows it touches
             vectors = np.load(gen / "vectors.npy", mmap_mode="r")
-            sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode="r")
+            sentence_vectors = open_sentence_vectors(gen, manifest)
             chunks = ChunkView(gen, rows)
             ids = lambda: (c.chunk_id for c in chunks)  # noqa: E731 - read by Milvus only
             store_rows = StoreRows(gen, rows.n_chunks, int(manifest.get("dim") or 0), ids)
