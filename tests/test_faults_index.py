@@ -91,12 +91,12 @@ DAMAGE: dict[str, Callable[[Path], object]] = {
 }
 
 
-def _segments(gen: Path) -> list[Path]:
-    return [gen / name for name in _manifest(gen)["sentence_vectors"]["segments"]]
+def _segments(gen: Path, kind: str = "sentence_vectors") -> list[Path]:
+    return [gen / name for name in _manifest(gen)[kind]["segments"]]
 
 
-def _edit_runs(gen: Path, runs: object) -> None:
-    _edit_manifest(gen, sentence_vectors={**_manifest(gen)["sentence_vectors"], "runs": runs})
+def _edit_runs(gen: Path, runs: object, kind: str = "sentence_vectors") -> None:
+    _edit_manifest(gen, **{kind: {**_manifest(gen)[kind], "runs": runs}})
 
 
 #: damage to a generation whose sentence vectors are segments (an update's, segments.py)
@@ -108,6 +108,10 @@ SEGMENT_DAMAGE: dict[str, Callable[[Path], object]] = {
     "run outside its segment": lambda gen: _edit_runs(gen, [[0, 0, 10**9]]),
     "run of no segment": lambda gen: _edit_runs(gen, [[7, 0, 1]]),
     "runs short of the sentences": lambda gen: _edit_runs(gen, [[0, 0, 1]]),
+    "chunk vector segment missing": lambda gen: _segments(gen, "vectors")[0].unlink(),
+    "new chunk vector segment truncated": lambda gen: _truncate(_segments(gen, "vectors")[-1]),
+    "chunk vector runs short": lambda gen: _edit_runs(gen, [[0, 0, 1]], "vectors"),
+    "chunk vector runs garbage": lambda gen: _edit_runs(gen, [1, 2], "vectors"),
     "segment outside the generation": lambda gen: _edit_manifest(
         gen, sentence_vectors={"segments": ["../../outside/x.npy"], "runs": []}
     ),

@@ -66,27 +66,36 @@ def test_an_update_links_the_old_vectors_and_writes_only_the_changed_rows(
     many: Settings, tmp_path: Path
 ) -> None:
     old_gen = current_generation(many.index)
-    old_file = old_gen / "sentence_vectors.npy"
-    assert old_file.exists() and "sentence_vectors" not in _manifest(many)  # a build: one array
-    inode = old_file.stat().st_ino
+    inodes = {}
+    for kind in ("vectors", "sentence_vectors"):  # a build: one array each
+        assert (old_gen / f"{kind}.npy").exists() and kind not in _manifest(many)
+        inodes[kind] = (old_gen / f"{kind}.npy").stat().st_ino
     doc = many.corpus / "doc07.txt"
     doc.write_text(doc.read_text() + "One new sentence about hail.\n", encoding="utf-8")
 
     result = sync_index(many)
     assert result.action == "updated"
     gen = current_generation(many.index)
-    entry = _manifest(many)["sentence_vectors"]
-    assert not (gen / "sentence_vectors.npy").exists()
-    linked, new = (gen / name for name in entry["segments"])
-    assert linked.stat().st_ino == inode  # the old rows: a hard link, no bytes written
-    n_new = int(np.load(new, mmap_mode="r").shape[0])
-    lo, hi = result.index.rows.sentence_range("doc07.txt")
-    assert n_new == hi - lo == 5  # the changed document's sentences, nothing else
+    ranges = {
+        "vectors": result.index.rows.chunk_range("doc07.txt"),
+        "sentence_vectors": result.index.rows.sentence_range("doc07.txt"),
+    }
     clean = _clean(many, tmp_path)
-    assert isinstance(result.index.sentence_vectors, SegmentedVectors)
-    assert np.array_equal(np.asarray(result.index.sentence_vectors), clean.sentence_vectors)
     again = Index.load(many.index, HashingEmbedder(256), many)
-    assert np.array_equal(np.asarray(again.sentence_vectors), clean.sentence_vectors)
+    for kind, (lo, hi) in ranges.items():
+        entry = _manifest(many)[kind]
+        assert not (gen / f"{kind}.npy").exists()
+        linked, new = (gen / name for name in entry["segments"])
+        assert linked.stat().st_ino == inodes[kind]  # old rows: a hard link, nothing written
+        # the changed document's rows, nothing else
+        assert int(np.load(new, mmap_mode="r").shape[0]) == hi - lo > 0
+        for index in (result.index, again):
+            assert isinstance(getattr(index, kind), SegmentedVectors)
+            assert np.array_equal(np.asarray(getattr(index, kind)), getattr(clean, kind))
+    assert ranges["sentence_vectors"][1] - ranges["sentence_vectors"][0] == 5
+    query = clean.embedder.embed(["rain on day 2 at station 7"])[0]
+    assert again.search_dense(query, 5) == clean.search_dense(query, 5)
+    lo = ranges["sentence_vectors"][0]
     keys = list(clean.sentence_keys)
     for key in (keys[0], keys[lo], keys[-1]):
         got, want = again.sentence_vector(*key), clean.sentence_vector(*key)
@@ -98,17 +107,18 @@ def test_updates_chain_segments_then_merge_when_rows_die(many: Settings, tmp_pat
         doc = many.corpus / f"doc{i:02d}.txt"
         doc.write_text(doc.read_text() + f"Update {i} came late.\n", encoding="utf-8")
         sync_index(many)
-    entry = _manifest(many)["sentence_vectors"]
-    assert len(entry["segments"]) == 3  # the build's array and one segment per update
+    for kind in ("vectors", "sentence_vectors"):
+        # the build's array and one segment per update
+        assert len(_manifest(many)[kind]["segments"]) == 3
     for i in range(0, 20, 2):  # half the documents removed: most linked rows are dead
         (many.corpus / f"doc{i:02d}.txt").unlink()
     result = sync_index(many)
     gen = current_generation(many.index)
-    assert "sentence_vectors" not in _manifest(many)
-    assert (gen / "sentence_vectors.npy").exists() and not (gen / "segments").exists()
-    assert np.array_equal(
-        np.asarray(result.index.sentence_vectors), _clean(many, tmp_path).sentence_vectors
-    )
+    clean = _clean(many, tmp_path)
+    for kind in ("vectors", "sentence_vectors"):
+        assert kind not in _manifest(many) and (gen / f"{kind}.npy").exists()
+        assert np.array_equal(np.asarray(getattr(result.index, kind)), getattr(clean, kind))
+    assert not (gen / "segments").exists()
 
 
 def test_too_many_runs_merge(
@@ -118,17 +128,20 @@ def test_too_many_runs_merge(
     doc = many.corpus / "doc05.txt"
     doc.write_text(doc.read_text() + "A late line.\n", encoding="utf-8")
     sync_index(many)  # runs: old, new, old: three
-    assert "sentence_vectors" not in _manifest(many)
+    assert "sentence_vectors" not in _manifest(many) and "vectors" not in _manifest(many)
     index = Index.load(many.index, HashingEmbedder(256), many)
-    assert np.array_equal(index.sentence_vectors, _clean(many, tmp_path).sentence_vectors)
+    clean = _clean(many, tmp_path)
+    assert np.array_equal(np.asarray(index.sentence_vectors), clean.sentence_vectors)
+    assert np.array_equal(np.asarray(index.vectors), clean.vectors)
 
 
 def test_a_removed_document_only_is_runs_of_the_old_array(many: Settings) -> None:
     (many.corpus / "doc19.txt").unlink()
     sync_index(many)
-    entry = _manifest(many)["sentence_vectors"]
-    assert len(entry["segments"]) == 1 and entry["runs"][0][0] == 0  # nothing new written
-    assert len(os.listdir(current_generation(many.index) / "segments")) == 1
+    for kind in ("vectors", "sentence_vectors"):  # nothing new written, the old linked
+        entry = _manifest(many)[kind]
+        assert len(entry["segments"]) == 1 and entry["runs"][0][0] == 0
+    assert len(os.listdir(current_generation(many.index) / "segments")) == 2
 
 
 def test_a_damaged_segment_is_named(many: Settings) -> None:

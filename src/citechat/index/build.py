@@ -44,7 +44,7 @@ from ..config import Settings
 from ..corpus import OnSkip, content_hash, iter_corpus
 from ..embedding import Embedder, embed_texts
 from ..types import Chunk, Document, Section
-from .generations import CHECKPOINT, new_generation, npy_from_raw
+from .generations import CHECKPOINT, new_generation
 from .lexical import LexicalBuilder
 from .manifest import chunking_settings, manifest_of
 from .saved import SavedIndex
@@ -258,19 +258,24 @@ class StreamedBuild:
         self.lexical = LexicalBuilder(tmp / ".token_ids.raw")
         self.rows = RowWriter(tmp)
         old = self.old
-        self.sentence_vector_rows = SegmentWriter(
-            tmp, self.dim, old.sentence_vectors if old else None, old.gen if old else None
+        old_gen = old.gen if old else None
+        self.vector_rows = SegmentWriter(
+            tmp, "vectors", self.dim, old.vectors if old else None, old_gen
         )
-        with open(tmp / ".vectors.raw", "wb") as self.vector_file:
-            for batch in self.batches():
-                self.write_batch(batch)
+        self.sentence_vector_rows = SegmentWriter(
+            tmp, "sentence_vectors", self.dim, old.sentence_vectors if old else None, old_gen
+        )
+        for batch in self.batches():
+            self.write_batch(batch)
         rows = self.rows.finish()
         self.catalogue.close()
         self.catalogue.spool.unlink()
-        npy_from_raw(tmp / ".vectors.raw", tmp / "vectors.npy", "<f4", (self.chunks, self.dim))
-        (tmp / ".vectors.raw").unlink()
         # kept rows stay in the old generation's segments, linked (segments.py)
-        segments = self.sentence_vector_rows.finish(tmp.name.removeprefix(".tmp-"))
+        name = tmp.name.removeprefix(".tmp-")
+        self.segments = {
+            "vectors": self.vector_rows.finish(name),
+            "sentence_vectors": self.sentence_vector_rows.finish(name),
+        }
         lexical = self.lexical.finish(tmp)
         store = self.build_store()
         store.save(tmp)
@@ -283,8 +288,7 @@ class StreamedBuild:
             built_at=_now(),
             counts=(len(self.catalogue.entries), self.chunks, self.sentences),
         )
-        if segments is not None:
-            manifest["sentence_vectors"] = segments
+        manifest.update({k: v for k, v in self.segments.items() if v is not None})
         # the manifest goes last: its presence marks a complete generation
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         kept_chunks = int((self.old_to_new >= 0).sum())
@@ -402,15 +406,20 @@ class StreamedBuild:
             old.sentence_lines(s_lo, s_hi),
             old.rows.sentence_spans[s_lo:s_hi],
         )
-        self._vectors(old.vectors[lo:hi], None)
+        self._vectors(None, None)
+        self.vector_rows.keep(lo, hi)
+        self.chunks += hi - lo
         self.sentence_vector_rows.keep(s_lo, s_hi)
         self.sentences += s_hi - s_lo
         return restem
 
-    def _vectors(self, chunk_vectors: np.ndarray, sentence_vectors: np.ndarray | None) -> None:
-        """Append rows' vectors (a kept document's sentence vectors: see _copy_kept)."""
-        self.vector_file.write(_f4(chunk_vectors))
-        self.chunks += len(chunk_vectors)
+    def _vectors(
+        self, chunk_vectors: np.ndarray | None, sentence_vectors: np.ndarray | None
+    ) -> None:
+        """Append new rows' vectors (a kept document's are linked: see _copy_kept)."""
+        if chunk_vectors is not None:
+            self.vector_rows.add(chunk_vectors)
+            self.chunks += len(chunk_vectors)
         if sentence_vectors is not None:
             self.sentence_vector_rows.add(sentence_vectors)
             self.sentences += len(sentence_vectors)
@@ -430,7 +439,7 @@ class StreamedBuild:
         """The store of the new rows, through the store protocol: the old one updated
         when it is the one the settings ask for (an HNSW graph extended, a Milvus
         collection sent only its new rows), else a new one."""
-        rows = StoreRows(self.tmp, self.chunks, self.dim)
+        rows = StoreRows(self.tmp, self.chunks, self.dim, segments=self.segments["vectors"])
         entry = self.old.store_entry if self.old else None
         spec = wanted_store(self.settings, entry)
         if self.old is None or not carries_over(entry, spec):

@@ -1,14 +1,15 @@
-"""Sentence vectors as immutable segments, so that an update writes only new rows.
+"""Vector arrays as immutable segments, so that an update writes only new rows.
 
 A generation's sentence vectors (the largest file of an index: 1.5 KB a sentence at
-384 dimensions, 609 MB of a 1.1 GB index at 86,656 chunks) are one of two forms::
+384 dimensions, 609 MB of a 1.1 GB index at 86,656 chunks) and chunk vectors (133 MB
+there) are each one of two forms (``<kind>``: ``sentence_vectors`` or ``vectors``)::
 
-    gen-.../sentence_vectors.npy          one array, rows in sentence-row order (a build)
-    gen-.../segments/sv-<gen>.npy         immutable segments, each written once by the
+    gen-.../<kind>.npy                    one array, rows in row order (a build)
+    gen-.../segments/<sv|cv>-<gen>.npy    immutable segments, each written once by the
                                           generation it is named after and hard-linked
                                           into every later generation that keeps rows of it
 
-The second form is described by the manifest's ``sentence_vectors`` entry::
+The second form is described by the manifest's ``<kind>`` entry::
 
     {"segments": ["segments/sv-gen-A.npy", "segments/sv-gen-B.npy"],
      "runs": [[0, 0, 1200], [1, 0, 5], [0, 1207, 396704]]}
@@ -22,8 +23,8 @@ array again (a merge).  Every generation's folder holds all its files (links, no
 pointers to another folder), so removing an old generation, ``kill -9`` at any point
 and the sweep behave as before.
 
-It does not segment chunk vectors, the FAISS store, the JSONL files, the row tables
-or the lexical part: those are still written whole by an update (README, "Updates").
+It does not segment the FAISS store, the JSONL files, the row tables or the lexical
+part: those are still written whole by an update (README, "Updates").
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .generations import npy_from_raw
+from .generations import npy_from_raw, npy_header_length
 
 __all__ = [
     "MAX_DEAD_SHARE",
@@ -45,10 +46,12 @@ __all__ = [
     "SegmentWriter",
     "SegmentedVectors",
     "VectorArray",
-    "open_sentence_vectors",
+    "open_vectors",
+    "read_rows",
 ]
 
-FILE = "sentence_vectors.npy"
+#: what each kind's segment files are called
+PREFIX = {"sentence_vectors": "sv", "vectors": "cv"}
 SEGMENTS = "segments"
 #: a merge once this share of the linked segments' rows is dead
 MAX_DEAD_SHARE = 0.25
@@ -141,16 +144,13 @@ class SegmentedVectors:
 VectorArray = np.ndarray | SegmentedVectors
 
 
-def open_sentence_vectors(gen: Path, manifest: dict[str, Any]) -> VectorArray:
-    """The generation's sentence vectors, memory-mapped: its one array, or its segments
+def open_vectors(gen: Path, manifest: dict[str, Any], kind: str) -> VectorArray:
+    """The generation's ``kind`` vectors, memory-mapped: its one array, or its segments
     (a missing or cut segment, or a run outside one, raises ValueError or OSError)."""
-    entry = manifest.get("sentence_vectors")
+    entry = manifest.get(kind)
     if entry is None:
-        return np.load(gen / FILE, mmap_mode="r")
-    names = entry.get("segments") if isinstance(entry, dict) else None
-    runs = np.asarray(entry.get("runs") if isinstance(entry, dict) else None, dtype=np.int64)
-    if not isinstance(names, list) or runs.ndim != 2 or runs.shape[1:] != (3,):
-        raise ValueError(f"the manifest's sentence_vectors entry is {str(entry)[:80]!r}")
+        return np.load(gen / f"{kind}.npy", mmap_mode="r")
+    names, runs = _entry(entry, kind)
     segments = []
     for name in names:
         path = gen / str(name)
@@ -165,15 +165,47 @@ def open_sentence_vectors(gen: Path, manifest: dict[str, Any]) -> VectorArray:
     return SegmentedVectors(segments, runs, [str(n) for n in names])
 
 
+def _entry(entry: Any, kind: str) -> tuple[list[str], np.ndarray]:
+    names = entry.get("segments") if isinstance(entry, dict) else None
+    runs = np.asarray(entry.get("runs") if isinstance(entry, dict) else None, dtype=np.int64)
+    if not isinstance(names, list) or runs.ndim != 2 or runs.shape[1:] != (3,):
+        raise ValueError(f"the manifest's {kind} entry is {str(entry)[:80]!r}")
+    return [str(n) for n in names], runs
+
+
+def read_rows(gen: Path, entry: Any, kind: str, dim: int, lo: int, hi: int) -> np.ndarray:
+    """Rows ``[lo, hi)`` of the generation's ``kind`` vectors (``entry``: the manifest's,
+    None for one array), read with plain file reads: a memory map would count every
+    page read in the reader's RSS."""
+    if entry is None:
+        pieces = [(f"{kind}.npy", lo, hi)]
+    else:
+        names, runs = _entry(entry, kind)
+        view = SegmentedVectors([np.zeros((0, dim))], runs)
+        pieces = [(names[s], a, b) for s, a, b in view.pieces(lo, hi)]
+    out = []
+    for name, a, b in pieces:
+        path = gen / name
+        header = npy_header_length(path)
+        flat = np.fromfile(path, dtype="<f4", count=(b - a) * dim, offset=header + 4 * dim * a)
+        out.append(flat.reshape(b - a, dim))
+    return out[0] if len(out) == 1 else np.concatenate(out).reshape(-1, dim)
+
+
 class SegmentWriter:
-    """Writes a generation's sentence vectors: new rows into its own segment, kept
-    rows as runs of the old generation's (``old``: its sentence vectors, in
+    """Writes a generation's ``kind`` vectors: new rows into its own segment, kept
+    rows as runs of the old generation's (``old``: its vectors of that kind, in
     ``old_gen``); :meth:`finish` links, merges or writes one array."""
 
-    def __init__(self, tmp: Path, dim: int, old: VectorArray | None, old_gen: Path | None) -> None:
+    def __init__(
+        self, tmp: Path, kind: str, dim: int, old: VectorArray | None, old_gen: Path | None
+    ) -> None:
         self.tmp = tmp
+        self.kind = kind
+        self.file = f"{kind}.npy"
+        self.prefix = PREFIX[kind]
         self.dim = dim
-        self.raw_path = tmp / ".sentence_vectors.raw"
+        self.raw_path = tmp / f".{kind}.raw"
         self.raw = open(self.raw_path, "wb")  # noqa: SIM115 - closed by finish()
         self.new_rows = 0
         self.old = old
@@ -210,13 +242,13 @@ class SegmentWriter:
             self.runs.append([seg, lo, hi])
 
     def finish(self, name: str) -> dict[str, Any] | None:
-        """Write the vectors; the manifest's ``sentence_vectors`` entry (None: one
-        array, ``sentence_vectors.npy``).  ``name``: the generation's name."""
+        """Write the vectors; the manifest's ``kind`` entry (None: one array,
+        ``<kind>.npy``).  ``name``: the generation's name."""
         self.raw.close()
         runs = self.runs
         old_segs = self._old_segments()
         if all(seg == -1 for seg, _, _ in runs):  # a build, or no kept rows
-            npy_from_raw(self.raw_path, self.tmp / FILE, "<f4", (self.new_rows, self.dim))
+            npy_from_raw(self.raw_path, self.tmp / self.file, "<f4", (self.new_rows, self.dim))
             self.raw_path.unlink()
             return None
         used = sorted({seg for seg, _, _ in runs if seg >= 0})
@@ -225,7 +257,7 @@ class SegmentWriter:
         if len(runs) > MAX_RUNS or linked - live_old > MAX_DEAD_SHARE * linked:
             self._merge(old_segs)
             return None
-        (self.tmp / SEGMENTS).mkdir()
+        (self.tmp / SEGMENTS).mkdir(exist_ok=True)
         names: list[str] = []
         index: dict[int, int] = {}
         for s in used:
@@ -233,7 +265,7 @@ class SegmentWriter:
             names.append(self._link(s))
         if self.new_rows:
             index[-1] = len(names)
-            names.append(f"{SEGMENTS}/sv-{name}.npy")
+            names.append(f"{SEGMENTS}/{self.prefix}-{name}.npy")
             npy_from_raw(self.raw_path, self.tmp / names[-1], "<f4", (self.new_rows, self.dim))
         self.raw_path.unlink()
         return {"segments": names, "runs": [[index[s], lo, hi] for s, lo, hi in runs]}
@@ -248,7 +280,7 @@ class SegmentWriter:
         """The old segment's file, relative to its generation."""
         assert self.old_gen is not None
         if not isinstance(self.old, SegmentedVectors):
-            return FILE
+            return self.file
         return self.old.names[seg]
 
     def _link(self, seg: int) -> str:
@@ -258,8 +290,8 @@ class SegmentWriter:
         source = self.old_gen / self._old_name(seg)
         # a one-array generation's file becomes a segment named after that generation
         name = self._old_name(seg)
-        if name == FILE:
-            name = f"{SEGMENTS}/sv-{self.old_gen.name}.npy"
+        if name == self.file:
+            name = f"{SEGMENTS}/{self.prefix}-{self.old_gen.name}.npy"
         try:
             os.link(source, self.tmp / name)
         except OSError:
@@ -274,13 +306,13 @@ class SegmentWriter:
             else np.zeros((0, self.dim), dtype="<f4")
         )
         segs = {-1: new, **dict(enumerate(old_segs))}
-        merged = self.tmp / ".sentence_vectors.merged.raw"
+        merged = self.tmp / f".{self.kind}.merged.raw"
         with open(merged, "wb") as out:
             for seg, lo, hi in self.runs:
                 for a in range(lo, hi, _BLOCK):
                     block = segs[seg][a : min(hi, a + _BLOCK)]
                     out.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
         del new, segs
-        npy_from_raw(merged, self.tmp / FILE, "<f4", (self.rows, self.dim))
+        npy_from_raw(merged, self.tmp / self.file, "<f4", (self.rows, self.dim))
         merged.unlink()
         self.raw_path.unlink()
