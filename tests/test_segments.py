@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from citechat.cli import main
 from citechat.config import Settings
 from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder
@@ -154,3 +155,34 @@ def test_a_damaged_segment_is_named(many: Settings) -> None:
     (gen / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexDamagedError, match="outside its segment"):
         Index.load(many.index, HashingEmbedder(256), many)
+
+
+def test_optimize_merges_the_segments_without_embedding(many: Settings, tmp_path: Path) -> None:
+    doc = many.corpus / "doc07.txt"
+    doc.write_text(doc.read_text() + "One new sentence about hail.\n", encoding="utf-8")
+    sync_index(many)
+    assert "vectors" in _manifest(many) and "sentence_vectors" in _manifest(many)
+    assert sync_index(many).report is None  # current: a plain sync writes nothing
+
+    code = main(
+        [
+            "--corpus",
+            str(many.corpus),
+            "--index",
+            str(many.index),
+            "--embedder",
+            "hashing-256",
+            "index",
+            "--optimize",
+        ]
+    )
+    assert code == 0
+    gen = current_generation(many.index)
+    assert "vectors" not in _manifest(many) and "sentence_vectors" not in _manifest(many)
+    assert not (gen / "segments").exists()
+    index = Index.load(many.index, HashingEmbedder(256), many)
+    clean = _clean(many, tmp_path)
+    assert np.array_equal(index.vectors, clean.vectors)
+    assert np.array_equal(index.sentence_vectors, clean.sentence_vectors)
+    again = sync_index(many, optimize=True)  # nothing left to merge: nothing written
+    assert again.report is None and current_generation(many.index) == gen

@@ -225,6 +225,7 @@ class StreamedBuild:
         progress: Progress | None = None,
         batch_chars: int | None = None,
         batch_docs: int | None = None,
+        merge: bool = False,
     ) -> None:
         self.tmp = tmp
         self.catalogue = catalogue
@@ -236,6 +237,8 @@ class StreamedBuild:
         # read at call time, so a test (or a caller) can set the module's values
         self.batch_chars = batch_chars or BATCH_CHARS
         self.batch_docs = batch_docs or BATCH_DOCS
+        #: write the vectors as one array each, whatever the old segments' state
+        self.merge = merge
         self.dim = embedder.dim
         old_hash = old.hashes if old else {}
         self.kept = {i for i, e in catalogue.entries.items() if old_hash.get(i) == e.hash}
@@ -260,10 +263,15 @@ class StreamedBuild:
         old = self.old
         old_gen = old.gen if old else None
         self.vector_rows = SegmentWriter(
-            tmp, "vectors", self.dim, old.vectors if old else None, old_gen
+            tmp, "vectors", self.dim, old.vectors if old else None, old_gen, merge=self.merge
         )
         self.sentence_vector_rows = SegmentWriter(
-            tmp, "sentence_vectors", self.dim, old.sentence_vectors if old else None, old_gen
+            tmp,
+            "sentence_vectors",
+            self.dim,
+            old.sentence_vectors if old else None,
+            old_gen,
+            merge=self.merge,
         )
         for batch in self.batches():
             self.write_batch(batch)
@@ -504,10 +512,12 @@ def write_streamed(
     progress: Callable[[int, int], Progress] | None = None,
     batch_chars: int | None = None,
     docs: Iterable[Document] | None = None,
+    merge: bool = False,
 ) -> UpdateReport | None:
     """Build or update the index at ``settings.index`` from its corpus (or from
     ``docs``) and commit it; the caller holds its writer lock.  None, and nothing
-    written, when ``old`` is already current.  A failure leaves the last complete
+    written, when ``old`` is already current (and, with ``merge``, its vectors are
+    one array each: ``merge`` writes them so, see segments.py).  A failure leaves the last complete
     index in place and the temporary generation removed (:func:`new_generation`)."""
     folder = settings.index
     with new_generation(folder) as gen:
@@ -517,7 +527,8 @@ def write_streamed(
             catalogue = spool_corpus(settings.corpus, spool, on_skip, old)
         else:
             catalogue = spool_documents(docs, spool, old)
-        if old is not None and old.matches(len(catalogue.entries), catalogue.all_known()):
+        current = old is not None and old.matches(len(catalogue.entries), catalogue.all_known())
+        if current and not (merge and old is not None and old.segmented):
             catalogue.close()
             gen.cancel()
             return None
@@ -531,6 +542,7 @@ def write_streamed(
             settings,
             checkpoint=folder / CHECKPOINT,
             batch_chars=batch_chars,
+            merge=merge,
         )
         if progress:
             todo = [e for i, e in catalogue.entries.items() if i not in build.kept]

@@ -27,7 +27,7 @@ from ..errors import IndexDamagedError
 from .generations import current_generation, read_manifest
 from .lexical import LexicalIndex
 from .manifest import GenerationCheck, check_compatible, damaged
-from .segments import SegmentedVectors, VectorArray, open_vectors
+from .segments import PREFIX, SegmentedVectors, VectorArray, open_vectors
 from .stores import StoreRows, VectorStore, carries_over, load_store, wanted_store
 from .tables import RowTables, chunk_from_row, open_rows
 
@@ -160,6 +160,11 @@ class SavedIndex:
             and carries_over(self.store_entry, wanted_store(self.settings, self.store_entry))
             and self.lexical is not None
         )
+
+    @property
+    def segmented(self) -> bool:
+        """True when its vectors are segments (segments.py), which a merge would join."""
+        return any(kind in self.manifest for kind in PREFIX)
 
     def drop_store(self) -> None:
         """Let go of the store :meth:`open` kept (an update reads it again, late)."""

@@ -198,9 +198,18 @@ class SegmentWriter:
     ``old_gen``); :meth:`finish` links, merges or writes one array."""
 
     def __init__(
-        self, tmp: Path, kind: str, dim: int, old: VectorArray | None, old_gen: Path | None
+        self,
+        tmp: Path,
+        kind: str,
+        dim: int,
+        old: VectorArray | None,
+        old_gen: Path | None,
+        *,
+        merge: bool = False,
     ) -> None:
         self.tmp = tmp
+        #: one array whatever the runs (``citechat index --optimize``)
+        self.merge = merge
         self.kind = kind
         self.file = f"{kind}.npy"
         self.prefix = PREFIX[kind]
@@ -254,7 +263,7 @@ class SegmentWriter:
         used = sorted({seg for seg, _, _ in runs if seg >= 0})
         linked = sum(len(old_segs[s]) for s in used)
         live_old = sum(hi - lo for seg, lo, hi in runs if seg >= 0)
-        if len(runs) > MAX_RUNS or linked - live_old > MAX_DEAD_SHARE * linked:
+        if self.merge or len(runs) > MAX_RUNS or linked - live_old > MAX_DEAD_SHARE * linked:
             self._merge(old_segs)
             return None
         (self.tmp / SEGMENTS).mkdir(exist_ok=True)
