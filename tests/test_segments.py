@@ -58,9 +58,14 @@ def test_segmented_vectors_read_rows_across_segments() -> None:
         assert np.array_equal(v[i], whole[i])
     assert np.array_equal(v[1:5], whole[1:5])
     assert np.array_equal(v[np.array([5, 0, 3])], whole[[5, 0, 3]])
+    assert np.array_equal(v[np.array([-1, 2])], whole[[-1, 2]])
+    mask = np.array([True, False, True, False, False, True])
+    assert np.array_equal(v[mask], whole[mask])
     assert v.pieces(1, 5) == [(0, 1, 2), (1, 0, 2), (0, 4, 5)]
     with pytest.raises(IndexError):
         v[6]
+    with pytest.raises(IndexError):
+        v[np.array([0, 6])]
 
 
 def test_an_update_links_the_old_vectors_and_writes_only_the_changed_rows(

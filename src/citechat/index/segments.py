@@ -104,7 +104,13 @@ class SegmentedVectors:
             return np.asarray(self.segments[int(seg)][int(lo + i - self.starts[r])])
         if isinstance(key, slice):
             return self.take(np.arange(*key.indices(self.shape[0])))
-        return self.take(np.asarray(key, dtype=np.int64))
+        rows = np.asarray(key)
+        if rows.dtype == bool:  # a mask, as NumPy reads one
+            return self.take(np.flatnonzero(rows))
+        rows = rows.astype(np.int64)
+        if len(rows) and (rows.min() < -self.shape[0] or rows.max() >= self.shape[0]):
+            raise IndexError(f"rows outside 0..{self.shape[0]}")
+        return self.take(np.where(rows < 0, rows + self.shape[0], rows))
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         """Rows ``rows`` (in range) as one array."""
