@@ -265,6 +265,11 @@ def test_ingest_part_builds_both_ways_at_two_sizes(fake_settings: Settings, tmp_
         update = runs[(k, "update")]
         assert update["documents"] == runs[(k, "streamed")]["documents"]
         assert 0 < update["texts_embedded"] <= 4 and update["peak_rss_mb"] > 0
+        # the old sentence vectors are linked, not written again (segments.py)
+        assert 0 < update["written_bytes"] <= update["generation_bytes"]
+        assert update["write_calls_mb"] is None or update["write_calls_mb"] > 0
+    # at k = 3 the changed document's rows are few: the rest stays linked
+    assert runs[(3, "update")]["written_bytes"] < runs[(3, "update")]["generation_bytes"]
     assert set(result["mb_per_1k_chunks"]) == {"streamed", "in_memory"}
 
 

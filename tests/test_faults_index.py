@@ -89,6 +89,33 @@ DAMAGE: dict[str, Callable[[Path], object]] = {
     "generation deleted": lambda gen: shutil.rmtree(gen),
     "another citechat format": lambda gen: _edit_manifest(gen, format=99, citechat_version="9.0"),
 }
+
+
+def _segments(gen: Path, kind: str = "sentence_vectors") -> list[Path]:
+    return [gen / name for name in _manifest(gen)[kind]["segments"]]
+
+
+def _edit_runs(gen: Path, runs: object, kind: str = "sentence_vectors") -> None:
+    _edit_manifest(gen, **{kind: {**_manifest(gen)[kind], "runs": runs}})
+
+
+#: damage to a generation whose sentence vectors are segments (an update's, segments.py)
+SEGMENT_DAMAGE: dict[str, Callable[[Path], object]] = {
+    "segment missing": lambda gen: _segments(gen)[0].unlink(),
+    "new segment truncated": lambda gen: _truncate(_segments(gen)[-1]),
+    "segment folder missing": lambda gen: shutil.rmtree(gen / "segments"),
+    "runs garbage": lambda gen: _edit_runs(gen, "x"),
+    "run outside its segment": lambda gen: _edit_runs(gen, [[0, 0, 10**9]]),
+    "run of no segment": lambda gen: _edit_runs(gen, [[7, 0, 1]]),
+    "runs short of the sentences": lambda gen: _edit_runs(gen, [[0, 0, 1]]),
+    "chunk vector segment missing": lambda gen: _segments(gen, "vectors")[0].unlink(),
+    "new chunk vector segment truncated": lambda gen: _truncate(_segments(gen, "vectors")[-1]),
+    "chunk vector runs short": lambda gen: _edit_runs(gen, [[0, 0, 1]], "vectors"),
+    "chunk vector runs garbage": lambda gen: _edit_runs(gen, [1, 2], "vectors"),
+    "segment outside the generation": lambda gen: _edit_manifest(
+        gen, sentence_vectors={"segments": ["../../outside/x.npy"], "runs": []}
+    ),
+}
 MISMATCH: dict[str, Callable[[Path], None]] = {
     "another embedder": lambda gen: _edit_manifest(gen, embedder="some/other-model", dim=384),
     "another chunking": lambda gen: _edit_manifest(gen, chunking={"max_tokens": 999}),
@@ -241,6 +268,29 @@ def test_lock_refusal_is_an_index_error(tmp_path: Path) -> None:
     ):
         pass
     assert err.value.exit_code == 4
+
+
+@pytest.fixture
+def segmented(built: Settings) -> Settings:
+    """``built`` after an update that added a document: its sentence vectors are the
+    build's array, linked, and a segment of the new document's rows."""
+    (built.corpus / "extra.txt").write_text("Extra news\n\nA brand new article appeared.\n")
+    sync_index(built)
+    assert "sentence_vectors" in _manifest(current_generation(built.index))
+    return built
+
+
+@pytest.mark.parametrize("damage", SEGMENT_DAMAGE)
+def test_a_damaged_segment_is_named_and_rebuilt(segmented: Settings, damage: str) -> None:
+    SEGMENT_DAMAGE[damage](current_generation(segmented.index))
+    with pytest.raises(IndexDamagedError) as info:
+        Index.load(segmented.index, HashingEmbedder(256), segmented)
+    assert "damaged" in str(info.value) and "--rebuild" in str(info.value)
+    assert "\n" not in str(info.value)
+    result = sync_index(segmented)
+    assert result.action == "rebuilt"
+    assert "extra.txt" in result.index.documents
+    assert result.index.sentence_vectors.shape[0] == len(result.index.sentence_keys)
 
 
 def test_every_message_names_a_fix(built: Settings) -> None:

@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("index", help="build or update the index (only changed documents)")
     s.add_argument("--rebuild", action="store_true", help="ignore the old index, build anew")
+    s.add_argument(
+        "--optimize",
+        action="store_true",
+        help="merge the vector segments of past updates into one array each "
+        "(an update does once a quarter of their rows are removed ones)",
+    )
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument(
         "--store",
@@ -219,7 +225,12 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
     # Settings checks the store's form, so a bad value fails before any work
     settings = settings.replace(store=args.store, origin={"store": "--store"})
-    result = sync_index(settings, rebuild=args.rebuild, progress=_progress_bar("embedding"))
+    result = sync_index(
+        settings,
+        rebuild=args.rebuild,
+        optimize=args.optimize,
+        progress=_progress_bar("embedding"),
+    )
     report = result.report
     stats = result.stats
     if args.json:

@@ -11,7 +11,11 @@ top of either path alike.
 
 Reported per size: documents, chunks, sentences, build seconds and peak RSS of
 each path, then a streamed update of the streamed index after one document
-changed (``update``: seconds, peak RSS, texts embedded), and the growth of each
+changed (``update``: seconds, peak RSS, texts embedded, and what it wrote:
+``written_bytes``, the new generation's files that are not hard links of the old one's,
+of its ``generation_bytes``,
+and ``write_calls_mb``, every byte the process passed to ``write``, temporary files
+included; Linux only, else None), and the growth of each
 path's peak per 1,000 chunks between the smallest and largest size.
 """
 
@@ -114,6 +118,9 @@ def build(path: str, corpus: Path, index: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     start = time.perf_counter()
     if path == "update":  # an index of the corpus before the change is at ``index``
+        linked = {f.stat().st_ino for f in current_generation(index).rglob("*") if f.is_file()}
+        wrote = _write_calls()
+        start = time.perf_counter()
         with write_lock(index):
             old = SavedIndex.open(index, embedder, settings)
             report = write_streamed(settings, embedder, old)
@@ -121,6 +128,12 @@ def build(path: str, corpus: Path, index: Path) -> dict[str, Any]:
         out["update_s"] = round(time.perf_counter() - start, 1)
         out["peak_rss_mb"] = peak_rss_mb()
         out["texts_embedded"] = report.texts_embedded
+        new = [f.stat() for f in current_generation(index).rglob("*") if f.is_file()]
+        out["written_bytes"] = sum(s.st_size for s in new if s.st_ino not in linked)
+        out["generation_bytes"] = sum(s.st_size for s in new)
+        after = _write_calls()
+        calls = None if wrote is None or after is None else (after - wrote) / 1e6
+        out["write_calls_mb"] = None if calls is None else round(calls, 3)
         stats = index_stats(read_manifest(current_generation(index)))
         return {k: stats[k] for k in ("documents", "chunks", "sentences")} | out
     if path == "streamed":
@@ -140,6 +153,15 @@ def build(path: str, corpus: Path, index: Path) -> dict[str, Any]:
         "sentences": len(built.sentence_keys),
         **out,
     }
+
+
+def _write_calls() -> int | None:
+    """Bytes this process has passed to ``write`` so far (Linux's ``wchar``), or None."""
+    try:
+        with open("/proc/self/io", encoding="ascii") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("wchar:"))
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

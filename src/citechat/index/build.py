@@ -44,10 +44,11 @@ from ..config import Settings
 from ..corpus import OnSkip, content_hash, iter_corpus
 from ..embedding import Embedder, embed_texts
 from ..types import Chunk, Document, Section
-from .generations import CHECKPOINT, new_generation, npy_from_raw
+from .generations import CHECKPOINT, new_generation
 from .lexical import LexicalBuilder
 from .manifest import chunking_settings, manifest_of
 from .saved import SavedIndex
+from .segments import SegmentWriter
 from .stores import (
     RowChange,
     StoreRows,
@@ -224,6 +225,7 @@ class StreamedBuild:
         progress: Progress | None = None,
         batch_chars: int | None = None,
         batch_docs: int | None = None,
+        merge: bool = False,
     ) -> None:
         self.tmp = tmp
         self.catalogue = catalogue
@@ -235,6 +237,8 @@ class StreamedBuild:
         # read at call time, so a test (or a caller) can set the module's values
         self.batch_chars = batch_chars or BATCH_CHARS
         self.batch_docs = batch_docs or BATCH_DOCS
+        #: write the vectors as one array each, whatever the old segments' state
+        self.merge = merge
         self.dim = embedder.dim
         old_hash = old.hashes if old else {}
         self.kept = {i for i, e in catalogue.entries.items() if old_hash.get(i) == e.hash}
@@ -256,24 +260,30 @@ class StreamedBuild:
         tmp = self.tmp
         self.lexical = LexicalBuilder(tmp / ".token_ids.raw")
         self.rows = RowWriter(tmp)
-        with (
-            open(tmp / ".vectors.raw", "wb") as self.vector_file,
-            open(tmp / ".sentence_vectors.raw", "wb") as self.sentence_vector_file,
-        ):
-            for batch in self.batches():
-                self.write_batch(batch)
+        old = self.old
+        old_gen = old.gen if old else None
+        self.vector_rows = SegmentWriter(
+            tmp, "vectors", self.dim, old.vectors if old else None, old_gen, merge=self.merge
+        )
+        self.sentence_vector_rows = SegmentWriter(
+            tmp,
+            "sentence_vectors",
+            self.dim,
+            old.sentence_vectors if old else None,
+            old_gen,
+            merge=self.merge,
+        )
+        for batch in self.batches():
+            self.write_batch(batch)
         rows = self.rows.finish()
         self.catalogue.close()
         self.catalogue.spool.unlink()
-        npy_from_raw(tmp / ".vectors.raw", tmp / "vectors.npy", "<f4", (self.chunks, self.dim))
-        (tmp / ".vectors.raw").unlink()
-        npy_from_raw(
-            tmp / ".sentence_vectors.raw",
-            tmp / "sentence_vectors.npy",
-            "<f4",
-            (self.sentences, self.dim),
-        )
-        (tmp / ".sentence_vectors.raw").unlink()
+        # kept rows stay in the old generation's segments, linked (segments.py)
+        name = tmp.name.removeprefix(".tmp-")
+        self.segments = {
+            "vectors": self.vector_rows.finish(name),
+            "sentence_vectors": self.sentence_vector_rows.finish(name),
+        }
         lexical = self.lexical.finish(tmp)
         store = self.build_store()
         store.save(tmp)
@@ -286,6 +296,7 @@ class StreamedBuild:
             built_at=_now(),
             counts=(len(self.catalogue.entries), self.chunks, self.sentences),
         )
+        manifest.update({k: v for k, v in self.segments.items() if v is not None})
         # the manifest goes last: its presence marks a complete generation
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         kept_chunks = int((self.old_to_new >= 0).sum())
@@ -349,8 +360,19 @@ class StreamedBuild:
         chunk_vectors, sentence_vectors = vectors[:n_chunk_texts], vectors[n_chunk_texts:]
         ci = si = 0
         pending: list[Chunk] = []  # chunks to stem, of consecutive documents: stemmed together
+        # old rows [lo, hi) of consecutive kept documents, copied in one call: one call a
+        # document cost about 80 us, most of an update of a large index
+        run = [0, 0]
+
+        def copy_run() -> None:
+            if run[1] > run[0]:
+                assert self.old is not None and self.old.lexical is not None
+                self.lexical.add_rows(self.old.lexical, run[0], run[1])
+            run[0] = run[1] = 0
+
         for doc_id in doc_ids:
             if doc_id in fresh:
+                copy_run()  # before the new rows: rows stay in order
                 doc, chunks, keys = fresh[doc_id]
                 self.new_runs.extend((self.chunks, self.chunks + len(chunks)))
                 self.rows.add(
@@ -370,15 +392,19 @@ class StreamedBuild:
                 continue
             restem = self._copy_kept(doc_id)
             if restem is not None:
+                copy_run()
                 pending.extend(restem)
                 continue
             if pending:  # before the kept rows: rows stay in order
                 self.lexical.add_chunks(pending)
                 pending = []
-            old = self.old
-            assert old is not None and old.lexical is not None
-            lo, hi = old.chunk_range(doc_id)
-            self.lexical.add_rows(old.lexical, lo, hi)
+            assert self.old is not None
+            lo, hi = self.old.chunk_range(doc_id)
+            if run[1] != lo:
+                copy_run()
+                run[0] = lo
+            run[1] = hi
+        copy_run()
         if pending:
             self.lexical.add_chunks(pending)
         if self.old is not None:
@@ -403,14 +429,23 @@ class StreamedBuild:
             old.sentence_lines(s_lo, s_hi),
             old.rows.sentence_spans[s_lo:s_hi],
         )
-        self._vectors(old.vectors[lo:hi], old.sentence_vectors[s_lo:s_hi])
+        self._vectors(None, None)
+        self.vector_rows.keep(lo, hi)
+        self.chunks += hi - lo
+        self.sentence_vector_rows.keep(s_lo, s_hi)
+        self.sentences += s_hi - s_lo
         return restem
 
-    def _vectors(self, chunk_vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:
-        self.vector_file.write(_f4(chunk_vectors))
-        self.chunks += len(chunk_vectors)
-        self.sentence_vector_file.write(_f4(sentence_vectors))
-        self.sentences += len(sentence_vectors)
+    def _vectors(
+        self, chunk_vectors: np.ndarray | None, sentence_vectors: np.ndarray | None
+    ) -> None:
+        """Append new rows' vectors (a kept document's are linked: see _copy_kept)."""
+        if chunk_vectors is not None:
+            self.vector_rows.add(chunk_vectors)
+            self.chunks += len(chunk_vectors)
+        if sentence_vectors is not None:
+            self.sentence_vector_rows.add(sentence_vectors)
+            self.sentences += len(sentence_vectors)
 
     def _checkpoint(self, fresh: dict[str, Any]) -> Path | None:
         """The batch's checkpoint folder: named by its documents, embedder and chunking,
@@ -427,7 +462,7 @@ class StreamedBuild:
         """The store of the new rows, through the store protocol: the old one updated
         when it is the one the settings ask for (an HNSW graph extended, a Milvus
         collection sent only its new rows), else a new one."""
-        rows = StoreRows(self.tmp, self.chunks, self.dim)
+        rows = StoreRows(self.tmp, self.chunks, self.dim, segments=self.segments["vectors"])
         entry = self.old.store_entry if self.old else None
         spec = wanted_store(self.settings, entry)
         if self.old is None or not carries_over(entry, spec):
@@ -477,10 +512,12 @@ def write_streamed(
     progress: Callable[[int, int], Progress] | None = None,
     batch_chars: int | None = None,
     docs: Iterable[Document] | None = None,
+    merge: bool = False,
 ) -> UpdateReport | None:
     """Build or update the index at ``settings.index`` from its corpus (or from
     ``docs``) and commit it; the caller holds its writer lock.  None, and nothing
-    written, when ``old`` is already current.  A failure leaves the last complete
+    written, when ``old`` is already current (and, with ``merge``, its vectors are
+    one array each: ``merge`` writes them so, see segments.py).  A failure leaves the last complete
     index in place and the temporary generation removed (:func:`new_generation`)."""
     folder = settings.index
     with new_generation(folder) as gen:
@@ -490,7 +527,8 @@ def write_streamed(
             catalogue = spool_corpus(settings.corpus, spool, on_skip, old)
         else:
             catalogue = spool_documents(docs, spool, old)
-        if old is not None and old.matches(len(catalogue.entries), catalogue.all_known()):
+        current = old is not None and old.matches(len(catalogue.entries), catalogue.all_known())
+        if current and not (merge and old is not None and old.segmented):
             catalogue.close()
             gen.cancel()
             return None
@@ -504,6 +542,7 @@ def write_streamed(
             settings,
             checkpoint=folder / CHECKPOINT,
             batch_chars=batch_chars,
+            merge=merge,
         )
         if progress:
             todo = [e for i, e in catalogue.entries.items() if i not in build.kept]

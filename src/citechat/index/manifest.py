@@ -16,8 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .. import __version__
 from ..errors import IndexDamagedError, IndexFormatError, IndexMismatchError, one_line
 from .generations import REBUILD
@@ -117,8 +115,8 @@ class GenerationCheck:
         documents: int,
         chunks: int,
         sentences: int,
-        vectors: np.ndarray,
-        sentence_vectors: np.ndarray,
+        vectors: Any,
+        sentence_vectors: Any,
         store: VectorStore,
         lexical: LexicalIndex | None,
     ) -> None:
@@ -132,7 +130,7 @@ class GenerationCheck:
             raise self.damage(why)
 
     def _counts(
-        self, counts: tuple[int, int, int], vectors: np.ndarray, sentence_vectors: np.ndarray
+        self, counts: tuple[int, int, int], vectors: Any, sentence_vectors: Any
     ) -> str | None:
         said = self.manifest.get("counts")
         if not isinstance(said, dict):

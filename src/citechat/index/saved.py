@@ -27,6 +27,7 @@ from ..errors import IndexDamagedError
 from .generations import current_generation, read_manifest
 from .lexical import LexicalIndex
 from .manifest import GenerationCheck, check_compatible, damaged
+from .segments import PREFIX, SegmentedVectors, VectorArray, open_vectors
 from .stores import StoreRows, VectorStore, carries_over, load_store, wanted_store
 from .tables import RowTables, chunk_from_row, open_rows
 
@@ -63,8 +64,8 @@ class SavedIndex:
         #: where each document's rows are (tables.py); read by :meth:`open`
         self.rows = RowTables.of({}, [], [])
         self._files: dict[str, Any] = {}
-        self.vectors: np.ndarray = np.zeros((0, 0), dtype=np.float32)
-        self.sentence_vectors: np.ndarray = np.zeros((0, 0), dtype=np.float32)
+        self.vectors: VectorArray = np.zeros((0, 0), dtype=np.float32)
+        self.sentence_vectors: VectorArray = np.zeros((0, 0), dtype=np.float32)
         #: the store's manifest entry; the store itself is read by load_store(), late
         self.store_entry: dict[str, Any] | None = manifest.get("store")
         #: None when the saved terms are of another tokenizer: kept rows are stemmed again
@@ -86,8 +87,8 @@ class SavedIndex:
         check = GenerationCheck(folder, manifest)
         try:
             saved.rows = open_rows(gen, manifest, check)
-            saved.vectors = np.load(gen / "vectors.npy", mmap_mode="r")
-            saved.sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode="r")
+            saved.vectors = open_vectors(gen, manifest, "vectors")
+            saved.sentence_vectors = open_vectors(gen, manifest, "sentence_vectors")
             store = saved.load_store()
             saved.lexical = LexicalIndex.load(gen, manifest.get("lexical"))
         except IndexDamagedError:
@@ -116,7 +117,7 @@ class SavedIndex:
         gen: Path,
         manifest: dict[str, Any],
         settings: Settings,
-        parts: tuple[RowTables, np.ndarray, np.ndarray, LexicalIndex | None, VectorStore],
+        parts: tuple[RowTables, VectorArray, VectorArray, LexicalIndex | None, VectorStore],
     ) -> SavedIndex:
         """A generation a loaded index holds (its row tables, vectors, lexical part and
         store: checked when it was loaded), read by nothing again."""
@@ -160,6 +161,11 @@ class SavedIndex:
             and self.lexical is not None
         )
 
+    @property
+    def segmented(self) -> bool:
+        """True when its vectors are segments (segments.py), which a merge would join."""
+        return any(kind in self.manifest for kind in PREFIX)
+
     def drop_store(self) -> None:
         """Let go of the store :meth:`open` kept (an update reads it again, late)."""
         self._store = None
@@ -171,7 +177,7 @@ class SavedIndex:
             store, self._store = self._store, None
             return store
         dim = int(self.manifest.get("dim") or 0)
-        rows = StoreRows(self.gen, self.n_chunks, dim)
+        rows = StoreRows(self.gen, self.n_chunks, dim, segments=self.manifest.get("vectors"))
         return load_store(self.gen, self.store_entry, rows, self.settings.replace(store=""))
 
     def document_line(self, doc_id: str) -> bytes:
@@ -207,7 +213,12 @@ class SavedIndex:
         the page cache, but no longer count in this process's RSS, which would
         otherwise grow to the size of every file an update copies.  Without numpy's
         mmap object this does nothing."""
-        arrays = [self.vectors, self.sentence_vectors]
+        arrays = []
+        for vectors in (self.vectors, self.sentence_vectors):
+            if isinstance(vectors, SegmentedVectors):
+                vectors.release()
+            else:
+                arrays.append(vectors)
         if self.lexical is not None:
             arrays.append(self.lexical.token_ids)
         for mapped in arrays:

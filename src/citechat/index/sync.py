@@ -50,6 +50,7 @@ def sync_index(
     *,
     embedder: Embedder | None = None,
     rebuild: bool = False,
+    optimize: bool = False,
     progress: Callable[[int, int], Callable[[int], None]] | None = None,
     current: Index | None = None,
 ) -> SyncResult:
@@ -58,6 +59,9 @@ def sync_index(
     ``current``: an index of this folder that the caller has loaded (a server's).
     While it is still the folder's current generation it is checked as it is, not
     read again, and, when the corpus has not changed, it is the result's index.
+
+    ``optimize``: write a generation whose vectors are one array each (segments.py),
+    even when the corpus has not changed; nothing is embedded.
 
     ``progress(total)`` may return a callback that is told how many texts each
     embedding batch covered (the CLI hands in a tqdm bar).
@@ -79,7 +83,9 @@ def sync_index(
     with write_lock(settings.index):
         old, action = _open_old(settings, embedder, rebuild, current)
         served = current if old is not None and old.gen == _path(current) else None
-        return _sync_streamed(settings, embedder, old, action, skipped, on_skip, progress, served)
+        return _sync_streamed(
+            settings, embedder, old, action, skipped, on_skip, progress, served, optimize
+        )
 
 
 def _path(index: Index | None) -> Path | None:
@@ -129,10 +135,13 @@ def _sync_streamed(
     on_skip: Callable[[Path | str, str], None],
     progress: Callable[[int, int], Callable[[int], None]] | None,
     served: Index | None = None,
+    optimize: bool = False,
 ) -> SyncResult:
     folder = settings.index
     try:
-        report = write_streamed(settings, embedder, old, on_skip=on_skip, progress=progress)
+        report = write_streamed(
+            settings, embedder, old, on_skip=on_skip, progress=progress, merge=optimize
+        )
     finally:
         if old is not None:
             old.close()

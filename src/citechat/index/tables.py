@@ -79,6 +79,10 @@ class Strings:
     def __init__(self, blob: bytes | mmap.mmap, ends: np.ndarray) -> None:
         self.blob = blob
         self.ends = ends
+        #: the last position found: an update looks ids up in sorted order, so the next
+        #: one is tried before a binary search (a wrong guess costs one comparison; a
+        #: race between threads only makes a guess wrong)
+        self._hint = -1
         # a question looks up the same few documents many times
         self.find = functools.lru_cache(maxsize=4096)(self._find)  # type: ignore[method-assign]
 
@@ -104,6 +108,10 @@ class Strings:
 
     def _find(self, s: str) -> int | None:
         key = _encode(s)
+        guess = self._hint + 1
+        if 0 <= guess < len(self.ends) and self.raw(guess) == key:
+            self._hint = guess
+            return guess
         lo, hi = 0, len(self.ends)
         while lo < hi:
             mid = (lo + hi) // 2
@@ -111,7 +119,10 @@ class Strings:
                 lo = mid + 1
             else:
                 hi = mid
-        return lo if lo < len(self.ends) and self.raw(lo) == key else None
+        if lo < len(self.ends) and self.raw(lo) == key:
+            self._hint = lo
+            return lo
+        return None
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from .manifest import (
     index_stats,
 )
 from .saved import SavedIndex
+from .segments import VectorArray, open_vectors
 from .stores import StoreRows, VectorStore, load_store
 from .tables import RowTables, open_rows
 
@@ -83,9 +84,9 @@ class Index:
         settings: Settings,
         documents: Mapping[str, Document],
         chunks: Sequence[Chunk],
-        vectors: np.ndarray,
+        vectors: VectorArray,
         sentence_keys: Sequence[SentenceKey],
-        sentence_vectors: np.ndarray,
+        sentence_vectors: VectorArray,
         built_at: str,
         store: VectorStore,
         lexical: LexicalIndex | None = None,
@@ -251,11 +252,12 @@ class Index:
         try:
             rows = open_rows(gen, manifest, check)
             # memory-mapped: a question reads only the rows it touches
-            vectors = np.load(gen / "vectors.npy", mmap_mode="r")
-            sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode="r")
+            vectors = open_vectors(gen, manifest, "vectors")
+            sentence_vectors = open_vectors(gen, manifest, "sentence_vectors")
             chunks = ChunkView(gen, rows)
             ids = lambda: (c.chunk_id for c in chunks)  # noqa: E731 - read by Milvus only
-            store_rows = StoreRows(gen, rows.n_chunks, int(manifest.get("dim") or 0), ids)
+            dim = int(manifest.get("dim") or 0)
+            store_rows = StoreRows(gen, rows.n_chunks, dim, ids, segments=manifest.get("vectors"))
             store = load_store(gen, manifest.get("store"), store_rows, settings)
             lexical = LexicalIndex.load(gen, manifest.get("lexical"))
         except IndexDamagedError:

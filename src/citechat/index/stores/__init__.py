@@ -123,28 +123,28 @@ class StoreRows:
     dim: int
     #: the chunk ids in row order, when the caller holds them (else chunks.jsonl is read)
     chunk_ids: Callable[[], Iterable[str]] | None = field(default=None, repr=False)
+    #: the manifest's ``vectors`` entry when the vectors are segments (segments.py)
+    segments: dict[str, Any] | None = None
     _keys: np.ndarray | None = field(default=None, repr=False)
 
-    def vectors(self) -> np.ndarray:
-        """All rows, memory-mapped (a store reads the rows it sends)."""
+    def vectors(self) -> Any:
+        """All rows, memory-mapped (a store reads the rows it sends): an array, or one
+        read through its segments (``segments.SegmentedVectors``)."""
         if not self.n:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.load(self.folder / "vectors.npy", mmap_mode="r")
+        from ..segments import open_vectors
+
+        return open_vectors(self.folder, {"vectors": self.segments}, "vectors")
 
     def blocks(self, size: int | None = None) -> Iterator[np.ndarray]:
         """The rows, ``size`` at a time, read with plain file reads (a memory map would
         count every page read in the builder's RSS)."""
-        from ..generations import npy_header_length
+        from ..segments import read_rows
 
         size = size or STORE_BLOCK
-        path = self.folder / "vectors.npy"
-        header = npy_header_length(path) if self.n else 0
         for first in range(0, self.n, size):
-            rows = min(size, self.n - first)
-            flat = np.fromfile(
-                path, dtype="<f4", count=rows * self.dim, offset=header + 4 * self.dim * first
-            )
-            yield flat.reshape(rows, self.dim)
+            end = min(self.n, first + size)
+            yield read_rows(self.folder, self.segments, "vectors", self.dim, first, end)
 
     def keys(self) -> np.ndarray:
         """:func:`chunk_key` of each row's chunk id (int64)."""
