@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from . import loop
 from .data import Pair
-from .train import FitResult
+from .loop import FitResult, Steps, total_steps
 
 _CHECKPOINT = "dense-checkpoint.pt"
 _NEG_ORDER = {"paragraph": 0, "bm25": 1}
@@ -207,127 +205,50 @@ def fit(
     ``calibration`` is the unanswerable one; ``best["answer_a"]``/``["answer_b"]``
     the answer logit's."""
     import torch
-    from tqdm import tqdm
-
-    from .train import _save
 
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     data = examples(train, config.negatives)
     if not data:
         raise ValueError("no training question has a gold sentence")
-    result = FitResult()
     params = [p for layer in net.top_layers() for p in layer.parameters()]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    per_epoch = math.ceil(len(data) / config.batch_size)
-    total = per_epoch * config.epochs
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
-    warm = max(1, int(config.warmup * total))
+    steps = Steps(
+        total=total_steps(len(data), config.batch_size, config.epochs, config.max_steps),
+        batch_size=config.batch_size,
+        warmup=config.warmup,
+        eval_every=config.eval_every,
+        checkpoint_every=config.checkpoint_every,
+    )
 
-    def schedule(step: int) -> float:
-        return min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm)))
+    def plan(epoch: int) -> list[list[int]]:
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(data)).tolist()
+        return [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    step, epoch, next_batch = 0, 0, 0
-    fingerprint = _fingerprint(config, data, base_sha256)
-    ckpt_path = work / _CHECKPOINT
-    if ckpt_path.is_file():
-        saved = torch.load(ckpt_path, weights_only=False)
-        if saved.get("fingerprint") == fingerprint:
-            net.load_state_dict(saved["trainable"], strict=False)
-            opt.load_state_dict(saved["optimizer"])
-            sched.load_state_dict(saved["scheduler"])
-            torch.set_rng_state(saved["rng"])
-            step, epoch, next_batch = saved["step"], saved["epoch"], saved["next_batch"]
-            result.losses, result.history = saved["losses"], saved["history"]
-            result.best, result.best_state = saved["best"], saved["best_state"]
-            result.calibration = tuple(saved["calibration"])
-            result.train_seconds = saved["train_seconds"]
-        else:
-            print(f"{ckpt_path} is from another configuration: starting afresh", file=sys.stderr)
+    def step_loss(batch: list[int]) -> tuple[Any, dict[str, float]]:
+        return _batch_loss(net, tokenizer, [data[i] for i in batch], config), {}
 
-    def run_eval() -> None:
+    def run_eval() -> tuple[dict[str, float], tuple[float, float]]:
         cos = evaluate(net, tokenizer, validation, config)
         row = dense_metrics(validation, cos)
         answer, unanswerable, rates = calibrations(validation, cos)
         row.update(rates)
-        row.update(step=float(step), epoch=float(epoch), answer_a=answer[0], answer_b=answer[1])
-        result.history.append(row)
-        if not result.best or row["select"] > result.best["select"]:
-            result.best = row
-            result.best_state = {k: v.clone() for k, v in net.trainable_state().items()}
-            result.calibration = unanswerable
+        row.update(answer_a=answer[0], answer_b=answer[1])
+        return row, unanswerable
 
-    def checkpoint() -> None:
-        _save(
-            ckpt_path,
-            {
-                "fingerprint": fingerprint,
-                "trainable": net.trainable_state(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "rng": torch.get_rng_state(),
-                "step": step,
-                "epoch": epoch,
-                "next_batch": next_batch,
-                "losses": result.losses,
-                "history": result.history,
-                "best": result.best,
-                "best_state": result.best_state,
-                "calibration": list(result.calibration),
-                "train_seconds": result.train_seconds,
-            },
-        )
-
-    if not result.history:
-        run_eval()  # step 0: the base model, the score to beat
-    bar = tqdm(
-        total=total, initial=step, desc="train dense reader", unit="step", disable=not progress
+    return loop.run(
+        net,
+        opt,
+        params,
+        steps,
+        plan=plan,
+        step_loss=step_loss,
+        evaluate=run_eval,
+        result=FitResult(),
+        checkpoint_path=work / _CHECKPOINT,
+        fingerprint=_fingerprint(config, data, base_sha256),
+        eval_at_start=True,
+        stop_after=stop_after,
+        progress=progress,
+        desc="train dense reader",
     )
-    started, first_step = time.perf_counter(), step
-    while step < total:
-        rng = np.random.default_rng([config.seed, epoch])
-        order = rng.permutation(len(data)).tolist()
-        plan = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
-        for bi in range(next_batch, len(plan)):
-            if step >= total:
-                break
-            net.train()
-            loss = _batch_loss(net, tokenizer, [data[i] for i in plan[bi]], config)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            step, next_batch = step + 1, bi + 1
-            value = float(loss.detach())
-            result.losses.append({"step": step, "epoch": epoch, "loss": value})
-            bar.update(1)
-            bar.set_postfix(loss=f"{value:.3f}")
-            if next_batch == len(plan):
-                epoch, next_batch = epoch + 1, 0
-            if (
-                (config.eval_every and step % config.eval_every == 0)
-                or next_batch == 0
-                or (step == total)
-            ):
-                run_eval()
-                bar.set_postfix(loss=f"{value:.3f}", val=f"{result.history[-1]['select']:.3f}")
-            if step % config.checkpoint_every == 0 or step == total:
-                result.train_seconds += time.perf_counter() - started
-                started = time.perf_counter()
-                checkpoint()
-            if stop_after is not None and step - first_step >= stop_after:
-                result.train_seconds += time.perf_counter() - started
-                started = time.perf_counter()
-                checkpoint()
-                total = step  # leave both loops
-            if next_batch == 0 or step >= total:
-                break
-    bar.close()
-    result.train_seconds += time.perf_counter() - started
-    done = step - first_step
-    if done and result.train_seconds:
-        result.pairs_per_second = done * config.batch_size / result.train_seconds
-    return result

@@ -15,19 +15,19 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import loop
 from .data import (
     CORPUS_FILE,
     TEST_FILE,
@@ -39,6 +39,7 @@ from .data import (
     squad_split,
 )
 from .encoding import Encoded, Encoder
+from .loop import FitResult, Steps, total_steps
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "model"
 _CHECKPOINT = "checkpoint.pt"
@@ -65,18 +66,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be at least 1, got {self}")
-
-
-@dataclass
-class FitResult:
-    losses: list[dict[str, float]] = field(default_factory=list)
-    history: list[dict[str, float]] = field(default_factory=list)
-    best: dict[str, float] = field(default_factory=dict)
-    best_state: dict[str, Any] = field(default_factory=dict)
-    calibration: tuple[float, float] = (-1.0, 0.0)
-    train_seconds: float = 0.0
-    cache_seconds: float = 0.0
-    pairs_per_second: float = 0.0
 
 
 def _targets(pairs: Sequence[Pair], encoded: Sequence[Encoded]) -> np.ndarray:
@@ -176,14 +165,6 @@ def _fingerprint(config: TrainConfig, *keys: str) -> str:
     return hashlib.sha256(json.dumps([asdict(config), keys]).encode()).hexdigest()[:16]
 
 
-def _save(path: Path, payload: dict[str, Any]) -> None:
-    import torch
-
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
 def fit(
     net: Any,
     encoder: Encoder,
@@ -203,7 +184,6 @@ def fit(
     the calibration fitted on validation at that checkpoint.
     """
     import torch
-    from tqdm import tqdm
 
     from .cache import LowerCache, cache_key
     from .metrics import fit_logistic, question_logits, validation_metrics
@@ -230,115 +210,40 @@ def fit(
         [{"params": params_top, "lr": config.lr}, {"params": params_head, "lr": config.head_lr}],
         weight_decay=config.weight_decay,
     )
-    per_epoch = math.ceil(len(train) / config.batch_size)
-    total = per_epoch * config.epochs
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
-    warm = max(1, int(config.warmup * total))
+    steps = Steps(
+        total=total_steps(len(train), config.batch_size, config.epochs, config.max_steps),
+        batch_size=config.batch_size,
+        warmup=config.warmup,
+        eval_every=config.eval_every,
+        checkpoint_every=config.checkpoint_every,
+    )
 
-    def schedule(step: int) -> float:
-        return min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm)))
+    def step_loss(rows: list[int]) -> tuple[Any, dict[str, float]]:
+        loss, bce, span = _losses(net, c_train.batch(rows), targets[rows], config.span_weight)
+        return loss, {"bce": bce, "span": span}
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    step, epoch, next_batch = 0, 0, 0
-    fingerprint = _fingerprint(config, *keys)
-    ckpt_path = work / _CHECKPOINT
-    if ckpt_path.is_file():
-        saved = torch.load(ckpt_path, weights_only=False)
-        if saved.get("fingerprint") == fingerprint:
-            net.load_state_dict(saved["trainable"], strict=False)
-            opt.load_state_dict(saved["optimizer"])
-            sched.load_state_dict(saved["scheduler"])
-            torch.set_rng_state(saved["rng"])
-            step, epoch, next_batch = saved["step"], saved["epoch"], saved["next_batch"]
-            result.losses, result.history = saved["losses"], saved["history"]
-            result.best, result.best_state = saved["best"], saved["best_state"]
-            result.calibration = tuple(saved["calibration"])
-            result.train_seconds = saved["train_seconds"]
-        else:
-            print(f"{ckpt_path} is from another configuration: starting afresh", file=sys.stderr)
-
-    def evaluate() -> None:
+    def evaluate() -> tuple[dict[str, float], tuple[float, float]]:
         logits, raw = predict(net, c_val)
         best, unans = question_logits(validation, logits)
         calibration = fit_logistic(best, unans) if 0 < unans.sum() < len(unans) else (-1.0, 0.0)
         row = validation_metrics(validation, logits, span_texts(validation, raw), calibration)
-        row.update(step=float(step), epoch=float(epoch))
-        result.history.append(row)
-        if not result.best or row["select"] > result.best["select"]:
-            result.best = row
-            result.best_state = {k: v.clone() for k, v in net.trainable_state().items()}
-            result.calibration = calibration
+        return row, calibration
 
-    def checkpoint() -> None:
-        _save(
-            ckpt_path,
-            {
-                "fingerprint": fingerprint,
-                "trainable": net.trainable_state(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "rng": torch.get_rng_state(),
-                "step": step,
-                "epoch": epoch,
-                "next_batch": next_batch,
-                "losses": result.losses,
-                "history": result.history,
-                "best": result.best,
-                "best_state": result.best_state,
-                "calibration": list(result.calibration),
-                "train_seconds": result.train_seconds,
-            },
-        )
-
-    bar = tqdm(total=total, initial=step, desc="train reader", unit="step", disable=not progress)
-    started, first_step = time.perf_counter(), step
-    while step < total:
-        plan = _plan(c_train.lengths, config.batch_size, config.seed, epoch)
-        for bi in range(next_batch, len(plan)):
-            if step >= total:
-                break
-            rows = plan[bi]
-            net.train()
-            loss, bce, span = _losses(net, c_train.batch(rows), targets[rows], config.span_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([*params_top, *params_head], 1.0)
-            opt.step()
-            sched.step()
-            step, next_batch = step + 1, bi + 1
-            value = float(loss.detach())
-            result.losses.append(
-                {"step": step, "epoch": epoch, "loss": value, "bce": bce, "span": span}
-            )
-            bar.update(1)
-            bar.set_postfix(loss=f"{value:.3f}")
-            if next_batch == len(plan):
-                epoch, next_batch = epoch + 1, 0
-            if (
-                (config.eval_every and step % config.eval_every == 0)
-                or next_batch == 0
-                or (step == total)
-            ):
-                evaluate()
-                bar.set_postfix(loss=f"{value:.3f}", val=f"{result.history[-1]['select']:.3f}")
-            if step % config.checkpoint_every == 0 or step == total:
-                result.train_seconds += time.perf_counter() - started
-                started = time.perf_counter()
-                checkpoint()
-            if stop_after is not None and step - first_step >= stop_after:
-                result.train_seconds += time.perf_counter() - started
-                started = time.perf_counter()
-                checkpoint()
-                total = step  # leave both loops
-            if next_batch == 0 or step >= total:
-                break
-    bar.close()
-    result.train_seconds += time.perf_counter() - started
-    done = step - first_step
-    if done and result.train_seconds:
-        result.pairs_per_second = done * config.batch_size / result.train_seconds
-    return result
+    return loop.run(
+        net,
+        opt,
+        [*params_top, *params_head],
+        steps,
+        plan=lambda epoch: _plan(c_train.lengths, config.batch_size, config.seed, epoch),
+        step_loss=step_loss,
+        evaluate=evaluate,
+        result=result,
+        checkpoint_path=work / _CHECKPOINT,
+        fingerprint=_fingerprint(config, *keys),
+        stop_after=stop_after,
+        progress=progress,
+        desc="train reader",
+    )
 
 
 def _commit() -> str:
