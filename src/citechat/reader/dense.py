@@ -31,10 +31,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import artifact
-from .artifact import Manifest, ReaderArtifactError
+from .artifact import Manifest
 from .inputs import ReaderInput, ReaderScore
-from .scoring import Reader, bundled_base, load_base, sigmoid
+from .scoring import Reader, load_trained, sigmoid
 
 #: the manifest's ``kind`` of a dense reader
 KIND = "dense"
@@ -138,27 +137,7 @@ class DenseReader(Reader):
 
     @classmethod
     def load(cls, folder: Path, *, base: Path | None = None, batch_size: int = 32) -> DenseReader:
-        base = bundled_base() if base is None else Path(base)
-        manifest, state = artifact.load(Path(folder), base)
-        bert, tokenizer = load_base(base)
-        if len(bert.encoder.layer) != manifest.n_layers:
-            raise ReaderArtifactError(
-                f"the reader model at {folder} expects {manifest.n_layers} base layers, "
-                f"the base has {len(bert.encoder.layer)}"
-            )
-        net = DenseNet(bert, manifest.n_top)
-        expected = set(net.trainable_state())
-        if set(state) != expected:
-            raise ReaderArtifactError(
-                f"the reader weights in {folder} do not fit the network "
-                f"({len(set(state) ^ expected)} tensors differ)"
-            )
-        try:
-            net.load_state_dict(state, strict=False)
-        except RuntimeError as exc:  # a tensor of the wrong shape
-            raise ReaderArtifactError(
-                f"the reader weights in {folder} do not fit ({exc})"
-            ) from None
+        net, tokenizer, manifest = load_trained(folder, base, DenseNet)
         return cls(net, tokenizer, manifest, batch_size=batch_size)
 
     def cosines(self, question: str, items: Sequence[ReaderInput]) -> list[float]:

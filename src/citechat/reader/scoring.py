@@ -49,6 +49,32 @@ def load_base(base: Path) -> tuple[Any, Any]:
     return bert, tokenizer
 
 
+def load_trained(folder: Path, base: Path | None, make: Any) -> tuple[Any, Any, Manifest]:
+    """The network ``make(bert, n_top)`` with the artifact at ``folder`` loaded into it,
+    the base's tokenizer and the manifest; :class:`ReaderArtifactError` when the
+    artifact does not fit the base or the network."""
+    base = bundled_base() if base is None else Path(base)
+    manifest, state = artifact.load(Path(folder), base)
+    bert, tokenizer = load_base(base)
+    if len(bert.encoder.layer) != manifest.n_layers:
+        raise ReaderArtifactError(
+            f"the reader model at {folder} expects {manifest.n_layers} base layers, "
+            f"the base has {len(bert.encoder.layer)}"
+        )
+    net = make(bert, manifest.n_top)
+    expected = set(net.trainable_state())
+    if set(state) != expected:
+        raise ReaderArtifactError(
+            f"the reader weights in {folder} do not fit the network "
+            f"({len(set(state) ^ expected)} tensors differ)"
+        )
+    try:
+        net.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a tensor of the wrong shape
+        raise ReaderArtifactError(f"the reader weights in {folder} do not fit ({exc})") from None
+    return net, tokenizer, manifest
+
+
 def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
@@ -82,27 +108,7 @@ class Reader:
             from .dense import DenseReader
 
             return DenseReader.load(folder, base=base, batch_size=batch_size)
-        base = bundled_base() if base is None else Path(base)
-        manifest, state = artifact.load(Path(folder), base)
-        bert, tokenizer = load_base(base)
-        if len(bert.encoder.layer) != manifest.n_layers:
-            raise ReaderArtifactError(
-                f"the reader model at {folder} expects {manifest.n_layers} base layers, "
-                f"the base has {len(bert.encoder.layer)}"
-            )
-        net = ReaderNet(bert, manifest.n_top)
-        expected = set(net.trainable_state())
-        if set(state) != expected:
-            raise ReaderArtifactError(
-                f"the reader weights in {folder} do not fit the network "
-                f"({len(set(state) ^ expected)} tensors differ)"
-            )
-        try:
-            net.load_state_dict(state, strict=False)
-        except RuntimeError as exc:  # a tensor of the wrong shape
-            raise ReaderArtifactError(
-                f"the reader weights in {folder} do not fit ({exc})"
-            ) from None
+        net, tokenizer, manifest = load_trained(folder, base, ReaderNet)
         return cls(
             net, Encoder(tokenizer, max_len=manifest.max_len), manifest, batch_size=batch_size
         )
