@@ -329,9 +329,9 @@ def question_latency(settings: Settings, questions: Path, limit: int) -> dict[st
 
 def cold_start(settings: Settings, *, timeout_s: float = 120.0) -> dict[str, Any]:
     """``citechat --help`` (median of 3) and ``citechat serve`` to the first HTTP 200."""
-    import urllib.request
+    from .serving import serve_once  # serving.py imports this module
 
-    psutil = require_psutil()
+    require_psutil()
     env = _child_env(settings)
     helps = []
     for _ in range(3):
@@ -340,36 +340,8 @@ def cold_start(settings: Settings, *, timeout_s: float = 120.0) -> dict[str, Any
         helps.append(time.perf_counter() - t0)
     # the index is built beforehand: cold start is loading, not embedding
     subprocess.run([*_citechat(), "index"], env=env, capture_output=True, check=True)
-    port = _free_port()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [*_citechat(), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    peak = 0
-    first_200 = None
-    try:
-        ps = psutil.Process(proc.pid)
-        while time.perf_counter() - t0 < timeout_s and proc.poll() is None:
-            peak = max(peak, _tree_rss(ps))
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
-                    if resp.status == 200:
-                        first_200 = time.perf_counter() - t0
-                        break
-            except OSError:
-                time.sleep(0.1)
-        if first_200 is not None:  # one question, then the settled size
-            _ask_over_http(port)
-            peak = max(peak, _tree_rss(ps))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    run = serve_once(env, timeout_s=timeout_s, settle_s=0.0)
+    first_200, peak = run["first_200"], run["peak"]
     return {
         "help_s": round(statistics.median(helps), 3),
         "serve_first_200_s": round(first_200, 2) if first_200 is not None else None,

@@ -74,6 +74,22 @@ def serve_bench(
 
 
 def _serve(env: dict[str, str], settle_s: float) -> dict[str, Any]:
+    run = serve_once(env, timeout_s=600.0, settle_s=settle_s)
+    peak, peak_at_200, after, first_200 = run["peak"], run["at_200"], run["after"], run["first_200"]
+    return {
+        "serve_first_200_s": round(first_200, 2) if first_200 is not None else None,
+        "serve_peak_rss_mb": round(peak / 2**20, 1),
+        "serve_rss_at_first_200_mb": round(peak_at_200 / 2**20, 1),
+        "serve_rss_after_settle_mb": round(after / 2**20, 1),
+        "settle_s": settle_s,
+    }
+
+
+def serve_once(env: dict[str, str], *, timeout_s: float, settle_s: float) -> dict[str, Any]:
+    """Start ``citechat serve``, sample its process tree's RSS until the first HTTP 200
+    (or ``timeout_s``), ask one question over HTTP, keep sampling for ``settle_s``,
+    stop it.  Seconds to the 200 (None without one) and RSS in bytes: the peak, the
+    peak at the 200 and the size at the end."""
     psutil = require_psutil()
     port = _free_port()
     t0 = time.perf_counter()
@@ -87,7 +103,7 @@ def _serve(env: dict[str, str], settle_s: float) -> dict[str, Any]:
     first_200 = None
     try:
         ps = psutil.Process(proc.pid)
-        while time.perf_counter() - t0 < 600 and proc.poll() is None:
+        while time.perf_counter() - t0 < timeout_s and proc.poll() is None:
             peak = max(peak, _tree_rss(ps))
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
@@ -99,6 +115,7 @@ def _serve(env: dict[str, str], settle_s: float) -> dict[str, Any]:
         peak_at_200 = peak
         if first_200 is not None:
             _ask_over_http(port)
+            peak = max(peak, _tree_rss(ps))
             settled = time.perf_counter()
             while time.perf_counter() - settled < settle_s and proc.poll() is None:
                 peak = max(peak, _tree_rss(ps))
@@ -110,10 +127,4 @@ def _serve(env: dict[str, str], settle_s: float) -> dict[str, Any]:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-    return {
-        "serve_first_200_s": round(first_200, 2) if first_200 is not None else None,
-        "serve_peak_rss_mb": round(peak / 2**20, 1),
-        "serve_rss_at_first_200_mb": round(peak_at_200 / 2**20, 1),
-        "serve_rss_after_settle_mb": round(after / 2**20, 1),
-        "settle_s": settle_s,
-    }
+    return {"first_200": first_200, "peak": peak, "at_200": peak_at_200, "after": after}
