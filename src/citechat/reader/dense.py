@@ -33,6 +33,7 @@ from torch import nn
 
 from .artifact import Manifest
 from .inputs import ReaderInput, ReaderScore
+from .model import TopTrained
 from .scoring import Reader, load_trained, sigmoid
 
 #: the manifest's ``kind`` of a dense reader
@@ -49,39 +50,9 @@ def candidate_text(item: ReaderInput) -> str:
     return f"{item.header}\n{item.sentence}" if item.header else item.sentence
 
 
-class DenseNet(nn.Module):
+class DenseNet(TopTrained):
     """``bert`` is a ``transformers`` BertModel; mean pooling and unit length, as
-    all-MiniLM-L6-v2 is trained; only its top ``n_top`` layers train."""
-
-    def __init__(self, bert: Any, n_top: int) -> None:
-        super().__init__()
-        n_layers = len(bert.encoder.layer)
-        if not 1 <= n_top <= n_layers:
-            raise ValueError(f"n_top must be between 1 and {n_layers}, got {n_top}")
-        self.bert = bert
-        self.n_top = n_top
-        self.split = n_layers - n_top
-        for p in self.bert.parameters():
-            p.requires_grad_(False)
-        for layer in self.top_layers():
-            for p in layer.parameters():
-                p.requires_grad_(True)
-
-    def top_layers(self) -> list[nn.Module]:
-        return list(self.bert.encoder.layer[self.split :])
-
-    def trainable_state(self) -> dict[str, torch.Tensor]:
-        """The tensors the artifact stores: the top layers."""
-        keep = tuple(f"bert.encoder.layer.{i}." for i in range(self.split, self.split + self.n_top))
-        return {k: v for k, v in self.state_dict().items() if k.startswith(keep)}
-
-    def train(self, mode: bool = True) -> DenseNet:
-        # the frozen part always runs as at inference (no dropout)
-        super().train(mode)
-        self.bert.embeddings.eval()
-        for layer in self.bert.encoder.layer[: self.split]:
-            layer.eval()
-        return self
+    all-MiniLM-L6-v2 is trained; only its top ``n_top`` layers train (no heads)."""
 
     def embed(
         self,

@@ -25,8 +25,12 @@ from torch import nn
 MAX_ANSWER_TOKENS = 30
 
 
-class ReaderNet(nn.Module):
-    """``bert`` is a ``transformers`` BertModel; its top ``n_top`` layers are trained."""
+class TopTrained(nn.Module):
+    """``bert`` (a ``transformers`` BertModel) with only its top ``n_top`` layers
+    trainable; the artifact stores those layers and the tensors under ``HEADS``."""
+
+    #: state-dict prefixes of the subclass's own trained modules
+    HEADS: tuple[str, ...] = ()
 
     def __init__(self, bert: Any, n_top: int) -> None:
         super().__init__()
@@ -36,11 +40,6 @@ class ReaderNet(nn.Module):
         self.bert = bert
         self.n_top = n_top
         self.split = n_layers - n_top
-        hidden = int(bert.config.hidden_size)
-        self.answer_head = nn.Sequential(
-            nn.Dropout(0.1), nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 1)
-        )
-        self.span_head = nn.Linear(hidden, 2)
         for p in self.bert.parameters():
             p.requires_grad_(False)
         for layer in self.top_layers():
@@ -53,19 +52,29 @@ class ReaderNet(nn.Module):
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The tensors the artifact stores: the top layers and the heads."""
         keep = tuple(f"bert.encoder.layer.{i}." for i in range(self.split, self.split + self.n_top))
-        return {
-            k: v
-            for k, v in self.state_dict().items()
-            if k.startswith(keep) or k.startswith(("answer_head.", "span_head."))
-        }
+        return {k: v for k, v in self.state_dict().items() if k.startswith((*keep, *self.HEADS))}
 
-    def train(self, mode: bool = True) -> ReaderNet:
+    def train(self, mode: bool = True) -> TopTrained:
         # the frozen part always runs as at inference (no dropout), cached or not
         super().train(mode)
         self.bert.embeddings.eval()
         for layer in self.bert.encoder.layer[: self.split]:
             layer.eval()
         return self
+
+
+class ReaderNet(TopTrained):
+    """The cross-encoder: question and marked sentence in one sequence, two heads."""
+
+    HEADS = ("answer_head.", "span_head.")
+
+    def __init__(self, bert: Any, n_top: int) -> None:
+        super().__init__(bert, n_top)
+        hidden = int(bert.config.hidden_size)
+        self.answer_head = nn.Sequential(
+            nn.Dropout(0.1), nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 1)
+        )
+        self.span_head = nn.Linear(hidden, 2)
 
     @staticmethod
     def _mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
