@@ -20,7 +20,7 @@ import os
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import Generic, TypeVar, overload
 
 from ..types import Chunk, Document
 from .tables import RowTables, chunk_from_row, document_from_row
@@ -88,8 +88,31 @@ class DocumentView(Mapping[str, Document]):
         return (ids[i] for i in range(len(ids)))
 
 
-class _RowView(Sequence[Any]):
-    """A sequence of rows; equal to any sequence with the same items."""
+T = TypeVar("T")
+
+
+class _RowView(Sequence[T], Generic[T]):
+    """A sequence of rows, each made by ``_item(row)``; equal to any sequence with the
+    same items."""
+
+    #: what a row is called in an out-of-range error
+    NOUN = "row"
+
+    def _item(self, row: int) -> T:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        n = len(self)
+        if isinstance(i, slice):
+            return [self._item(j) for j in range(*i.indices(n))]
+        j = int(i)
+        if not -n <= j < n:
+            raise IndexError(f"{self.NOUN} row {i} out of range ({n} {self.NOUN}s)")
+        return self._item(j % n)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str | bytes):
@@ -102,13 +125,18 @@ class _RowView(Sequence[Any]):
         return f"<{type(self).__name__} of {len(self)} rows>"
 
 
-class ChunkView(_RowView):
+class ChunkView(_RowView[Chunk]):
     """Chunk rows, each read from chunks.jsonl when asked."""
+
+    NOUN = "chunk"
 
     def __init__(self, gen: Path, rows: RowTables) -> None:
         self.rows = rows
         self.file = _File(gen / "chunks.jsonl")
         self._read = functools.lru_cache(maxsize=CHUNK_CACHE)(self._row)
+
+    def _item(self, row: int) -> Chunk:
+        return self._read(row)
 
     def _row(self, row: int) -> Chunk:
         offsets = self.rows.chunk_offsets
@@ -116,19 +144,6 @@ class ChunkView(_RowView):
 
     def __len__(self) -> int:
         return self.rows.n_chunks
-
-    @overload
-    def __getitem__(self, i: int) -> Chunk: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[Chunk]: ...
-    def __getitem__(self, i: int | slice) -> Chunk | list[Chunk]:
-        n = len(self)
-        if isinstance(i, slice):
-            return [self._read(j) for j in range(*i.indices(n))]
-        j = int(i)
-        if not -n <= j < n:
-            raise IndexError(f"chunk row {i} out of range ({n} chunks)")
-        return self._read(j % n)
 
     def __iter__(self) -> Iterator[Chunk]:
         offsets = self.rows.chunk_offsets
@@ -138,8 +153,10 @@ class ChunkView(_RowView):
             yield chunk_from_row(json.loads(line))
 
 
-class SentenceKeyView(_RowView):
+class SentenceKeyView(_RowView[SentenceKey]):
     """``(doc_id, start, end)`` of each sentence row, from the row tables alone."""
+
+    NOUN = "sentence"
 
     def __init__(self, rows: RowTables) -> None:
         self.rows = rows
@@ -147,20 +164,7 @@ class SentenceKeyView(_RowView):
     def __len__(self) -> int:
         return self.rows.n_sentences
 
-    @overload
-    def __getitem__(self, i: int) -> SentenceKey: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[SentenceKey]: ...
-    def __getitem__(self, i: int | slice) -> SentenceKey | list[SentenceKey]:
-        n = len(self)
-        if isinstance(i, slice):
-            return [self._key(j) for j in range(*i.indices(n))]
-        j = int(i)
-        if not -n <= j < n:
-            raise IndexError(f"sentence row {i} out of range ({n} sentences)")
-        return self._key(j % n)
-
-    def _key(self, row: int) -> SentenceKey:
+    def _item(self, row: int) -> SentenceKey:
         a, b = self.rows.sentence_spans[row]
         return self.rows.ids[int(self.rows.sentence_docs[row])], int(a), int(b)
 
