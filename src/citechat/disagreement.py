@@ -54,6 +54,13 @@ WINDOW = 8
 #: a count must be followed by what the question counts within this many words
 NOUN_GAP = 3
 
+#: an age as a bare number after "was" or "is", followed by nothing it could count:
+#: "was 44 at the time", "is 62." (not "was 44 miles", "was 14 months old")
+_WAS_AGE = re.compile(
+    r"\b(?:was|is|turned)\s+(\d{1,3})(?=\s*(?:[,.;]|$|at\b|when\b|in\s+\d{4}|years?\s+old\b))"
+)
+#: a credit: "…, by Bruce Perens", "was made by J.H.M. Dassen"
+_CREDIT = re.compile(r"\bby\s+[A-Z]")
 _NAME_RUN = re.compile(r"\b[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)*")
 _WORD = re.compile(r"\w[\w’'-]*")
 
@@ -203,6 +210,7 @@ _IRREGULAR = {
     "seen": "see",
     "led": "lead",
     "had": "have",
+    "has": "have",
     "told": "tell",
     "made": "make",
     "took": "take",
@@ -230,6 +238,29 @@ _IRREGULAR = {
 #: only just before a count followed by what the question counts, in a sentence that
 #: holds every other word of the question
 _LIGHT = frozenset({"have"})
+#: auxiliaries and light verbs, which say nothing a sentence must repeat ("has" of
+#: "why Baby P has not been named")
+_LIGHT_WORDS = frozenset({"have", "has", "had", "been", "be", "is", "are", "was", "were", "do"})
+#: a question's verbs that a credit "X, by Y" answers: Y wrote (made, edited …) X
+_AUTHORED = frozenset(
+    t
+    for w in (
+        "write",
+        "made",
+        "make",
+        "creat",
+        "compos",
+        "design",
+        "author",
+        "edit",
+        "publish",
+        "develop",
+        "compil",
+        "produc",
+        "direct",
+    )
+    for t in terms(w)
+)
 _AUX = re.compile(
     r"\b(did|do|does|was|were|is|are|has|have|had|will|would|before|after|during|since|"
     r"of|in|on|at|for|to|from|by|with)\b.*$",
@@ -294,9 +325,25 @@ def _claim(asked: _Question, i: int, p: Passage) -> Claim | None:
     words = _stems(p.text) | _stems(p.before)
     if "p" in asked.surnames:
         words |= {"p"} if re.search(r"\bBaby P\b", p.text + " " + p.before) else frozenset()
+    # what the question says besides its subject, its light verbs and its numbers
+    # (the "3.0" of "FHS 3.0" is part of a name)
+    said = frozenset(t for t in asked.predicates - _LIGHT_WORDS if not t.isdigit())
+    if asked.main in _AUTHORED and _CREDIT.search(p.text):
+        words |= {asked.main}  # "the Linux FAQ, by Ian Jackson" says who wrote it
     # about the question's subject: every name it gives, or all but one of several
-    # ("Ed Balls" of "Ed Balls … Haringey's services")
+    # ("Ed Balls" of "Ed Balls … Haringey's services"); or the passage around names it
+    # when the sentence says all else the question says ("The safeguarding board met
+    # only 9 times in 2008", a comment on a page about Haringey's board)
     if len(asked.surnames - words) > (1 if len(asked.surnames) > 1 else 0):
+        around = words | _stems(p.context)
+        # a name left out, not another one half-named ("Debian GNU/Linux" is not the
+        # "Debian Project")
+        unnamed = all(not (run & words) for run in asked.runs if not run <= words)
+        if not (said and said <= words and asked.surnames <= around and unnamed):
+            return None
+    # and says most of what the question says: "the committee decided that
+    # systemd-shim should be …" is another decision than "the default init system"
+    if len(said - words) * 2 > len(said):
         return None
     if p.context:
         # each name in full in the passage around ("Harvey Martin", not another Martin;
@@ -349,7 +396,9 @@ def _phrases(asked: _Question, i: int, text: str, context: str = "") -> list[Cla
     if kind == "number":
         for m in COUNT.finditer(text):
             after = text[m.end() : m.end() + 40]
-            noun = _WORD.findall(after)[:NOUN_GAP]
+            # what it counts is named before any punctuation ("two kinds: binary
+            # packages" counts kinds, not packages)
+            noun = _WORD.findall(re.split(r"[:;,()]", after, maxsplit=1)[0])[:NOUN_GAP]
             if (
                 asked.head
                 and asked.head not in _stems(" ".join(noun))
@@ -365,7 +414,11 @@ def _phrases(asked: _Question, i: int, text: str, context: str = "") -> list[Cla
             a = m.start() - qualifier(text[: m.start()])  # "more than 50", as written
             out.append(Claim(i, a, m.end(), text[a : m.end()], low, high))
     elif kind == "age":
-        for a, b in answer_phrases(text, "age"):
+        spans = list(answer_phrases(text, "age"))
+        for m in _WAS_AGE.finditer(text):  # "Ed Balls was 44 at the time"
+            if not any(a <= m.start(1) < b for a, b in spans):
+                spans.append((m.start(1), m.end(1)))
+        for a, b in spans:
             months = age_months(text[a:b])
             if months is not None and not ranged(text, a, b):
                 out.append(Claim(i, a, b, text[a:b], *months))
@@ -390,6 +443,8 @@ def _phrases(asked: _Question, i: int, text: str, context: str = "") -> list[Cla
                 continue  # an owner ("Haringey's former head") is not who is asked about
             if names & asked.names:
                 continue  # the subject, or what is named after it ("Debian-derived")
+            if re.fullmatch(r"[A-Z][\w]*-[a-z][\w-]*", text[a:b]):
+                continue  # nor is an adjective made from a name ("Unix-compatible")
             if names and not names <= asked.names | asked.predicates:
                 out.append(Claim(i, a, b, text[a:b], names=frozenset(names - asked.names)))
     return out
@@ -427,8 +482,34 @@ def _near(asked: _Question, text: str, claim: Claim) -> bool:
             # "had six fractured ribs" for "suffer": the sentence says all the question
             # says but its verb ("had 90 social workers" is not "left in the year after")
             return others - _stems(text) <= {asked.main}
-        return bool(others & around) if others else bool(asked.names & around)
-    return bool({asked.main, asked.lead} & around)
+        others -= _LIGHT_WORDS
+        if others:
+            return bool(others & around)
+        # "How many major distributions does Debian have?": the subject beside the
+        # count, or named only in the passage around ("There are three major …")
+        return bool(asked.names & around) or not (asked.names & _stems(text))
+    return bool({asked.main, asked.lead} & around) or _credited(asked, text, claim)
+
+
+def _credited(asked: _Question, text: str, claim: Claim) -> bool:
+    """Whether a name is credited with what a "who wrote …" question asks about: "X,
+    by Y" or "X was made by Y", where X (the words before "by", back to the last
+    comma) holds the question's other words, all but one of three or more.
+
+    >>> q = _Question.of("Who wrote the Linux FAQ?", "person")
+    >>> t = "From: the Debian-1.1 announcement, by Bruce Perens, the Linux FAQ, by Ian Jackson."
+    >>> [_credited(q, t, Claim(0, t.index(n), t.index(n) + len(n), n)) for n in ("Bruce", "Ian")]
+    [False, True]
+    """
+    if asked.main not in _AUTHORED:
+        return False
+    # initials the name phrase leaves out may stand between ("by J.H.M. Dassen")
+    m = re.search(r"([^,;:()]*?),?\s+by\s+(?:(?:[A-Z]\.)+\s*)?$", text[: claim.start])
+    if m is None:
+        return False
+    need = (asked.predicates - {asked.main} - _LIGHT_WORDS) | asked.names
+    missing = len(need - _stems(m.group(1)))
+    return bool(need) and missing <= (1 if len(need) >= 3 else 0)
 
 
 def _stems_near(text: str, claim: Claim) -> frozenset[str]:
@@ -450,13 +531,28 @@ def _around(asked: _Question, text: str, claim: Claim) -> frozenset[str]:
 
 def _conflicting(kind: AnswerType, a: Claim, b: Claim, pa: Passage, pb: Passage) -> bool:
     if kind == "person":
-        return not (a.names & b.names)
+        return not _same_people(a, b)
     slack = 0.0
     if kind == "age":  # an age read years apart has grown: allow the years between
         ya, yb = _year(pa.written), _year(pb.written)
         if ya is not None and yb is not None:
             slack = 12.0 * abs(ya - yb)
     return a.high + slack < b.low or b.high + slack < a.low
+
+
+def _same_people(a: Claim, b: Claim) -> bool:
+    """Whether two names can be the same people: one holds the other's words ("Lewis"
+    of "Peter Lewis", "Sven Rudolph" of "Susan G. Kleinmann and Sven Rudolph") or both
+    end in one surname ("Mr Balls", "Ed Balls"); a shared first name is not enough.
+
+    >>> n = lambda t: Claim(0, 0, len(t), t, names=term_set(t))
+    >>> _same_people(n("Ian Murdock"), n("Ian Jackson")), _same_people(n("Mr Balls"), n("Ed Balls"))
+    (False, True)
+    """
+    if a.names <= b.names or b.names <= a.names:
+        return True
+    last_a, last_b = terms(a.text)[-1:], terms(b.text)[-1:]
+    return bool(last_a) and last_a == last_b
 
 
 def _year(iso: str | None) -> int | None:
