@@ -25,12 +25,13 @@ from dataclasses import replace
 from typing import Literal, Protocol
 
 from .abstention import AbstentionModel
-from .disagreement import Conflict, Passage, find_conflict
+from .disagreement import Claim, Conflict, Passage, claims, find_conflict
 from .index import Index
 from .neighbours import Neighbours
 from .provenance import Provenance, provenance, relative_dates
 from .reading import CAPITALISED, Candidate, Reading, SentenceScorer
-from .retrieval import Retriever
+from .retrieval import Retrieval, Retriever
+from .slotsearch import slot_hits, slot_query
 from .text import terms
 from .types import (
     Answer,
@@ -47,6 +48,8 @@ from .types import (
 DECLINE = "I could not find this in the documents."
 #: how many of the best candidate sentences are compared for a disagreement
 DISAGREEMENT_DEPTH = 10
+#: how many candidates of the second search for a claim's other side are compared
+SLOT_CANDIDATES = 5
 #: the best candidates among which the one that matches the question best on its own
 #: is looked for, and by how much its evidence must beat the best-ranked one's
 EVIDENCE_POOL = 10
@@ -368,9 +371,30 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             # festival in Aberdeen"): which "it" each passage is about is not known, so
             # another festival's opener is no disagreement
             return None
-        cands = reading.candidates[:DISAGREEMENT_DEPTH]
-        conflict = find_conflict(question, [self._passage(c) for c in cands])
+        cands = list(reading.candidates[:DISAGREEMENT_DEPTH])
+        passages = [self._passage(c) for c in cands]
+        conflict = find_conflict(question, passages)
+        if conflict is None and (found := claims(question, passages)):
+            # the other side may sit in a chunk the question's retrieval ranked low:
+            # search again for the best claim's sentence (slotsearch.py)
+            extra = self._slot_candidates(question, reading, cands[found[0].passage], found[0])
+            if extra:
+                cands += extra
+                passages += [self._passage(c) for c in extra]
+                conflict = find_conflict(question, passages)
         return None if conflict is None else (cands, conflict)
+
+    def _slot_candidates(
+        self, question: str, reading: Reading, cand: Candidate, claim: Claim
+    ) -> list[Candidate]:
+        """The best candidates of the chunks a second search for ``claim``'s sentence
+        finds beyond ``reading``'s hits."""
+        query = slot_query(question, cand.text, (claim.start, claim.end))
+        hits = slot_hits(self.retriever, query, {h.chunk.chunk_id for h in reading.hits})
+        if not hits:
+            return []
+        more = self.read(question, Retrieval(hits, reading.retrieval.query_vector, query=question))
+        return list(more.candidates[:SLOT_CANDIDATES])
 
     def _disagreement(
         self, found: tuple[Sequence[Candidate], Conflict], citations: list[Citation]
