@@ -414,3 +414,85 @@ def test_a_first_word_name_a_passive_verb_and_an_early_year_are_read() -> None:
         "The Debian Project was created by Ian Murdock in 1993.",
         "Debian-derived distributions are being created by the Debian project and others.",
     )
+
+
+def test_a_sentence_must_say_what_the_question_says_and_may_leave_its_subject_around() -> None:
+    # another decision of the same committee is no second answer to "when"
+    question = "When did the Debian Technical Committee decide that the default init system should be systemd?"  # noqa: E501
+    assert not flagged(
+        question,
+        "In February 2014 the Debian Technical Committee decided that the default init system should be systemd.",  # noqa: E501
+        "In November 2014 the Debian Technical Committee decided that systemd-shim should be listed first.",  # noqa: E501
+    )
+    # both of a question's two words: "designed … the Regenstein Library" is no garden
+    assert not flagged(
+        "Who designed the garden for the University Library?",
+        "The University Library garden, designed by Irena Bajerska, was opened in 2002.",
+        "The Regenstein Library of the university was designed by Walter Netsch.",
+    )
+    # a comment that leaves out the subject its page names: compared when it says all else
+    board = "How many times did Haringey's safeguarding board meet in 2008?"
+    first = Passage("Haringey's safeguarding board met 14 times in 2008.", "page")
+    bare = "The safeguarding board met only 9 times in 2008."
+    around = "Radio transcript: the Haringey inspections. Haringey's safeguarding board met."
+    assert find_conflict(board, [first, Passage(bare, "comment", context=around)]) is not None
+    assert find_conflict(board, [first, Passage(bare, "comment")]) is None
+    # but a subject half named is another one ("Debian GNU/Linux" is not the "Debian Project")
+    assert not flagged(
+        "Who created the Debian Project?",
+        "The Debian Project was created by Ian Murdock in 1993.",
+        "Debian GNU/Linux is the result of an effort to create a free Unix-compatible system.",
+    )
+
+
+def test_a_credit_answers_who_wrote_and_a_shared_first_name_is_not_one_person() -> None:
+    credits = "Parts came from: the Debian-1.1 release announcement, by Bruce Perens, the Linux FAQ, by Ian Jackson, and the manuals."  # noqa: E501
+    c = find_conflict(
+        "Who wrote the Linux FAQ?",
+        [Passage("The Linux FAQ was written by Ian Murdock.", "a"), Passage(credits, "b")],
+    )
+    assert c is not None and (c.first.text, c.second.text) == ("Ian Murdock", "Ian Jackson")
+    assert not flagged(
+        "Who wrote the Linux FAQ?",
+        "The Linux FAQ was written by Ian Jackson.",
+        "the Linux FAQ, by Ian Jackson, and the manuals.",
+    )
+
+
+def test_counts_ages_and_versions_are_read_as_they_are_meant() -> None:
+    # "two kinds: binary packages" counts kinds, not packages
+    assert not flagged(
+        "How many packages does Debian come with?",
+        "Debian comes with more than 59100 packages.",
+        "Debian packages come in two kinds: binary packages and source packages.",
+    )
+    # "was 44 at the time", said of the time the question's "when" clause names
+    assert flagged(
+        "How old was Ed Balls when he defended his decision?",
+        "Ed Balls, 41, defended his decision on the programme.",
+        "And Ed Balls was 44 at the time, not 41.",
+    )
+    # Debian 8 is not Debian 6.0
+    assert not flagged(
+        "When was Debian 6.0 Squeeze released?",
+        "Debian 6.0 Squeeze, released in February 2011, dropped hppa.",
+        "Debian 8 jessie, released in April 2016, shipped systemd as default init.",
+    )
+
+
+def test_a_second_search_finds_the_other_side_beyond_the_top_k(tmp_path: Path) -> None:
+    filler = {
+        f"note{i}.txt": f"Council note {i}\n\nHaringey social services met ({i}) on budgets.\n"
+        for i in range(6)
+    }
+    files = {
+        "hearing.txt": "Hearing report\n\nBaby P's social worker had 18 cases at the time.\n",
+        "union.txt": "Union letter\n\nThe union wrote to the council about pay. Baby P's social worker had 80 cases.\n",  # noqa: E501
+        **filler,
+    }
+    pipe = pipeline_over(tmp_path, files)
+    question = "How many cases did Baby P's social worker have?"
+    assert len(pipe.read(question, 1).hits) == 1  # the question's own retrieval: one chunk
+    d = pipe.ask(question, k=1).disagreement
+    assert d is not None
+    assert {s.text for s in d.sides} == {"18", "80"}

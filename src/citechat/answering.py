@@ -31,7 +31,7 @@ from .neighbours import Neighbours
 from .provenance import Provenance, provenance, relative_dates
 from .reading import CAPITALISED, Candidate, Reading, SentenceScorer
 from .retrieval import Retrieval, Retriever
-from .slotsearch import slot_hits, slot_query
+from .slotsearch import same_slot, slot_hits, slot_query
 from .text import terms
 from .types import (
     Answer,
@@ -387,14 +387,21 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
     def _slot_candidates(
         self, question: str, reading: Reading, cand: Candidate, claim: Claim
     ) -> list[Candidate]:
-        """The best candidates of the chunks a second search for ``claim``'s sentence
-        finds beyond ``reading``'s hits."""
-        query = slot_query(question, cand.text, (claim.start, claim.end))
+        """The candidates read but ranked past the compared ones that repeat
+        ``claim``'s sentence, and the best of the chunks a second search for that
+        sentence finds beyond ``reading``'s hits."""
+        span = (claim.start, claim.end)
+        later = [
+            c
+            for c in reading.candidates[DISAGREEMENT_DEPTH:]
+            if same_slot(question, cand.text, span, c.text)
+        ][:SLOT_CANDIDATES]
+        query = slot_query(question, cand.text, span)
         hits = slot_hits(self.retriever, query, {h.chunk.chunk_id for h in reading.hits})
         if not hits:
-            return []
+            return later
         more = self.read(question, Retrieval(hits, reading.retrieval.query_vector, query=question))
-        return list(more.candidates[:SLOT_CANDIDATES])
+        return later + list(more.candidates[:SLOT_CANDIDATES])
 
     def _disagreement(
         self, found: tuple[Sequence[Candidate], Conflict], citations: list[Citation]

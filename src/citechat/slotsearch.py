@@ -8,16 +8,20 @@ The first retrieval ranks whole chunks against the question, so a short sentence
 contradicts the best one, inside a chunk about other things, can rank below the top
 k ("Baby P's social worker had 18 cases at the time" in a page about his injuries).
 BM25 over the chunks with the question and the claim's sentence, its value left out,
-finds the chunks that state the same slot.  It only finds chunks: answering.py reads
+finds the chunks that state the same slot; :func:`same_slot` picks, among the
+sentences already read but ranked past the compared ones, those that repeat it.  It
+only finds chunks and sentences: answering.py reads
 their sentences and disagreement.py decides whether they disagree.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 
 from .retrieval import Retriever
 from .types import Hit
+from .verbforms import stems
 
 #: chunks the second search adds, at most
 SLOT_CHUNKS = 3
@@ -28,6 +32,23 @@ def slot_query(question: str, sentence: str, span: tuple[int, int]) -> str:
     out: the words another source stating the same slot would repeat."""
     a, b = span
     return f"{question} {sentence[:a]}{sentence[b:]}"
+
+
+def same_slot(question: str, sentence: str, span: tuple[int, int], other: str) -> bool:
+    """Whether ``other`` repeats more than half the words of ``sentence`` around its
+    claim at ``span``, names the question does not give left out (they are the values
+    that vary: "Sven Rudolph" beside "Susan"): a candidate read but ranked past the
+    compared ones that may state the same slot.
+
+    >>> q, s = "Who rewrote the FAQ?", "The FAQ was rewritten by Ann and Bo Smith."
+    >>> same_slot(q, s, (25, 28), "Cy rewrote the FAQ."), same_slot(q, s, (25, 28), "The FAQ page.")
+    (True, False)
+    """
+    a, b = span
+    rest = f"{sentence[:a]} {sentence[b:]}"
+    names = stems(" ".join(re.findall(r"\b[A-Z][\w’'/-]*", rest))) - stems(question)
+    want = stems(rest) - names
+    return 2 * len(want & stems(other)) > len(want)
 
 
 def slot_hits(
