@@ -16,7 +16,10 @@ they cover ("August 2007" holds "3rd August 2007"), names by their words ("Lewis
 
 * it reports a range or a change over time ("between 40 and 60", "rose from 12 to 20");
 * the count does not count what the question counts ("8 months" for "how many visits");
-* its sentence (or the one before it) does not name the question's subject;
+* its sentence (or the one before it) does not name the question's subject (one it
+  leaves out wholly may be named in the passage around, when the sentence says all
+  else the question says), or names it with another version ("Debian 8");
+* it says less than most of what the question says (both of two words, half of more);
 * its phrase is not within a few words of the question's predicate (a count right
   after "had" may stand for the question's verb, when the sentence holds every other
   word of the question: "had six fractured ribs" for "suffer").
