@@ -185,6 +185,38 @@ def test_dense_artifact_round_trips_and_refuses_a_misfit(tiny_base: Path, tmp_pa
         Reader.load(tmp_path / "bad", base=tiny_base)
 
 
+def test_stored_sentence_vectors_leave_only_the_question_to_embed(
+    tiny_base: Path, tmp_path: Path
+) -> None:
+    from citechat.reader.dense import DenseReader, candidate_text
+
+    net, _ = _net(tiny_base, seed=3)
+    artifact.save(tmp_path / "r", net.trainable_state(), _manifest(tiny_base))
+    plain = DenseReader.load(tmp_path / "r", base=tiny_base)
+    stored = Reader.load(tmp_path / "r", base=tiny_base, vectors=tmp_path / "vectors")
+    assert isinstance(stored, DenseReader) and stored.store is not None
+    items = _doc_inputs()
+    assert stored.prepare(items) == len({candidate_text(i) for i in items})
+    assert stored.prepare(items) == 0  # all stored already
+    embedded: list[list[str]] = []
+    real = stored._embed
+
+    def recording(texts: Any) -> Any:
+        embedded.append(list(texts))
+        return real(texts)
+
+    stored._embed = recording  # type: ignore[method-assign]
+    question = "Where was it?"
+    got = stored.cosines(question, items)
+    assert embedded == [[question]]  # the sentence side came from the store
+    assert np.allclose(got, plain.cosines(question, items), atol=1e-5)
+    # a later process with the same artifact reads the same store; a new sentence is
+    # embedded once, then stored
+    later = Reader.load(tmp_path / "r", base=tiny_base, vectors=tmp_path / "vectors")
+    new = replace(items[0], sentence="A sentence nobody prepared.")
+    assert later.prepare([*items, new]) == 1
+
+
 def test_an_old_manifest_reads_as_a_cross_encoder(tiny_base: Path, tmp_path: Path) -> None:
     net, _ = _net(tiny_base)
     artifact.save(tmp_path / "r", net.trainable_state(), _manifest(tiny_base))

@@ -25,6 +25,11 @@ class FakeReader:
     def __init__(self, answer: str = "Peter Lewis", yes: float = 0.95, no: float = 0.05):
         self.answer, self.yes, self.no = answer, yes, no
         self.seen: list[list[ReaderInput]] = []
+        self.prepared: list[list[ReaderInput]] = []
+
+    def prepare(self, items: Sequence[ReaderInput]) -> int:
+        self.prepared.append(list(items))
+        return len(items)
 
     def score(self, question: str, items: Sequence[ReaderInput]) -> list[ReaderScore]:
         self.seen.append(list(items))
@@ -225,3 +230,20 @@ def test_a_dense_reader_swaps_the_cosine_and_leaves_declining_to_the_abstention_
     answer = pipe.ask(question)
     assert not answer.abstained and answer.short_answer is None
     assert answer.citations[0].quote == reading.candidates[0].text
+
+
+def test_the_index_sentences_are_prepared_once_when_the_reader_loads(
+    monkeypatch: pytest.MonkeyPatch, fake_settings: Settings
+) -> None:
+    reader = FakeDenseReader()
+    pipe = _with_reader(monkeypatch, fake_settings, reader)
+    pipe.ask("Who was named to lead schools in London on Monday?")
+    pipe.ask("What closed the schools?")
+    assert len(reader.prepared) == 1  # once, not per question
+    index = pipe.index
+    want = {(a, index.documents[c.doc_id].text[a:b]) for c in index.chunks for a, b in c.sentences}
+    assert {(i.start, i.sentence) for i in reader.prepared[0]} == want and want
+    assert all(i.header for i in reader.prepared[0])  # the chunk header, as at answer time
+    stage = ReaderStage(reader)  # type: ignore[arg-type]
+    assert stage.prepare(index, limit=1) == 0  # too big: embedded on first use instead
+    assert len(reader.prepared) == 1

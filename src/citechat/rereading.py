@@ -50,6 +50,8 @@ WEIGHT = 0.7
 #: heuristic's own weight for it, reading.SentenceScorer): chosen on the seed tune split
 #: and the 72 seed questions (eval/reader/README.md)
 COSINE_WEIGHT = 0.3
+#: an index with more sentences than this is not embedded up front (prepare)
+PREPARE_LIMIT = 200_000
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,21 @@ class ReaderStage:
             header = header_of(chunk.title, chunk.section, chunk.commenter)
             out.append(ReaderInput(header, prev, text[c.start : c.end], nxt, c.start))
         return out
+
+    def prepare(self, index: Index, *, limit: int = PREPARE_LIMIT) -> int:
+        """Embed ``index``'s sentences for a dense reader once (stored by the reader's
+        weights hash and each text, so a later run or a re-synced index only embeds
+        what is new); skipped above ``limit`` sentences, where they are embedded on
+        their first question instead.  How many were embedded now."""
+        items: list[ReaderInput] = []
+        for chunk in index.chunks:
+            if len(items) > limit:
+                log.info("reader: %s+ sentences, embedded on first use instead", limit)
+                return 0
+            text = index.documents[chunk.doc_id].text
+            header = header_of(chunk.title, chunk.section, chunk.commenter)
+            items += [ReaderInput(header, "", text[a:b], "", a) for a, b in chunk.sentences]
+        return self.reader.prepare(items)
 
     def reread(self, reading: Reading, index: Index) -> Reading:
         """``reading`` with its top ``depth`` candidates read: rescored, reordered,
@@ -155,17 +172,22 @@ class ReaderStage:
         return Part(part.question, tuple(read), p_unanswerable)
 
 
-def load_reader(spec: str, *, base: Path | None = None) -> ReaderChoice:
+def load_reader(
+    spec: str, *, base: Path | None = None, vectors: Path | None = None
+) -> ReaderChoice:
     """The reader named by the ``reader`` setting: ``off`` (none, no notice),
     ``bundled`` (the package's artifact) or a folder holding another trained one.
-    An artifact that cannot be used gives a logged one-line warning and a notice."""
+    An artifact that cannot be used gives a logged one-line warning and a notice.
+    A dense reader keeps its sentence embeddings under ``vectors`` (default: the
+    model cache's ``reader-vectors``, i.e. CITECHAT_MODEL_CACHE)."""
     if spec == "off":
         return ReaderChoice(None)
     folder = BUNDLED if spec == "bundled" else Path(spec).expanduser()
+    from .config import model_cache
     from .reader import Reader
 
     try:
-        reader = Reader.load(folder, base=base)
+        reader = Reader.load(folder, base=base, vectors=vectors or model_cache() / "reader-vectors")
     except ReaderArtifactError as exc:
         log.warning("reader not used: %s", exc)
         return ReaderChoice(
