@@ -124,6 +124,24 @@ def test_examples_take_the_hardest_negatives_and_skip_unanswerables() -> None:
     assert len(examples(pairs, negatives=5)[0].negatives) == 2
 
 
+def test_retrieved_negatives_rank_after_the_paragraphs_hardest() -> None:
+    from citechat.reader.densefit import examples
+
+    def pair(sentence: str, label: int, kind: str) -> Pair:
+        item = ReaderInput("h", "", sentence, "", 0)
+        return Pair("q", "who?", item, label, (0, 1) if label else None, kind)  # type: ignore[arg-type]
+
+    pairs = [
+        pair("gold.", 1, "gold"),
+        pair("hardest.", 0, "paragraph"),
+        pair("random.", 0, "paragraph"),
+        pair("bm25.", 0, "bm25"),
+        pair("retrieved.", 0, "retrieved"),
+    ]
+    got = examples(pairs, negatives=4)[0].negatives
+    assert got == ("h\nhardest.", "h\nretrieved.", "h\nbm25.", "h\nrandom.")
+
+
 def test_training_lowers_the_loss_and_reports(tiny_base: Path, tmp_path: Path) -> None:
     from citechat.reader import report
     from citechat.reader.densefit import DenseConfig, examples, fit, mean_loss
