@@ -235,6 +235,27 @@ def test_stored_sentence_vectors_leave_only_the_question_to_embed(
     assert later.prepare([*items, new]) == 1
 
 
+def test_a_reader_artifact_brings_its_abstention_model(
+    tiny_base: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from citechat.abstention import FEATURES, AbstentionModel
+    from citechat.rereading import ABSTENTION, load_reader
+
+    net, _ = _net(tiny_base)
+    folder = tmp_path / "r"
+    artifact.save(folder, net.trainable_state(), _manifest(tiny_base))
+    assert load_reader(str(folder), base=tiny_base, vectors=tmp_path / "v").stage.abstention is None  # type: ignore[union-attr]
+    own = AbstentionModel((1.0,) * len(FEATURES), -2.0, 0.3, "test")
+    own.save(folder / ABSTENTION)
+    stage = load_reader(str(folder), base=tiny_base, vectors=tmp_path / "v").stage
+    assert stage is not None and stage.abstention == own
+    (folder / ABSTENTION).write_text("{broken", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="citechat"):
+        stage = load_reader(str(folder), base=tiny_base, vectors=tmp_path / "v").stage
+    assert stage is not None and stage.abstention is None  # the packaged model decides
+    assert "abstention model is not used" in caplog.text
+
+
 def test_an_old_manifest_reads_as_a_cross_encoder(tiny_base: Path, tmp_path: Path) -> None:
     net, _ = _net(tiny_base)
     artifact.save(tmp_path / "r", net.trainable_state(), _manifest(tiny_base))

@@ -247,3 +247,28 @@ def test_the_index_sentences_are_prepared_once_when_the_reader_loads(
     stage = ReaderStage(reader)  # type: ignore[arg-type]
     assert stage.prepare(index, limit=1) == 0  # too big: embedded on first use instead
     assert len(reader.prepared) == 1
+
+
+def test_a_reader_with_its_own_abstention_model_decides_on_its_cosine(
+    monkeypatch: pytest.MonkeyPatch, fake_settings: Settings
+) -> None:
+    import citechat.pipeline
+    from citechat.abstention import FEATURES, AbstentionModel
+
+    question = "Who was named to lead schools in London on Monday?"
+    plain = _with_reader(monkeypatch, fake_settings, FakeDenseReader())
+    assert plain.read(question, 5).features["reader_cosine"] == pytest.approx(0.9)
+    assert not plain.ask(question).abstained
+    # weight only on the reader's cosine: 0.9 answers, a best cosine of 0.1 declines
+    coef = tuple(10.0 if name == "reader_cosine" else 0.0 for name in FEATURES)
+    own = AbstentionModel(coef, -5.0, 0.5, "test")
+    stage = ReaderStage(FakeDenseReader(), abstention=own)  # type: ignore[arg-type]
+    monkeypatch.setattr(citechat.pipeline, "load_reader", lambda spec: ReaderChoice(stage))
+    pipe = Pipeline.load(fake_settings)
+    reading = pipe.read(question, 5)
+    assert reading.abstention is own
+    assert not pipe.ask(question).abstained
+    # every cosine 0.1 from here
+    stage.reader = FakeDenseReader(answer="no sentence says this")  # type: ignore[assignment]
+    assert pipe.read(question, 5).features["reader_cosine"] == pytest.approx(0.1)
+    assert pipe.ask(question).abstained

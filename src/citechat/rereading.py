@@ -29,6 +29,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .abstention import AbstentionModel
+from .errors import ConfigError
 from .reader.artifact import ReaderArtifactError
 from .reader.inputs import ReaderInput, ReaderScore, header_of
 from .reading import Candidate, Part, Reading
@@ -50,6 +52,8 @@ WEIGHT = 0.7
 #: heuristic's own weight for it, reading.SentenceScorer): chosen on the seed tune split
 #: and the 72 seed questions (eval/reader/README.md)
 COSINE_WEIGHT = 0.3
+#: a reader artifact's own abstention model (fitted with its cosine), when it has one
+ABSTENTION = "abstention.json"
 #: an index with more sentences than this is not embedded up front (prepare)
 PREPARE_LIMIT = 200_000
 
@@ -66,7 +70,14 @@ class ReaderChoice:
 class ReaderStage:
     """Reads a :class:`Reading`'s best candidates with a loaded :class:`Reader`."""
 
-    def __init__(self, reader: Reader, *, depth: int = DEPTH, weight: float = WEIGHT) -> None:
+    def __init__(
+        self,
+        reader: Reader,
+        *,
+        depth: int = DEPTH,
+        weight: float = WEIGHT,
+        abstention: AbstentionModel | None = None,
+    ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
         if not 0.0 <= weight <= 1.0:
@@ -74,6 +85,9 @@ class ReaderStage:
         self.reader = reader
         self.depth = depth
         self.weight = weight
+        #: the abstention model fitted with this reader's cosine (its artifact's
+        #: ``abstention.json``); None: the answerer's packaged one decides
+        self.abstention = abstention
 
     def inputs(self, index: Index, cands: Sequence[Candidate]) -> list[ReaderInput]:
         """Each candidate as the reader sees it: its chunk's header, the sentence and
@@ -136,6 +150,7 @@ class ReaderStage:
             candidates=final,
             p_unanswerable=p_unanswerable,
             parts=parts,
+            abstention=self.abstention,
         )
 
     def _read(
@@ -145,7 +160,9 @@ class ReaderStage:
         with the reader's probability and short answer; and P(unanswerable) over them."""
         scores = self.reader.score(question, self.inputs(index, head))
         read = [
-            replace(c, score=self._mix(c, s), reader=s.p_answer, short=s.span)
+            replace(
+                c, score=self._mix(c, s), reader=s.p_answer, short=s.span, reader_cosine=s.cosine
+            )
             for c, s in zip(head, scores, strict=True)
         ]
         read.sort(key=lambda c: (-c.score, c.hit.rank, c.start))
@@ -193,4 +210,10 @@ def load_reader(
         return ReaderChoice(
             None, f"The reader model is not used ({exc.problem}); answers come from the heuristic."
         )
-    return ReaderChoice(ReaderStage(reader))
+    abstention = None
+    if (folder / ABSTENTION).is_file():
+        try:
+            abstention = AbstentionModel.load(folder / ABSTENTION)
+        except ConfigError as exc:
+            log.warning("the reader's abstention model is not used: %s", exc)
+    return ReaderChoice(ReaderStage(reader, abstention=abstention))
