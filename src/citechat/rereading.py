@@ -15,7 +15,10 @@ Candidates beyond ``depth`` keep their order, below the read ones.
 
 :func:`load_reader` turns the ``reader`` setting (``bundled``, ``off`` or a folder)
 into a stage, or into a one-line notice when the artifact cannot be used: answers
-then come from the heuristic alone, never a crash.
+then come from the heuristic alone, never a crash.  A dense reader's sentence side
+is embedded once (:meth:`ReaderStage.prepare`, reader/vectors.py), and an artifact
+may bring the abstention model fitted with its cosine (``abstention.json``), which
+the reading carries to the answerer.
 
 It does not choose the answer sentences or decline (answering.py).
 """

@@ -38,7 +38,9 @@ _CHUNK = 500
 
 
 def text_key(text: str) -> str:
-    """>>> text_key("a")[:12]
+    """The key of a candidate text: its SHA-256, hex.
+
+    >>> text_key("a")[:12]
     'ca978112ca1b'
     """
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
