@@ -189,3 +189,20 @@ def test_threshold_setting_overrides_the_calibrated_one(fake_settings: Settings)
     pipe = Pipeline.load(fake_settings)
     ans = ExtractiveAnswerer(pipe.retriever, abstention=model(0.5), abstain_threshold=0.9)
     assert ans.abstention is not None and ans.abstention.threshold == 0.9
+
+
+def test_a_model_fitted_before_the_reader_feature_gives_it_no_weight(tmp_path: Path) -> None:
+    m = model(evidence=3.0, dense=1.0, intercept=-1.0, threshold=0.4)
+    data = m.to_json()
+    old = {**data, "features": list(FEATURES[:-1]), "coef": list(m.coef[:-1])}
+    assert FEATURES[-1] == "reader_cosine"
+    (tmp_path / "old.json").write_text(json.dumps(old), encoding="utf-8")
+    loaded = AbstentionModel.load(tmp_path / "old.json")
+    assert loaded == m and loaded.coef[-1] == 0.0
+    feats = {"evidence": 0.2, "dense": 0.3, "reader_cosine": 0.9}
+    assert loaded.p_answerable(feats) == m.p_answerable({**feats, "reader_cosine": 0.0})
+
+
+def test_the_packaged_model_gives_the_reader_feature_no_weight() -> None:
+    m = AbstentionModel.load()
+    assert m.coef[FEATURES.index("reader_cosine")] == 0.0  # reader off: decisions as before

@@ -395,6 +395,36 @@ def test_pairs_find_the_gold_sentence_and_clean_negatives(tmp_path: Path) -> Non
     assert again == pairs
 
 
+def test_retrieved_negatives_come_from_the_built_articles_only(tmp_path: Path) -> None:
+    corpus = [
+        {"id": "A_0", "title": "A", "text": "Ann won the cup in 1990. Bob lost."},
+        {"id": "A_1", "title": "A", "text": "The cup is old. Ann kept it."},
+        {"id": "B_0", "title": "B", "text": "A cup final was played. The crowd sang."},
+        {"id": "T_0", "title": "T", "text": "Test text: who won the cup was asked."},
+    ]
+    v11 = [{"id": "q1", "question": "Who won the cup?", "answers": ["Ann"], "gold_ids": ["A_0"]}]
+    v11[0]["title"] = "A"
+    for name, rows in (("corpus", corpus), ("questions", v11), ("questions_v2.0", [])):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    asked: list[str] = []
+
+    def retrieve(question: str) -> list[str]:
+        asked.append(question)
+        # the gold paragraph, a paragraph of another split, then two of the built ones
+        return ["A_0", "T_0", "B_0", "A_1"]
+
+    config = DataConfig(neg_retrieved=2)
+    pairs, stats = build_pairs(tmp_path, ["A", "B"], seed=1, config=config, retrieve=retrieve)
+    assert asked == ["Who won the cup?"]
+    got = [p.item.sentence for p in pairs if p.kind == "retrieved"]
+    # B_0's most question-like sentence; A_1's without the answer string ("Ann kept it.")
+    assert got == ["A cup final was played.", "The cup is old."]
+    assert stats.pairs["retrieved"] == 2
+    assert all(p.label == 0 and p.span is None for p in pairs if p.kind == "retrieved")
+    without, _ = build_pairs(tmp_path, ["A", "B"], seed=1, config=config)
+    assert without == [p for p in pairs if p.kind != "retrieved"]
+
+
 # ---- the real bundled MiniLM -------------------------------------------------------
 
 

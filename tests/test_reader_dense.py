@@ -124,6 +124,24 @@ def test_examples_take_the_hardest_negatives_and_skip_unanswerables() -> None:
     assert len(examples(pairs, negatives=5)[0].negatives) == 2
 
 
+def test_retrieved_negatives_rank_after_the_paragraphs_hardest() -> None:
+    from citechat.reader.densefit import examples
+
+    def pair(sentence: str, label: int, kind: str) -> Pair:
+        item = ReaderInput("h", "", sentence, "", 0)
+        return Pair("q", "who?", item, label, (0, 1) if label else None, kind)  # type: ignore[arg-type]
+
+    pairs = [
+        pair("gold.", 1, "gold"),
+        pair("hardest.", 0, "paragraph"),
+        pair("random.", 0, "paragraph"),
+        pair("bm25.", 0, "bm25"),
+        pair("retrieved.", 0, "retrieved"),
+    ]
+    got = examples(pairs, negatives=4)[0].negatives
+    assert got == ("h\nhardest.", "h\nretrieved.", "h\nbm25.", "h\nrandom.")
+
+
 def test_training_lowers_the_loss_and_reports(tiny_base: Path, tmp_path: Path) -> None:
     from citechat.reader import report
     from citechat.reader.densefit import DenseConfig, examples, fit, mean_loss
@@ -183,6 +201,59 @@ def test_dense_artifact_round_trips_and_refuses_a_misfit(tiny_base: Path, tmp_pa
     artifact.save(tmp_path / "bad", two.trainable_state(), _manifest(tiny_base))
     with pytest.raises(ReaderArtifactError, match="do not fit"):
         Reader.load(tmp_path / "bad", base=tiny_base)
+
+
+def test_stored_sentence_vectors_leave_only_the_question_to_embed(
+    tiny_base: Path, tmp_path: Path
+) -> None:
+    from citechat.reader.dense import DenseReader, candidate_text
+
+    net, _ = _net(tiny_base, seed=3)
+    artifact.save(tmp_path / "r", net.trainable_state(), _manifest(tiny_base))
+    plain = DenseReader.load(tmp_path / "r", base=tiny_base)
+    stored = Reader.load(tmp_path / "r", base=tiny_base, vectors=tmp_path / "vectors")
+    assert isinstance(stored, DenseReader) and stored.store is not None
+    items = _doc_inputs()
+    assert stored.prepare(items) == len({candidate_text(i) for i in items})
+    assert stored.prepare(items) == 0  # all stored already
+    embedded: list[list[str]] = []
+    real = stored._embed
+
+    def recording(texts: Any) -> Any:
+        embedded.append(list(texts))
+        return real(texts)
+
+    stored._embed = recording  # type: ignore[method-assign]
+    question = "Where was it?"
+    got = stored.cosines(question, items)
+    assert embedded == [[question]]  # the sentence side came from the store
+    assert np.allclose(got, plain.cosines(question, items), atol=1e-5)
+    # a later process with the same artifact reads the same store; a new sentence is
+    # embedded once, then stored
+    later = Reader.load(tmp_path / "r", base=tiny_base, vectors=tmp_path / "vectors")
+    new = replace(items[0], sentence="A sentence nobody prepared.")
+    assert later.prepare([*items, new]) == 1
+
+
+def test_a_reader_artifact_brings_its_abstention_model(
+    tiny_base: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from citechat.abstention import FEATURES, AbstentionModel
+    from citechat.rereading import ABSTENTION, load_reader
+
+    net, _ = _net(tiny_base)
+    folder = tmp_path / "r"
+    artifact.save(folder, net.trainable_state(), _manifest(tiny_base))
+    assert load_reader(str(folder), base=tiny_base, vectors=tmp_path / "v").stage.abstention is None  # type: ignore[union-attr]
+    own = AbstentionModel((1.0,) * len(FEATURES), -2.0, 0.3, "test")
+    own.save(folder / ABSTENTION)
+    stage = load_reader(str(folder), base=tiny_base, vectors=tmp_path / "v").stage
+    assert stage is not None and stage.abstention == own
+    (folder / ABSTENTION).write_text("{broken", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="citechat"):
+        stage = load_reader(str(folder), base=tiny_base, vectors=tmp_path / "v").stage
+    assert stage is not None and stage.abstention is None  # the packaged model decides
+    assert "abstention model is not used" in caplog.text
 
 
 def test_an_old_manifest_reads_as_a_cross_encoder(tiny_base: Path, tmp_path: Path) -> None:

@@ -25,6 +25,11 @@ class FakeReader:
     def __init__(self, answer: str = "Peter Lewis", yes: float = 0.95, no: float = 0.05):
         self.answer, self.yes, self.no = answer, yes, no
         self.seen: list[list[ReaderInput]] = []
+        self.prepared: list[list[ReaderInput]] = []
+
+    def prepare(self, items: Sequence[ReaderInput]) -> int:
+        self.prepared.append(list(items))
+        return len(items)
 
     def score(self, question: str, items: Sequence[ReaderInput]) -> list[ReaderScore]:
         self.seen.append(list(items))
@@ -225,3 +230,45 @@ def test_a_dense_reader_swaps_the_cosine_and_leaves_declining_to_the_abstention_
     answer = pipe.ask(question)
     assert not answer.abstained and answer.short_answer is None
     assert answer.citations[0].quote == reading.candidates[0].text
+
+
+def test_the_index_sentences_are_prepared_once_when_the_reader_loads(
+    monkeypatch: pytest.MonkeyPatch, fake_settings: Settings
+) -> None:
+    reader = FakeDenseReader()
+    pipe = _with_reader(monkeypatch, fake_settings, reader)
+    pipe.ask("Who was named to lead schools in London on Monday?")
+    pipe.ask("What closed the schools?")
+    assert len(reader.prepared) == 1  # once, not per question
+    index = pipe.index
+    want = {(a, index.documents[c.doc_id].text[a:b]) for c in index.chunks for a, b in c.sentences}
+    assert {(i.start, i.sentence) for i in reader.prepared[0]} == want and want
+    assert all(i.header for i in reader.prepared[0])  # the chunk header, as at answer time
+    stage = ReaderStage(reader)  # type: ignore[arg-type]
+    assert stage.prepare(index, limit=1) == 0  # too big: embedded on first use instead
+    assert len(reader.prepared) == 1
+
+
+def test_a_reader_with_its_own_abstention_model_decides_on_its_cosine(
+    monkeypatch: pytest.MonkeyPatch, fake_settings: Settings
+) -> None:
+    import citechat.pipeline
+    from citechat.abstention import FEATURES, AbstentionModel
+
+    question = "Who was named to lead schools in London on Monday?"
+    plain = _with_reader(monkeypatch, fake_settings, FakeDenseReader())
+    assert plain.read(question, 5).features["reader_cosine"] == pytest.approx(0.9)
+    assert not plain.ask(question).abstained
+    # weight only on the reader's cosine: 0.9 answers, a best cosine of 0.1 declines
+    coef = tuple(10.0 if name == "reader_cosine" else 0.0 for name in FEATURES)
+    own = AbstentionModel(coef, -5.0, 0.5, "test")
+    stage = ReaderStage(FakeDenseReader(), abstention=own)  # type: ignore[arg-type]
+    monkeypatch.setattr(citechat.pipeline, "load_reader", lambda spec: ReaderChoice(stage))
+    pipe = Pipeline.load(fake_settings)
+    reading = pipe.read(question, 5)
+    assert reading.abstention is own
+    assert not pipe.ask(question).abstained
+    # every cosine 0.1 from here
+    stage.reader = FakeDenseReader(answer="no sentence says this")  # type: ignore[assignment]
+    assert pipe.read(question, 5).features["reader_cosine"] == pytest.approx(0.1)
+    assert pipe.ask(question).abstained

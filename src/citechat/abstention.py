@@ -32,6 +32,7 @@ FEATURES = (
     "term_cov",  # IDF-weighted share of the question's terms in the top chunk
     "unknown",  # IDF-weighted share of the question's terms found in no chunk
     "dense",  # cosine of the top chunk (0 when the mode has no dense search)
+    "reader_cosine",  # a dense reader's best cosine over what it read (0 without one)
 )
 
 
@@ -101,7 +102,11 @@ class AbstentionModel:
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> AbstentionModel:
         names = data.get("features")
-        if names != list(FEATURES):
+        coefs = data.get("coef")
+        if names == list(FEATURES[:-1]) and isinstance(coefs, list):
+            # a model fitted before the reader feature: it gives that feature no weight
+            data = {**data, "features": list(FEATURES), "coef": [*coefs, 0.0]}
+        elif names != list(FEATURES):
             raise ConfigError(
                 f"abstention model features {names} do not match this version's {list(FEATURES)};"
                 " re-run eval/calibrate_abstention.py"

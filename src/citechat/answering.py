@@ -253,10 +253,11 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             return False, 1.0
         if reading.p_unanswerable is not None:
             return reading.p_unanswerable >= self.reader_decline, 1.0 - reading.p_unanswerable
-        if self.abstention is None:
+        model = reading.abstention or self.abstention
+        if model is None:
             return reading.evidence(cands[0]) < self.threshold, None
-        p = self.abstention.p_answerable(reading.features)
-        return self.abstention.declines(reading.features), p
+        p = model.p_answerable(reading.features)
+        return model.declines(reading.features), p
 
     def answer(self, question: str, reading: Reading, *, history: History = ()) -> Answer:
         t0 = time.perf_counter()

@@ -121,6 +121,9 @@ class Pipeline:
         with self._lock:
             if self._reader is None:
                 self._reader = load_reader(self.settings.reader)
+                if self._reader.stage is not None:
+                    # a dense reader's sentence side, once per index (stored between runs)
+                    self._reader.stage.prepare(self.index)
             return self._reader
 
     def check_question(self, question: str) -> tuple[str, str | None]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .abstention import AbstentionModel
 from .answertypes import AnswerType, answer_type, typed_support
 from .questions import holds_quote, named_commenter, quotes, same_commenter, without_commenter
 from .retrieval import Retrieval, Retriever
@@ -47,6 +48,8 @@ class Candidate:
     #: the reader's P(this sentence answers the question), when it read the sentence
     #: (rereading.py); None when no reader ran
     reader: float | None = None
+    #: a dense reader's question-sentence cosine, when one read the sentence
+    reader_cosine: float | None = None
     #: the reader's short answer inside the sentence, in document characters
     short: tuple[int, int] | None = None
     #: the sentence holds words the question quotes (questions.py): the documents
@@ -120,6 +123,9 @@ class Reading:
     #: a multi-part question ("What X, and what Y?"): each part's own candidates
     #: (:meth:`SentenceScorer.read_parts`); empty for a one-part question
     parts: tuple[Part, ...] = ()
+    #: the abstention model that goes with the reader that read the candidates (one
+    #: fitted on its ``reader_cosine``); None: the answerer's own
+    abstention: AbstentionModel | None = field(default=None, repr=False)
 
     @property
     def query(self) -> str:
@@ -341,6 +347,9 @@ class SentenceScorer:
             "term_cov": share(asked.terms, context),
             "unknown": unknown,
             "dense": self._chunk_cosine(top, asked) if top else 0.0,
+            "reader_cosine": max(
+                (c.reader_cosine for c in cands if c.reader_cosine is not None), default=0.0
+            ),
         }
 
     def _chunk_cosine(self, hit: Hit, asked: _Asked) -> float:

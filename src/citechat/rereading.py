@@ -15,7 +15,10 @@ Candidates beyond ``depth`` keep their order, below the read ones.
 
 :func:`load_reader` turns the ``reader`` setting (``bundled``, ``off`` or a folder)
 into a stage, or into a one-line notice when the artifact cannot be used: answers
-then come from the heuristic alone, never a crash.
+then come from the heuristic alone, never a crash.  A dense reader's sentence side
+is embedded once (:meth:`ReaderStage.prepare`, reader/vectors.py), and an artifact
+may bring the abstention model fitted with its cosine (``abstention.json``), which
+the reading carries to the answerer.
 
 It does not choose the answer sentences or decline (answering.py).
 """
@@ -29,6 +32,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .abstention import AbstentionModel
+from .errors import ConfigError
 from .reader.artifact import ReaderArtifactError
 from .reader.inputs import ReaderInput, ReaderScore, header_of
 from .reading import Candidate, Part, Reading
@@ -50,6 +55,10 @@ WEIGHT = 0.7
 #: heuristic's own weight for it, reading.SentenceScorer): chosen on the seed tune split
 #: and the 72 seed questions (eval/reader/README.md)
 COSINE_WEIGHT = 0.3
+#: a reader artifact's own abstention model (fitted with its cosine), when it has one
+ABSTENTION = "abstention.json"
+#: an index with more sentences than this is not embedded up front (prepare)
+PREPARE_LIMIT = 200_000
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,14 @@ class ReaderChoice:
 class ReaderStage:
     """Reads a :class:`Reading`'s best candidates with a loaded :class:`Reader`."""
 
-    def __init__(self, reader: Reader, *, depth: int = DEPTH, weight: float = WEIGHT) -> None:
+    def __init__(
+        self,
+        reader: Reader,
+        *,
+        depth: int = DEPTH,
+        weight: float = WEIGHT,
+        abstention: AbstentionModel | None = None,
+    ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
         if not 0.0 <= weight <= 1.0:
@@ -72,6 +88,9 @@ class ReaderStage:
         self.reader = reader
         self.depth = depth
         self.weight = weight
+        #: the abstention model fitted with this reader's cosine (its artifact's
+        #: ``abstention.json``); None: the answerer's packaged one decides
+        self.abstention = abstention
 
     def inputs(self, index: Index, cands: Sequence[Candidate]) -> list[ReaderInput]:
         """Each candidate as the reader sees it: its chunk's header, the sentence and
@@ -87,6 +106,21 @@ class ReaderStage:
             header = header_of(chunk.title, chunk.section, chunk.commenter)
             out.append(ReaderInput(header, prev, text[c.start : c.end], nxt, c.start))
         return out
+
+    def prepare(self, index: Index, *, limit: int = PREPARE_LIMIT) -> int:
+        """Embed ``index``'s sentences for a dense reader once (stored by the reader's
+        weights hash and each text, so a later run or a re-synced index only embeds
+        what is new); skipped above ``limit`` sentences, where they are embedded on
+        their first question instead.  How many were embedded now."""
+        items: list[ReaderInput] = []
+        for chunk in index.chunks:
+            if len(items) > limit:
+                log.info("reader: %s+ sentences, embedded on first use instead", limit)
+                return 0
+            text = index.documents[chunk.doc_id].text
+            header = header_of(chunk.title, chunk.section, chunk.commenter)
+            items += [ReaderInput(header, "", text[a:b], "", a) for a, b in chunk.sentences]
+        return self.reader.prepare(items)
 
     def reread(self, reading: Reading, index: Index) -> Reading:
         """``reading`` with its top ``depth`` candidates read: rescored, reordered,
@@ -119,6 +153,7 @@ class ReaderStage:
             candidates=final,
             p_unanswerable=p_unanswerable,
             parts=parts,
+            abstention=self.abstention,
         )
 
     def _read(
@@ -128,7 +163,9 @@ class ReaderStage:
         with the reader's probability and short answer; and P(unanswerable) over them."""
         scores = self.reader.score(question, self.inputs(index, head))
         read = [
-            replace(c, score=self._mix(c, s), reader=s.p_answer, short=s.span)
+            replace(
+                c, score=self._mix(c, s), reader=s.p_answer, short=s.span, reader_cosine=s.cosine
+            )
             for c, s in zip(head, scores, strict=True)
         ]
         read.sort(key=lambda c: (-c.score, c.hit.rank, c.start))
@@ -155,20 +192,31 @@ class ReaderStage:
         return Part(part.question, tuple(read), p_unanswerable)
 
 
-def load_reader(spec: str, *, base: Path | None = None) -> ReaderChoice:
+def load_reader(
+    spec: str, *, base: Path | None = None, vectors: Path | None = None
+) -> ReaderChoice:
     """The reader named by the ``reader`` setting: ``off`` (none, no notice),
     ``bundled`` (the package's artifact) or a folder holding another trained one.
-    An artifact that cannot be used gives a logged one-line warning and a notice."""
+    An artifact that cannot be used gives a logged one-line warning and a notice.
+    A dense reader keeps its sentence embeddings under ``vectors`` (default: the
+    model cache's ``reader-vectors``, i.e. CITECHAT_MODEL_CACHE)."""
     if spec == "off":
         return ReaderChoice(None)
     folder = BUNDLED if spec == "bundled" else Path(spec).expanduser()
+    from .config import model_cache
     from .reader import Reader
 
     try:
-        reader = Reader.load(folder, base=base)
+        reader = Reader.load(folder, base=base, vectors=vectors or model_cache() / "reader-vectors")
     except ReaderArtifactError as exc:
         log.warning("reader not used: %s", exc)
         return ReaderChoice(
             None, f"The reader model is not used ({exc.problem}); answers come from the heuristic."
         )
-    return ReaderChoice(ReaderStage(reader))
+    abstention = None
+    if (folder / ABSTENTION).is_file():
+        try:
+            abstention = AbstentionModel.load(folder / ABSTENTION)
+        except ConfigError as exc:
+            log.warning("the reader's abstention model is not used: %s", exc)
+    return ReaderChoice(ReaderStage(reader, abstention=abstention))

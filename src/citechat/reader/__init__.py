@@ -8,7 +8,9 @@ none of them answers.  Train it with ``python -m citechat.reader.train``; load i
 missing or damaged (the caller falls back to its heuristic answerer).
 
 Modules: inputs (dataclasses in and out), encoding (tokens), model (network),
-artifact (files), scoring (Reader), data / cache / metrics / train / report (training).
+artifact (files), scoring (Reader), dense (the dense reader) and vectors (its stored
+sentence embeddings), data / cache / metrics / train / densefit / loop / report
+(training).
 """
 
 from __future__ import annotations

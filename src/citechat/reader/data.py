@@ -14,7 +14,10 @@ label, answer span).  Sentences come from :func:`citechat.chunking.chunk_documen
 over :func:`citechat.corpus.load_corpus`, so they are the spans the index holds.
 Per answerable question: its gold sentence (label 1, the span of its first answer
 string), other sentences of its paragraph, and "hard" sentences of the top BM25
-paragraphs of the same article that are not the gold one (label 0).  Per v2.0
+paragraphs of the same article that are not the gold one (label 0), and, given a
+``retrieve`` function (citechat's own retrieval over the corpus index), the hardest
+sentences of its top retrieved non-gold paragraphs among the articles being built
+(label 0, kind "retrieved": the confusions the answerer meets at answer time).  Per v2.0
 unanswerable question: the sentences of the paragraph it was written against
 that share the most words with it (label 0, no span).  A sentence holding any gold
 answer string is never a negative.
@@ -28,7 +31,7 @@ import json
 import random
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -40,7 +43,10 @@ V11_FILE = "questions.jsonl"
 V20_FILE = "questions_v2.0.jsonl"
 CORPUS_FILE = "corpus.jsonl"
 
-PairKind = Literal["gold", "paragraph", "bm25", "unanswerable"]
+PairKind = Literal["gold", "paragraph", "bm25", "retrieved", "unanswerable"]
+
+#: question -> paragraph (document) ids, best first: citechat's retrieval in training
+Retrieve = Callable[[str], Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,9 @@ class Pair:
 class DataConfig:
     neg_paragraph: int = 2
     neg_bm25: int = 1
+    #: hardest sentences taken from citechat's retrieved non-gold paragraphs (with
+    #: ``retrieve`` only), one per paragraph, best-ranked paragraphs first
+    neg_retrieved: int = 1
     unanswerable: int = 3
     validation_every_v2: int = 6
     validation_every_v1: int = 6
@@ -116,21 +125,37 @@ def squad_split(folder: Path, config: DataConfig = DataConfig()) -> Split:
     return Split(tuple(test), tuple(heldout), tuple(validation), tuple(train))
 
 
+class _Sentences:
+    """doc id -> its sentences in context (the spans the index holds), built on first
+    use; None for a document not among ``docs``."""
+
+    def __init__(self, docs: Sequence[Any]) -> None:
+        self.docs = {d.doc_id: d for d in docs}
+        self.made: dict[str, list[ReaderInput]] = {}
+
+    def __call__(self, doc_id: str) -> list[ReaderInput] | None:
+        from ..chunking import chunk_document
+
+        doc = self.docs.get(doc_id)
+        if doc is None:
+            return None
+        if doc_id not in self.made:
+            spans = sorted({s for c in chunk_document(doc) for s in c.sentences})
+            self.made[doc_id] = inputs_for_sentences(doc.text, spans, header_of(doc.title))
+        return self.made[doc_id]
+
+
 class _Article:
     """The paragraphs of one article: sentences in context and a BM25 over them."""
 
-    def __init__(self, docs: Sequence[Any]) -> None:
+    def __init__(self, docs: Sequence[Any], sentences: _Sentences) -> None:
         import bm25s
 
-        from ..chunking import chunk_document
         from ..text import terms
 
         self.docs = {d.doc_id: d for d in docs}
         self.ids = [d.doc_id for d in docs]
-        self.sentences: dict[str, list[ReaderInput]] = {}
-        for d in docs:
-            spans = sorted({s for c in chunk_document(d) for s in c.sentences})
-            self.sentences[d.doc_id] = inputs_for_sentences(d.text, spans, header_of(d.title))
+        self.sentences = {d.doc_id: sentences(d.doc_id) or [] for d in docs}
         self.bm25 = bm25s.BM25()
         self.bm25.index([terms(d.text) or ["_"] for d in docs], show_progress=False)
 
@@ -183,10 +208,12 @@ def build_pairs(
     seed: int,
     config: DataConfig = DataConfig(),
     every: int = 1,
+    retrieve: Retrieve | None = None,
 ) -> tuple[list[Pair], BuildStats]:
     """Pairs for every ``every``-th question of the articles ``titles``, in a fixed
     order; sampling is seeded per question, so a pair set never depends on which
-    other articles are built."""
+    other articles are built.  ``retrieve`` adds "retrieved" negatives, from the
+    paragraphs of ``titles`` only (never another split's text)."""
     from ..corpus import load_corpus
 
     wanted = set(titles)
@@ -205,13 +232,22 @@ def build_pairs(
     stats = BuildStats()
     pairs: list[Pair] = []
     asked = {r["title"] for r in (*questions, *impossible)}
+    sentences = _Sentences(docs)
     for title in sorted(asked & set(by_title)):
-        art = _Article(sorted(by_title[title], key=lambda d: d.doc_id))
+        art = _Article(sorted(by_title[title], key=lambda d: d.doc_id), sentences)
         for row in (r for r in questions if r["title"] == title):
             stats.questions += 1
             made = _answerable_pairs(art, row, seed, config)
             if not made:
                 stats.skipped_no_sentence += 1
+            elif retrieve is not None and config.neg_retrieved:
+                ranked = [d for d in retrieve(row["question"]) if d not in row["gold_ids"]]
+                made += [
+                    Pair(row["id"], row["question"], item, 0, None, "retrieved", made[0].answers)
+                    for item in _hard_from(
+                        row["question"], made[0].answers, ranked, sentences, config.neg_retrieved
+                    )
+                ]
             pairs.extend(made)
         for row in (r for r in impossible if r["title"] == title):
             stats.unanswerable += 1
@@ -244,16 +280,28 @@ def _answerable_pairs(
         pool = [i for i in others if i is not hard]
         chosen = [hard, *rng.sample(pool, k=min(len(pool), config.neg_paragraph - 1))]
         out += [Pair(qid, question, i, 0, None, "paragraph", answers) for i in chosen]
-    taken = 0
-    for doc_id in art.ranked(question):
-        if taken >= config.neg_bm25:
+    ranked = [d for d in art.ranked(question) if d != gold_id]
+    in_article = _hard_from(question, answers, ranked, art.sentences.get, config.neg_bm25)
+    out += [Pair(qid, question, i, 0, None, "bm25", answers) for i in in_article]
+    return out
+
+
+def _hard_from(
+    question: str,
+    answers: Sequence[str],
+    doc_ids: Iterable[str],
+    sentences: Callable[[str], list[ReaderInput] | None],
+    n: int,
+) -> list[ReaderInput]:
+    """The most question-like sentence holding no answer string of each of the first
+    ``n`` paragraphs of ``doc_ids`` that have one (unknown ids are passed over)."""
+    out: list[ReaderInput] = []
+    for doc_id in dict.fromkeys(doc_ids):
+        if len(out) >= n:
             break
-        if doc_id == gold_id:
-            continue
-        cands = art.sentences[doc_id]
+        cands = sentences(doc_id) or []
         bad = _answering(cands, answers)
         cands = [i for i in cands if i.start not in bad]
         if cands:
-            out.append(Pair(qid, question, _hardest(question, cands)[0], 0, None, "bm25", answers))
-            taken += 1
+            out.append(_hardest(question, cands)[0])
     return out

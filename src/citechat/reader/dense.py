@@ -19,6 +19,11 @@ the seed tune split this calibration declined 1 of 9 unanswerables and 4 of 12
 answerables.  It finds no short answer span (``span`` is None): the answer quotes the
 whole sentence.  Its ``cosine`` rides on each score for rereading.py.
 
+The sentence side does not depend on the question, so with a :class:`VectorStore`
+(vectors.py) each candidate is embedded once, by :meth:`DenseReader.prepare` (a whole
+index's sentences, when the reader is loaded) or on its first question, and at
+answer time only the question is encoded.
+
 It does not train (densefit.py).
 """
 
@@ -28,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,6 +41,7 @@ from .artifact import Manifest
 from .inputs import ReaderInput, ReaderScore
 from .model import TopTrained
 from .scoring import Reader, load_trained, sigmoid
+from .vectors import VectorStore
 
 #: the manifest's ``kind`` of a dense reader
 KIND = "dense"
@@ -97,7 +104,13 @@ class DenseReader(Reader):
     gives_cosine = True
 
     def __init__(  # the base class keeps a cross-encoder's Encoder; this keeps a tokenizer
-        self, net: DenseNet, tokenizer: Any, manifest: Manifest, *, batch_size: int = 32
+        self,
+        net: DenseNet,
+        tokenizer: Any,
+        manifest: Manifest,
+        *,
+        batch_size: int = 32,
+        vectors: Path | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -105,16 +118,58 @@ class DenseReader(Reader):
         self.tokenizer = tokenizer
         self.manifest = manifest
         self.batch_size = batch_size
+        dim = int(net.bert.config.hidden_size)
+        #: candidate embeddings kept between questions (None: embedded every time)
+        self.store = None if vectors is None else VectorStore(vectors, manifest.weights_sha256, dim)
 
     @classmethod
-    def load(cls, folder: Path, *, base: Path | None = None, batch_size: int = 32) -> DenseReader:
+    def load(
+        cls,
+        folder: Path,
+        *,
+        base: Path | None = None,
+        batch_size: int = 32,
+        vectors: Path | None = None,
+    ) -> DenseReader:
         net, tokenizer, manifest = load_trained(folder, base, DenseNet)
-        return cls(net, tokenizer, manifest, batch_size=batch_size)
+        return cls(net, tokenizer, manifest, batch_size=batch_size, vectors=vectors)
+
+    def _embed(self, texts: Sequence[str]) -> torch.Tensor:
+        return embed_texts(self.net, self.tokenizer, texts, self.manifest.max_len, self.batch_size)
+
+    def candidate_vectors(self, texts: Sequence[str]) -> torch.Tensor:
+        """(len(texts), hidden) embeddings of candidate texts: stored ones looked up,
+        the rest embedded (and stored)."""
+        if self.store is None or not self.store.usable:
+            return self._embed(texts)
+        known = self.store.get(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = self._embed(missing).numpy()
+            made = dict(zip(missing, fresh, strict=True))
+            self.store.put(made)
+            known.update(made)
+        return torch.from_numpy(np.stack([known[t] for t in texts]))
+
+    def prepare(self, items: Sequence[ReaderInput]) -> int:
+        """Embed and store the candidates of ``items`` not stored yet (an index's
+        sentences, before its questions); how many were embedded."""
+        if self.store is None or not self.store.usable:
+            return 0
+        texts = list(dict.fromkeys(candidate_text(i) for i in items))
+        known = self.store.get(texts)
+        missing = [t for t in texts if t not in known]
+        for lo in range(0, len(missing), 1024):  # stored in parts: an interrupt keeps the rest
+            part = missing[lo : lo + 1024]
+            self.store.put(dict(zip(part, self._embed(part).numpy(), strict=True)))
+        return len(missing)
 
     def cosines(self, question: str, items: Sequence[ReaderInput]) -> list[float]:
-        texts = [question, *(candidate_text(i) for i in items)]
-        vecs = embed_texts(self.net, self.tokenizer, texts, self.manifest.max_len, self.batch_size)
-        return (vecs[1:] @ vecs[0]).tolist()
+        if not items:
+            return []
+        q = self._embed([question])[0]
+        vecs = self.candidate_vectors([candidate_text(i) for i in items])
+        return (vecs @ q).tolist()
 
     def score(self, question: str, items: Sequence[ReaderInput]) -> list[ReaderScore]:
         """One :class:`ReaderScore` per item, in order; no span (whole sentences)."""

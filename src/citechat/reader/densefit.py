@@ -31,7 +31,6 @@ from .data import Pair
 from .loop import FitResult, Steps, total_steps
 
 _CHECKPOINT = "dense-checkpoint.pt"
-_NEG_ORDER = {"paragraph": 0, "bm25": 1}
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,8 @@ class Example:
 
 def examples(pairs: Sequence[Pair], negatives: int) -> list[Example]:
     """One example per question with a gold pair, in first-seen order; its hard
-    negatives the hardest first (paragraph's most question-like, BM25's, then the rest).
+    negatives the hardest first: the paragraph's most question-like sentence, then
+    citechat's retrieved paragraphs', the in-article BM25 one's, the random rest.
 
     >>> from citechat.reader.inputs import ReaderInput
     >>> i = lambda s: ReaderInput("T", "", s, "", 0)
@@ -87,13 +87,17 @@ def examples(pairs: Sequence[Pair], negatives: int) -> list[Example]:
         if not gold:
             continue
         negs = [p for p in rows if p.label == 0]
-        # the first paragraph negative is the hardest; then BM25's; then random ones
-        ranked = sorted(
-            enumerate(negs), key=lambda t: (t[0] > 0 and t[1].kind == "paragraph", t[0])
-        )
+        # the first paragraph negative is the hardest; the other paragraph ones are random
+        ranked = sorted(enumerate(negs), key=lambda t: (_neg_rank(t[0], t[1].kind), t[0]))
         texts = tuple(candidate_text(p.item) for _, p in ranked[:negatives])
         out.append(Example(gold[0].question, candidate_text(gold[0].item), texts))
     return out
+
+
+def _neg_rank(position: int, kind: str) -> int:
+    if kind == "paragraph":
+        return 0 if position == 0 else 3
+    return 1 if kind == "retrieved" else 2
 
 
 def evaluate(net: Any, tokenizer: Any, pairs: Sequence[Pair], config: DenseConfig) -> np.ndarray:

@@ -98,20 +98,33 @@ class Reader:
         self.batch_size = batch_size
 
     @classmethod
-    def load(cls, folder: Path, *, base: Path | None = None, batch_size: int = 32) -> Reader:
+    def load(
+        cls,
+        folder: Path,
+        *,
+        base: Path | None = None,
+        batch_size: int = 32,
+        vectors: Path | None = None,
+    ) -> Reader:
         """Rebuild the network from ``base`` (default: the bundled MiniLM) plus the
         artifact in ``folder``; :class:`ReaderArtifactError` if either is unusable.
-        A dense artifact (manifest ``kind``) loads as a :class:`~.dense.DenseReader`."""
+        A dense artifact (manifest ``kind``) loads as a :class:`~.dense.DenseReader`,
+        keeping its sentence embeddings under ``vectors`` (vectors.py) when given; a
+        cross-encoder reads question and sentence together, so it has none to keep."""
         from .model import ReaderNet
 
         if cls is Reader and artifact.read_manifest(Path(folder)).kind == "dense":
             from .dense import DenseReader
 
-            return DenseReader.load(folder, base=base, batch_size=batch_size)
+            return DenseReader.load(folder, base=base, batch_size=batch_size, vectors=vectors)
         net, tokenizer, manifest = load_trained(folder, base, ReaderNet)
         return cls(
             net, Encoder(tokenizer, max_len=manifest.max_len), manifest, batch_size=batch_size
         )
+
+    def prepare(self, items: Sequence[ReaderInput]) -> int:
+        """Work done before questions; a cross-encoder has none (0 embedded)."""
+        return 0
 
     def score(self, question: str, items: Sequence[ReaderInput]) -> list[ReaderScore]:
         """One :class:`ReaderScore` per item, in order; batched by length."""

@@ -35,6 +35,7 @@ from .data import (
     V20_FILE,
     DataConfig,
     Pair,
+    Retrieve,
     build_pairs,
     squad_split,
 )
@@ -264,6 +265,21 @@ def _commit() -> str:
         return "unknown"
 
 
+def retriever(data: Path, index: Path, depth: int = 10) -> Retrieve:
+    """citechat's hybrid retrieval over ``index`` (of ``data``'s corpus) as question ->
+    paragraph ids, best first: where the answerer's confusions come from."""
+    from ..config import Settings
+    from ..pipeline import Pipeline
+
+    pipe = Pipeline.load(Settings(corpus=data / CORPUS_FILE, index=index), sync=False)
+
+    def retrieve(question: str) -> list[str]:
+        hits = pipe.retriever.search(question, k=depth).hits
+        return list(dict.fromkeys(h.chunk.doc_id for h in hits))
+
+    return retrieve
+
+
 def main(
     argv: Sequence[str] | None = None, *, prog: str = "python -m citechat.reader.train"
 ) -> int:
@@ -294,6 +310,12 @@ def main(
     ap.add_argument("--threads", type=int, default=int(omp_num_threads() or "2"))
     ap.add_argument("--limit-questions", type=int, help="a tiny run: this many questions a split")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument(
+        "--retrieval-index",
+        type=Path,
+        help="a citechat index of the SQuAD corpus (citechat --corpus DATA/corpus.jsonl "
+        "--index FOLDER index): adds hard negatives from citechat's own retrieval",
+    )
     ap.add_argument(
         "--design",
         choices=("dense", "cross"),
@@ -349,7 +371,10 @@ def main(
     base = args.base or bundled_base()
     base_sha = artifact.sha256_file(artifact.base_weights(base))
     split = squad_split(args.data, data_config)
-    train, train_stats = build_pairs(args.data, split.train, seed=config.seed, config=data_config)
+    retrieve = None if args.retrieval_index is None else retriever(args.data, args.retrieval_index)
+    train, train_stats = build_pairs(
+        args.data, split.train, seed=config.seed, config=data_config, retrieve=retrieve
+    )
     val, val_stats = build_pairs(
         args.data,
         split.validation,
@@ -401,6 +426,7 @@ def main(
         "config": asdict(config),
         "data": {
             **asdict(data_config),
+            "retrieval_index": None if args.retrieval_index is None else str(args.retrieval_index),
             "train": asdict(train_stats),
             "validation": asdict(val_stats),
         },
