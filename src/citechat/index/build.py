@@ -57,6 +57,7 @@ from .stores import (
     create_store,
     wanted_store,
 )
+from .stores.layered import LayeredStore
 from .tables import RowWriter, chunk_from_row, document_from_row
 
 __all__ = [
@@ -467,6 +468,10 @@ class StreamedBuild:
         spec = wanted_store(self.settings, entry)
         if self.old is None or not carries_over(entry, spec):
             return create_store(spec, rows, self.settings)
+        # segmented vectors: the old store linked or nothing written (stores/layered.py)
+        layered = LayeredStore.take(entry, self.old.gen, rows, self.settings)
+        if layered is not None:
+            return layered
         runs = np.frombuffer(self.new_runs, dtype=np.int64).reshape(-1, 2)
         new_rows = np.concatenate(
             [np.zeros(0, dtype=np.int64)] + [np.arange(a, b) for a, b in runs]
