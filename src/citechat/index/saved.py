@@ -27,6 +27,7 @@ from ..errors import IndexDamagedError
 from .generations import current_generation, read_manifest
 from .lexical import LexicalIndex
 from .manifest import GenerationCheck, check_compatible, damaged
+from .rowfiles import open_file
 from .segments import PREFIX, SegmentedVectors, VectorArray, open_vectors
 from .stores import StoreRows, VectorStore, carries_over, load_store, wanted_store
 from .tables import RowTables, chunk_from_row, open_rows
@@ -177,7 +178,13 @@ class SavedIndex:
             store, self._store = self._store, None
             return store
         dim = int(self.manifest.get("dim") or 0)
-        rows = StoreRows(self.gen, self.n_chunks, dim, segments=self.manifest.get("vectors"))
+        rows = StoreRows(
+            self.gen,
+            self.n_chunks,
+            dim,
+            segments=self.manifest.get("vectors"),
+            files=self.manifest.get("files"),
+        )
         return load_store(self.gen, self.store_entry, rows, self.settings.replace(store=""))
 
     def document_line(self, doc_id: str) -> bytes:
@@ -227,9 +234,7 @@ class SavedIndex:
                 mm.madvise(mmap.MADV_DONTNEED)
 
     def close(self) -> None:
-        for fh in self._files.values():
-            fh.close()
-        self._files.clear()
+        self._files.clear()  # the files close when dropped
 
     def _span(self, name: str, offsets: np.ndarray, lo: int, hi: int) -> bytes:
         if hi <= lo:
@@ -237,11 +242,10 @@ class SavedIndex:
         return self._read(name, int(offsets[lo]), int(offsets[hi] - offsets[lo]))
 
     def _read(self, name: str, offset: int, length: int) -> bytes:
-        fh = self._files.get(name)
-        if fh is None:
-            fh = self._files[name] = open(self.gen / name, "rb")  # noqa: SIM115 - close()
-        fh.seek(offset)
-        data: bytes = fh.read(length)
+        file = self._files.get(name)
+        if file is None:
+            file = self._files[name] = open_file(self.gen, self.rows.files, name)
+        data: bytes = file.read(offset, offset + length)
         return data
 
 

@@ -98,7 +98,9 @@ class LayeredStore:
         type_ = str(entry.get("type", "flat"))
         base: int | None = None
         labelled = (old_gen / "faiss_labels.npy").exists()  # ids that are not rows
-        if type_ in LAYERED_BASES and not entry.get("tombstones") and not labelled:
+        # tombstones of a FaissStore are labelled ids; a layered one's are dead base rows
+        tombstones = bool(entry.get("tombstones")) and entry.get("layered") is None
+        if type_ in LAYERED_BASES and not tombstones and not labelled:
             # the segment the base was built over: the one named, or the old array's
             name = (entry.get("layered") or {}).get("base") or f"{SEGMENTS}/cv-{old_gen.name}.npy"
             if name not in vectors.names or params.kind_for(rows.n) != type_:
@@ -109,16 +111,17 @@ class LayeredStore:
         store = cls(vectors, base, old_gen / BASE_FILE if base is not None else None, entry)
         if base is not None:
             size = len(vectors.segments[base])
-            if (
-                store.scanned() > params.flat_max
-                or size - store.base_live() > MAX_TOMBSTONES * size
-            ):
+            if store.scanned() > params.flat_max or store.base_dead() > MAX_TOMBSTONES * size:
                 return None
         return store
 
     def scanned(self) -> int:
         """Live rows outside the base (searched exactly)."""
         return self.count() - self.base_live()
+
+    def base_dead(self) -> int:
+        """Rows of the base no run names (removed or changed since it was built)."""
+        return 0 if self.base is None else len(self.vectors.segments[self.base]) - self.base_live()
 
     def base_live(self) -> int:
         if self.base is None:
@@ -174,7 +177,8 @@ class LayeredStore:
             "type": self.type,
             "metric": "inner_product",
             "params": self.params,
-            "tombstones": 0,
+            # the base's dead rows, skipped at search time
+            "tombstones": self.base_dead(),
             "layered": {"base": base, "scanned": self.scanned()},
         }
 
