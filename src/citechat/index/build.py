@@ -117,6 +117,8 @@ class Entry:
     length: int
     hash: str
     chars: int
+    #: the document's row in the old index's tables (-1: none, or no old index)
+    old_row: int = -1
 
 
 @dataclass
@@ -178,16 +180,21 @@ def spool_documents(
         for doc in docs:
             doc = replace(doc, content_hash=doc.content_hash or content_hash(doc.text))
             line = _line(doc)
+            # one look-up a document: its old row (an update reads it, not the id, again)
+            row = known.rows.doc_row(doc.doc_id) if known is not None else None
             if (
                 known is not None
-                and known.hashes.get(doc.doc_id) == doc.content_hash
-                and known.document_line(doc.doc_id).rstrip(b"\n") == line.rstrip(b"\n")
+                and row is not None
+                and known.rows.hashes[row] == doc.content_hash
+                and known.row_line(row).rstrip(b"\n") == line.rstrip(b"\n")
             ):
                 offset, length = -1, 0
             else:
                 offset, length = fh.tell(), len(line)
                 fh.write(line)
-            catalogue.entries[doc.doc_id] = Entry(offset, length, doc.content_hash, len(doc.text))
+            catalogue.entries[doc.doc_id] = Entry(
+                offset, length, doc.content_hash, len(doc.text), -1 if row is None else row
+            )
     return catalogue
 
 
@@ -242,8 +249,14 @@ class StreamedBuild:
         self.merge = merge
         self.dim = embedder.dim
         old_hash = old.hashes if old else {}
-        self.kept = {i for i, e in catalogue.entries.items() if old_hash.get(i) == e.hash}
-        self.changed = {i for i in catalogue.entries if i in old_hash and i not in self.kept}
+        if old is not None and catalogue.known is old:  # the spool found each old row
+            hashes = old.rows.hashes
+            entries = catalogue.entries.items()
+            self.kept = {i for i, e in entries if e.old_row >= 0 and hashes[e.old_row] == e.hash}
+            self.changed = {i for i, e in entries if e.old_row >= 0 and i not in self.kept}
+        else:
+            self.kept = {i for i, e in catalogue.entries.items() if old_hash.get(i) == e.hash}
+            self.changed = {i for i in catalogue.entries if i in old_hash and i not in self.kept}
         self.removed = set(old_hash) - set(catalogue.entries)
         n_old = old.n_chunks if old else 0
         #: new row of each old chunk row (-1: removed), for an HNSW store carried over
@@ -395,8 +408,11 @@ class StreamedBuild:
                 pending.extend(chunks)
                 continue
             assert self.old is not None
-            row = self.old.rows.doc_row(doc_id)
-            if fast and row is not None:
+            row = self.catalogue.entries[doc_id].old_row
+            if row < 0:  # a catalogue spooled without the old index
+                found = self.old.rows.doc_row(doc_id)
+                row = -1 if found is None else found
+            if fast and row >= 0:
                 if pending:  # before the kept rows: rows stay in order
                     self.lexical.add_chunks(pending)
                     pending = []

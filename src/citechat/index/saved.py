@@ -191,6 +191,10 @@ class SavedIndex:
         row = self.rows.doc_row(doc_id)
         if row is None:
             raise KeyError(doc_id)
+        return self.row_line(row)
+
+    def row_line(self, row: int) -> bytes:
+        """The line of document row ``row`` of documents.jsonl."""
         return self._span("documents.jsonl", self.rows.doc_offsets, row, row + 1)
 
     def chunk_lines(self, lo: int, hi: int) -> bytes:
