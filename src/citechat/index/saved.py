@@ -4,7 +4,8 @@ An update reads only this from the current generation: its row tables
 (tables.py: each document's hash and where its line is, each JSONL row's byte
 offset and which rows belong to which document, mapped from the generation's
 ``rows/``), the vectors memory-mapped, the lexical part and the FAISS store.
-Rows of a kept document are then copied as bytes (build.py).
+Runs of kept documents are then linked (their lines: rowfiles.py, their vectors:
+segments.py), not read (build.py).
 
 It runs the check :meth:`Index.load` runs (:class:`~.manifest.GenerationCheck`:
 counts against the manifest, shapes, spans inside their documents, the store and

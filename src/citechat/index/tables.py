@@ -17,6 +17,9 @@ them, these tables; readers map them and read one row from the files when asked:
     gen-.../rows/sentence_spans.npy    int64 (sentences, 2): each sentence's (start, end)
     gen-.../rows/sentence_docs.npy     int32 (sentences): each sentence's document row
 
+An update's JSONL files may be byte segments (rowfiles.py): the offsets are then into
+the logical file, their runs' concatenation.
+
 A generation written before these tables (no ``rows`` entry in its manifest) has them
 computed from its files at load (:func:`scan_rows`, in memory: arrays, not objects).
 
