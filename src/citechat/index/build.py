@@ -176,12 +176,13 @@ def spool_documents(
     except documents whose line ``known`` holds already (an unchanged corpus writes
     nothing).  A later document with the same id replaces an earlier one."""
     catalogue = Catalogue(spool, known=known)
+    row_of = known.row_index() if known is not None else {}  # dropped on return
     with open(spool, "wb") as fh:
         for doc in docs:
             doc = replace(doc, content_hash=doc.content_hash or content_hash(doc.text))
             line = _line(doc)
             # one look-up a document: its old row (an update reads it, not the id, again)
-            row = known.rows.doc_row(doc.doc_id) if known is not None else None
+            row = row_of.get(doc.doc_id)
             if (
                 known is not None
                 and row is not None
