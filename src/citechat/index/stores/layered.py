@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,7 @@ class LayeredStore:
             self.params["ef_search"] = ef_search
         self._index: Any = None  # the base, read at the first search
         self._live: np.ndarray | None = None  # its live rows, as a bitmap
+        self._lock = threading.Lock()
         # logical row of each live physical row: runs sorted by (segment, first row)
         runs = vectors.runs
         order = np.lexsort((runs[:, 1], runs[:, 0]))
@@ -219,15 +221,16 @@ class LayeredStore:
     def _search_base(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
-        if self._index is None:
-            assert self.base_file is not None and self.base is not None
-            self._index = faiss.read_index(str(self.base_file))
-            live = np.zeros(len(self.vectors.segments[self.base]), dtype=bool)
-            for seg, lo, hi in self._runs.tolist():
-                if seg == self.base:
-                    live[lo:hi] = True
-            # IDSelectorBitmap reads bit i of byte i // 8, lowest bit first
-            self._live = np.packbits(live, bitorder="little")
+        with self._lock:  # a server's threads search at once: read the base once
+            if self._index is None:
+                assert self.base_file is not None and self.base is not None
+                live = np.zeros(len(self.vectors.segments[self.base]), dtype=bool)
+                for seg, lo, hi in self._runs.tolist():
+                    if seg == self.base:
+                        live[lo:hi] = True
+                # IDSelectorBitmap reads bit i of byte i // 8, lowest bit first
+                self._live = np.packbits(live, bitorder="little")
+                self._index = faiss.read_index(str(self.base_file))
         assert self._live is not None
         selector = faiss.IDSelectorBitmap(len(self._live), faiss.swig_ptr(self._live))
         search = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
