@@ -99,6 +99,15 @@ def _edit_runs(gen: Path, runs: object, kind: str = "sentence_vectors") -> None:
     _edit_manifest(gen, **{kind: {**_manifest(gen)[kind], "runs": runs}})
 
 
+def _file_segments(gen: Path, name: str) -> list[Path]:
+    return [gen / seg for seg in _manifest(gen)["files"][name]["segments"]]
+
+
+def _edit_file_runs(gen: Path, name: str, runs: object) -> None:
+    files = _manifest(gen)["files"]
+    _edit_manifest(gen, files={**files, name: {**files[name], "runs": runs}})
+
+
 #: damage to a generation whose sentence vectors are segments (an update's, segments.py)
 SEGMENT_DAMAGE: dict[str, Callable[[Path], object]] = {
     "segment missing": lambda gen: _segments(gen)[0].unlink(),
@@ -115,6 +124,22 @@ SEGMENT_DAMAGE: dict[str, Callable[[Path], object]] = {
     "segment outside the generation": lambda gen: _edit_manifest(
         gen, sentence_vectors={"segments": ["../../outside/x.npy"], "runs": []}
     ),
+    # the JSONL files as segments (rowfiles.py)
+    "chunk lines segment missing": lambda gen: _file_segments(gen, "chunks.jsonl")[0].unlink(),
+    "new document lines truncated": lambda gen: _truncate(
+        _file_segments(gen, "documents.jsonl")[-1]
+    ),
+    "new sentence lines missing": lambda gen: _file_segments(gen, "sentences.jsonl")[-1].unlink(),
+    "file runs garbage": lambda gen: _edit_file_runs(gen, "chunks.jsonl", "x"),
+    "file run outside its segment": lambda gen: _edit_file_runs(
+        gen, "chunks.jsonl", [[0, 0, 10**9]]
+    ),
+    "file runs short of the rows": lambda gen: _edit_file_runs(gen, "documents.jsonl", [[0, 0, 5]]),
+    "file segment outside the generation": lambda gen: _edit_manifest(
+        gen,
+        files={**_manifest(gen)["files"], "chunks.jsonl": {"segments": ["../x"], "runs": []}},
+    ),
+    "whole file left instead of segments": lambda gen: _edit_manifest(gen, files={}),
 }
 MISMATCH: dict[str, Callable[[Path], None]] = {
     "another embedder": lambda gen: _edit_manifest(gen, embedder="some/other-model", dim=384),

@@ -147,7 +147,11 @@ def test_a_removed_document_only_is_runs_of_the_old_array(many: Settings) -> Non
     for kind in ("vectors", "sentence_vectors"):  # nothing new written, the old linked
         entry = _manifest(many)[kind]
         assert len(entry["segments"]) == 1 and entry["runs"][0][0] == 0
-    assert len(os.listdir(current_generation(many.index) / "segments")) == 2
+    for name in ("documents.jsonl", "chunks.jsonl", "sentences.jsonl"):  # the same for lines
+        entry = _manifest(many)["files"][name]
+        assert len(entry["segments"]) == 1 and entry["runs"][0][0] == 0
+    # each of the five old files linked, nothing new
+    assert len(os.listdir(current_generation(many.index) / "segments")) == 5
 
 
 def test_a_damaged_segment_is_named(many: Settings) -> None:

@@ -18,6 +18,7 @@ from citechat.embedding import HashingEmbedder
 from citechat.errors import IndexDamagedError
 from citechat.index import Index, current_generation, sync_index
 from citechat.index.lazy import ChunkView, DocumentView, SentenceKeyView
+from citechat.index.rowfiles import open_file
 from citechat.index.tables import Strings
 from citechat.types import Chunk, Document, Section
 
@@ -27,8 +28,11 @@ EMB = HashingEmbedder(256)
 def _objects(gen: Path) -> tuple[dict[str, Document], list[Chunk], list[tuple[str, int, int]]]:
     """The generation's rows as the old Index.load built them: every line parsed."""
 
+    files = json.loads((gen / "manifest.json").read_text()).get("files")
+
     def rows(name: str) -> list:  # type: ignore[type-arg]
-        lines = (gen / name).read_text(encoding="utf-8").splitlines()
+        file = open_file(gen, files, name)  # whole, or segments (rowfiles.py)
+        lines = file.read(0, file.size).decode("utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
     documents = {}

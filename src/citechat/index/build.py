@@ -57,6 +57,7 @@ from .stores import (
     create_store,
     wanted_store,
 )
+from .stores.layered import LayeredStore
 from .tables import RowWriter, chunk_from_row, document_from_row
 
 __all__ = [
@@ -116,6 +117,8 @@ class Entry:
     length: int
     hash: str
     chars: int
+    #: the document's row in the old index's tables (-1: none, or no old index)
+    old_row: int = -1
 
 
 @dataclass
@@ -173,20 +176,26 @@ def spool_documents(
     except documents whose line ``known`` holds already (an unchanged corpus writes
     nothing).  A later document with the same id replaces an earlier one."""
     catalogue = Catalogue(spool, known=known)
+    row_of = known.row_index() if known is not None else {}  # dropped on return
     with open(spool, "wb") as fh:
         for doc in docs:
             doc = replace(doc, content_hash=doc.content_hash or content_hash(doc.text))
             line = _line(doc)
+            # one look-up a document: its old row (an update reads it, not the id, again)
+            row = row_of.get(doc.doc_id)
             if (
                 known is not None
-                and known.hashes.get(doc.doc_id) == doc.content_hash
-                and known.document_line(doc.doc_id).rstrip(b"\n") == line.rstrip(b"\n")
+                and row is not None
+                and known.rows.hashes[row] == doc.content_hash
+                and known.row_line(row).rstrip(b"\n") == line.rstrip(b"\n")
             ):
                 offset, length = -1, 0
             else:
                 offset, length = fh.tell(), len(line)
                 fh.write(line)
-            catalogue.entries[doc.doc_id] = Entry(offset, length, doc.content_hash, len(doc.text))
+            catalogue.entries[doc.doc_id] = Entry(
+                offset, length, doc.content_hash, len(doc.text), -1 if row is None else row
+            )
     return catalogue
 
 
@@ -241,8 +250,14 @@ class StreamedBuild:
         self.merge = merge
         self.dim = embedder.dim
         old_hash = old.hashes if old else {}
-        self.kept = {i for i, e in catalogue.entries.items() if old_hash.get(i) == e.hash}
-        self.changed = {i for i in catalogue.entries if i in old_hash and i not in self.kept}
+        if old is not None and catalogue.known is old:  # the spool found each old row
+            hashes = old.rows.hashes
+            entries = catalogue.entries.items()
+            self.kept = {i for i, e in entries if e.old_row >= 0 and hashes[e.old_row] == e.hash}
+            self.changed = {i for i, e in entries if e.old_row >= 0 and i not in self.kept}
+        else:
+            self.kept = {i for i, e in catalogue.entries.items() if old_hash.get(i) == e.hash}
+            self.changed = {i for i in catalogue.entries if i in old_hash and i not in self.kept}
         self.removed = set(old_hash) - set(catalogue.entries)
         n_old = old.n_chunks if old else 0
         #: new row of each old chunk row (-1: removed), for an HNSW store carried over
@@ -259,9 +274,9 @@ class StreamedBuild:
         """Write every part and the manifest into ``tmp`` (not yet committed)."""
         tmp = self.tmp
         self.lexical = LexicalBuilder(tmp / ".token_ids.raw")
-        self.rows = RowWriter(tmp)
         old = self.old
         old_gen = old.gen if old else None
+        self.rows = RowWriter(tmp, old.rows if old else None, old_gen, merge=self.merge)
         self.vector_rows = SegmentWriter(
             tmp, "vectors", self.dim, old.vectors if old else None, old_gen, merge=self.merge
         )
@@ -297,6 +312,8 @@ class StreamedBuild:
             counts=(len(self.catalogue.entries), self.chunks, self.sentences),
         )
         manifest.update({k: v for k, v in self.segments.items() if v is not None})
+        if self.rows.file_entries:
+            manifest["files"] = self.rows.file_entries
         # the manifest goes last: its presence marks a complete generation
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         kept_chunks = int((self.old_to_new >= 0).sum())
@@ -360,16 +377,17 @@ class StreamedBuild:
         chunk_vectors, sentence_vectors = vectors[:n_chunk_texts], vectors[n_chunk_texts:]
         ci = si = 0
         pending: list[Chunk] = []  # chunks to stem, of consecutive documents: stemmed together
-        # old rows [lo, hi) of consecutive kept documents, copied in one call: one call a
-        # document cost about 80 us, most of an update of a large index
+        # old document rows [lo, hi) of consecutive kept documents, linked in one call
+        # (lines, table rows, vectors, term ids): a call a document cost about 80 us,
+        # most of an update of a large index
         run = [0, 0]
 
         def copy_run() -> None:
             if run[1] > run[0]:
-                assert self.old is not None and self.old.lexical is not None
-                self.lexical.add_rows(self.old.lexical, run[0], run[1])
+                self._keep_run(run[0], run[1])
             run[0] = run[1] = 0
 
+        fast = self.old is not None and self.old.lexical is not None
         for doc_id in doc_ids:
             if doc_id in fresh:
                 copy_run()  # before the new rows: rows stay in order
@@ -390,37 +408,56 @@ class StreamedBuild:
                 self.chunks_added += len(chunks)
                 pending.extend(chunks)
                 continue
-            restem = self._copy_kept(doc_id)
-            if restem is not None:
-                copy_run()
-                pending.extend(restem)
-                continue
-            if pending:  # before the kept rows: rows stay in order
-                self.lexical.add_chunks(pending)
-                pending = []
             assert self.old is not None
-            lo, hi = self.old.chunk_range(doc_id)
-            if run[1] != lo:
-                copy_run()
-                run[0] = lo
-            run[1] = hi
+            row = self.catalogue.entries[doc_id].old_row
+            if row < 0:  # a catalogue spooled without the old index
+                found = self.old.rows.doc_row(doc_id)
+                row = -1 if found is None else found
+            if fast and row >= 0:
+                if pending:  # before the kept rows: rows stay in order
+                    self.lexical.add_chunks(pending)
+                    pending = []
+                if self.catalogue.entries[doc_id].offset >= 0:  # a new line, the same text
+                    copy_run()
+                    self._keep_run(row, row + 1, self.catalogue.line(doc_id))
+                    continue
+                if run[1] != row:
+                    copy_run()
+                    run[0] = row
+                run[1] = row + 1
+                continue
+            copy_run()
+            pending.extend(self._copy_kept(doc_id))  # the old terms: another tokenizer's
         copy_run()
         if pending:
             self.lexical.add_chunks(pending)
         if self.old is not None:
             self.old.release()
 
-    def _copy_kept(self, doc_id: str) -> list[Chunk] | None:
-        """A kept document's rows, copied as they are: lines and vectors; its chunks
-        when the old terms are of another tokenizer (to stem again), else None (the
-        caller copies its term ids)."""
+    def _keep_run(self, lo: int, hi: int, doc_line: bytes | None = None) -> None:
+        """Old documents ``[lo, hi)`` (rows of the old tables), kept whole: their lines
+        linked (rowfiles.py; ``doc_line``: one document's new line), vectors linked
+        (segments.py), term ids copied."""
+        old = self.old
+        assert old is not None and old.lexical is not None
+        (c_lo, c_hi), (s_lo, s_hi) = self.rows.keep_docs(lo, hi, doc_line)
+        self.old_to_new[c_lo:c_hi] = np.arange(self.chunks, self.chunks + c_hi - c_lo)
+        self.vector_rows.keep(c_lo, c_hi)
+        self.sentence_vector_rows.keep(s_lo, s_hi)
+        self.chunks += c_hi - c_lo
+        self.sentences += s_hi - s_lo
+        self.lexical.add_rows(old.lexical, c_lo, c_hi)
+
+    def _copy_kept(self, doc_id: str) -> list[Chunk]:
+        """A kept document's rows, copied as they are (lines and vectors) when the old
+        terms are of another tokenizer; its chunks, to stem again."""
         old = self.old
         assert old is not None
         lo, hi = old.chunk_range(doc_id)
         s_lo, s_hi = old.sentence_range(doc_id)
         self.old_to_new[lo:hi] = np.arange(self.chunks, self.chunks + hi - lo)
         lines = old.chunk_lines(lo, hi)
-        restem = None if old.lexical is not None else _chunks_of(lines)
+        restem = _chunks_of(lines)
         self.rows.add(
             doc_id,
             self.catalogue.entries[doc_id].hash,
@@ -462,11 +499,21 @@ class StreamedBuild:
         """The store of the new rows, through the store protocol: the old one updated
         when it is the one the settings ask for (an HNSW graph extended, a Milvus
         collection sent only its new rows), else a new one."""
-        rows = StoreRows(self.tmp, self.chunks, self.dim, segments=self.segments["vectors"])
+        rows = StoreRows(
+            self.tmp,
+            self.chunks,
+            self.dim,
+            segments=self.segments["vectors"],
+            files=self.rows.file_entries,
+        )
         entry = self.old.store_entry if self.old else None
         spec = wanted_store(self.settings, entry)
         if self.old is None or not carries_over(entry, spec):
             return create_store(spec, rows, self.settings)
+        # segmented vectors: the old store linked or nothing written (stores/layered.py)
+        layered = LayeredStore.take(entry, self.old.gen, rows, self.settings)
+        if layered is not None:
+            return layered
         runs = np.frombuffer(self.new_runs, dtype=np.int64).reshape(-1, 2)
         new_rows = np.concatenate(
             [np.zeros(0, dtype=np.int64)] + [np.arange(a, b) for a, b in runs]

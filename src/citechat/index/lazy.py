@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar, overload
 
 from ..types import Chunk, Document
+from .rowfiles import open_file
 from .tables import RowTables, chunk_from_row, document_from_row
 
 __all__ = ["ChunkView", "DocumentView", "SentenceKeyView"]
@@ -37,15 +36,14 @@ _BLOCK = 1 << 22
 
 
 class _File:
-    """One file of a generation, opened once, read at offsets."""
+    """One file of a generation (whole, or its segments: rowfiles.py), opened once,
+    read at offsets."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = os.open(path, os.O_RDONLY)
-        weakref.finalize(self, os.close, self.fd)
+    def __init__(self, gen: Path, rows: RowTables, name: str) -> None:
+        self.file = open_file(gen, rows.files, name)
 
     def read(self, offset: int, end: int) -> bytes:
-        return os.pread(self.fd, end - offset, offset)
+        return self.file.read(offset, end)
 
     def lines(self, offset: int, end: int) -> Iterator[bytes]:
         """The non-blank lines of bytes ``[offset, end)``, read in blocks."""
@@ -64,7 +62,7 @@ class DocumentView(Mapping[str, Document]):
 
     def __init__(self, gen: Path, rows: RowTables) -> None:
         self.rows = rows
-        self.file = _File(gen / "documents.jsonl")
+        self.file = _File(gen, rows, "documents.jsonl")
         self._read = functools.lru_cache(maxsize=DOCUMENT_CACHE)(self._row)
 
     def _row(self, row: int) -> Document:
@@ -132,7 +130,7 @@ class ChunkView(_RowView[Chunk]):
 
     def __init__(self, gen: Path, rows: RowTables) -> None:
         self.rows = rows
-        self.file = _File(gen / "chunks.jsonl")
+        self.file = _File(gen, rows, "chunks.jsonl")
         self._read = functools.lru_cache(maxsize=CHUNK_CACHE)(self._row)
 
     def _item(self, row: int) -> Chunk:

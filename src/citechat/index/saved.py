@@ -4,7 +4,8 @@ An update reads only this from the current generation: its row tables
 (tables.py: each document's hash and where its line is, each JSONL row's byte
 offset and which rows belong to which document, mapped from the generation's
 ``rows/``), the vectors memory-mapped, the lexical part and the FAISS store.
-Rows of a kept document are then copied as bytes (build.py).
+Runs of kept documents are then linked (their lines: rowfiles.py, their vectors:
+segments.py), not read (build.py).
 
 It runs the check :meth:`Index.load` runs (:class:`~.manifest.GenerationCheck`:
 counts against the manifest, shapes, spans inside their documents, the store and
@@ -27,6 +28,7 @@ from ..errors import IndexDamagedError
 from .generations import current_generation, read_manifest
 from .lexical import LexicalIndex
 from .manifest import GenerationCheck, check_compatible, damaged
+from .rowfiles import open_file
 from .segments import PREFIX, SegmentedVectors, VectorArray, open_vectors
 from .stores import StoreRows, VectorStore, carries_over, load_store, wanted_store
 from .tables import RowTables, chunk_from_row, open_rows
@@ -177,13 +179,37 @@ class SavedIndex:
             store, self._store = self._store, None
             return store
         dim = int(self.manifest.get("dim") or 0)
-        rows = StoreRows(self.gen, self.n_chunks, dim, segments=self.manifest.get("vectors"))
+        rows = StoreRows(
+            self.gen,
+            self.n_chunks,
+            dim,
+            segments=self.manifest.get("vectors"),
+            files=self.manifest.get("files"),
+        )
         return load_store(self.gen, self.store_entry, rows, self.settings.replace(store=""))
 
     def document_line(self, doc_id: str) -> bytes:
         row = self.rows.doc_row(doc_id)
         if row is None:
             raise KeyError(doc_id)
+        return self.row_line(row)
+
+    def row_index(self) -> dict[str, int]:
+        """``doc_id -> row`` of every document, as one dict: for a caller that looks up
+        every id in an order not the tables' (the spool reads the corpus in file
+        order, where each look-up in the tables is a binary search of ~20 string
+        reads).  About 130 bytes a document; the caller drops it when done."""
+        ids = self.rows.ids
+        blob = bytes(ids.blob)
+        ends = ids.ends.tolist()
+        starts = [0, *ends][:-1]
+        return {
+            blob[a:b].decode("utf-8", "surrogatepass"): i
+            for i, (a, b) in enumerate(zip(starts, ends, strict=True))
+        }
+
+    def row_line(self, row: int) -> bytes:
+        """The line of document row ``row`` of documents.jsonl."""
         return self._span("documents.jsonl", self.rows.doc_offsets, row, row + 1)
 
     def chunk_lines(self, lo: int, hi: int) -> bytes:
@@ -227,9 +253,7 @@ class SavedIndex:
                 mm.madvise(mmap.MADV_DONTNEED)
 
     def close(self) -> None:
-        for fh in self._files.values():
-            fh.close()
-        self._files.clear()
+        self._files.clear()  # the files close when dropped
 
     def _span(self, name: str, offsets: np.ndarray, lo: int, hi: int) -> bytes:
         if hi <= lo:
@@ -237,11 +261,10 @@ class SavedIndex:
         return self._read(name, int(offsets[lo]), int(offsets[hi] - offsets[lo]))
 
     def _read(self, name: str, offset: int, length: int) -> bytes:
-        fh = self._files.get(name)
-        if fh is None:
-            fh = self._files[name] = open(self.gen / name, "rb")  # noqa: SIM115 - close()
-        fh.seek(offset)
-        data: bytes = fh.read(length)
+        file = self._files.get(name)
+        if file is None:
+            file = self._files[name] = open_file(self.gen, self.rows.files, name)
+        data: bytes = file.read(offset, offset + length)
         return data
 
 

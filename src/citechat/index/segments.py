@@ -23,8 +23,10 @@ array again (a merge).  Every generation's folder holds all its files (links, no
 pointers to another folder), so removing an old generation, ``kill -9`` at any point
 and the sweep behave as before.
 
-It does not segment the FAISS store, the JSONL files, the row tables or the lexical
-part: those are still written whole by an update (README, "Updates").
+The JSONL files are segmented the same way (rowfiles.py) and the FAISS store of an
+update over segments is the old one linked plus a scan (stores/layered.py).  It does not
+segment the row tables or the lexical part: those are still written whole by an update
+(README, "Updates").
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ them, these tables; readers map them and read one row from the files when asked:
     gen-.../rows/sentence_spans.npy    int64 (sentences, 2): each sentence's (start, end)
     gen-.../rows/sentence_docs.npy     int32 (sentences): each sentence's document row
 
+An update's JSONL files may be byte segments (rowfiles.py): the offsets are then into
+the logical file, their runs' concatenation.
+
 A generation written before these tables (no ``rows`` entry in its manifest) has them
 computed from its files at load (:func:`scan_rows`, in memory: arrays, not objects).
 
@@ -42,6 +45,7 @@ import numpy as np
 from ..types import Chunk, Document, Section
 from .generations import npy_from_raw
 from .manifest import GenerationCheck
+from .rowfiles import FileWriter, open_file
 
 __all__ = ["RowTables", "RowWriter", "Strings", "open_rows", "scan_rows"]
 
@@ -138,6 +142,8 @@ class RowTables:
     doc_sentences: np.ndarray
     sentence_spans: np.ndarray
     sentence_docs: np.ndarray
+    #: the manifest's ``files`` entry: which JSONL files are segments (rowfiles.py)
+    files: dict[str, Any] | None = None
 
     @classmethod
     def of(
@@ -255,9 +261,10 @@ def open_rows(gen: Path, manifest: dict[str, Any], check: GenerationCheck) -> Ro
         ids=Strings(blob("doc_ids.bin"), load("doc_id_ends")),
         hashes=Strings(blob("doc_hashes.bin"), load("doc_hash_ends")),
         **{name: load(name) for name in _ARRAYS if not name.endswith("_ends")},
+        files=manifest.get("files"),
     )
     counts = manifest.get("counts") or {}
-    sizes = {n: (gen / n).stat().st_size for n in _FILES}
+    sizes = {n: open_file(gen, tables.files, n).size for n in _FILES}
     n = [int(counts.get(k) or 0) for k in ("documents", "chunks", "sentences")]
     why = tables.inconsistency(sizes, (n[0], n[1], n[2]))
     if why:
@@ -270,11 +277,32 @@ _FILES = ("documents.jsonl", "chunks.jsonl", "sentences.jsonl")
 
 class RowWriter:
     """Writes a generation's documents.jsonl, chunks.jsonl and sentences.jsonl, one
-    document at a time, and the row tables of what it wrote (:meth:`finish`)."""
+    document at a time, and the row tables of what it wrote (:meth:`finish`); runs of
+    kept documents of ``old`` (the old generation's tables, in ``old_gen``) are linked
+    (:meth:`keep_docs`, rowfiles.py), not copied."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        old: RowTables | None = None,
+        old_gen: Path | None = None,
+        *,
+        merge: bool = False,
+    ) -> None:
         self.tmp = tmp
-        self.files = {name: open(tmp / name, "wb") for name in _FILES}  # noqa: SIM115
+        self.old = old
+        self.files = {
+            name: FileWriter(
+                tmp,
+                name,
+                open_file(old_gen, old.files, name) if old and old_gen else None,
+                old_gen,
+                merge=merge,
+            )
+            for name in _FILES
+        }
+        #: the manifest's ``files`` entry, once finished
+        self.file_entries: dict[str, Any] = {}
         self.pos = dict.fromkeys(_FILES, 0)
         self.raw: dict[str, IO[bytes]] = {
             name: open(tmp / f".{name}.raw", "wb")  # noqa: SIM115 - closed by finish()
@@ -328,25 +356,85 @@ class RowWriter:
         if data and not data.endswith(b"\n"):
             data += b"\n"
         starts = [self.pos[name] + at for at in line_starts(data)]
-        self.files[name].write(data)
+        self.files[name].add(data)
         self.pos[name] += len(data)
         self.raw[table].write(np.asarray(starts, dtype="<i8").tobytes())
         return len(starts)
+
+    def keep_docs(
+        self, lo: int, hi: int, doc_line: bytes | None = None
+    ) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Old documents ``[lo, hi)``, kept as they are, lines and all: their bytes are
+        runs of the old files and their table rows the old ones, shifted (no line is
+        read); their old (chunk rows, sentence rows).  ``doc_line``: the one document's
+        new line (its text unchanged, so its chunks and sentences are kept)."""
+        old = self.old
+        assert old is not None and hi > lo and (doc_line is None or hi == lo + 1)
+        first = old.ids.raw(lo)
+        if self.last_id is not None and first <= self.last_id:
+            raise ValueError(f"documents out of order: {first!r}")
+        self.last_id = old.ids.raw(hi - 1)
+        for name, ends_name, strings in (
+            ("doc_ids", "doc_id_ends", old.ids),
+            ("doc_hashes", "doc_hash_ends", old.hashes),
+        ):
+            a = int(strings.ends[lo - 1]) if lo > 0 else 0
+            b = int(strings.ends[hi - 1])
+            self.raw[name].write(strings.blob[a:b])
+            ends = np.asarray(strings.ends[lo:hi], dtype="<i8") - a + self.ends[name]
+            self.raw[ends_name].write(ends.tobytes())
+            self.ends[name] += b - a
+        c_lo, c_hi = int(old.doc_chunks[lo, 0]), int(old.doc_chunks[hi - 1, 1])
+        s_lo, s_hi = int(old.doc_sentences[lo, 0]), int(old.doc_sentences[hi - 1, 1])
+        if doc_line is None:
+            self._keep_lines("documents.jsonl", "doc_offsets", old.doc_offsets, lo, hi)
+        else:
+            self._lines("documents.jsonl", "doc_offsets", doc_line)
+        self._keep_lines("chunks.jsonl", "chunk_offsets", old.chunk_offsets, c_lo, c_hi)
+        self._keep_lines("sentences.jsonl", "sentence_offsets", old.sentence_offsets, s_lo, s_hi)
+        shift = self.n["chunks"] - c_lo
+        self.raw["doc_chunks"].write((old.doc_chunks[lo:hi] + shift).astype("<i8").tobytes())
+        shift = self.n["sentences"] - s_lo
+        self.raw["doc_sentences"].write((old.doc_sentences[lo:hi] + shift).astype("<i8").tobytes())
+        self.raw["sentence_spans"].write(old.sentence_spans[s_lo:s_hi].astype("<i8").tobytes())
+        docs = old.sentence_docs[s_lo:s_hi].astype(np.int64) - lo + self.n["documents"]
+        self.raw["sentence_docs"].write(docs.astype("<i4").tobytes())
+        self.n["documents"] += hi - lo
+        self.n["chunks"] += c_hi - c_lo
+        self.n["sentences"] += s_hi - s_lo
+        return (c_lo, c_hi), (s_lo, s_hi)
+
+    def _keep_lines(self, name: str, table: str, offsets: np.ndarray, lo: int, hi: int) -> None:
+        """Old rows ``[lo, hi)`` of ``name`` (``offsets``: the old table), linked."""
+        if hi <= lo:
+            return
+        a, b = int(offsets[lo]), int(offsets[hi])
+        self.raw[table].write((offsets[lo:hi] - a + self.pos[name]).astype("<i8").tobytes())
+        writer = self.files[name]
+        writer.keep(a, b)
+        self.pos[name] += b - a
+        assert writer.old is not None
+        if b == writer.old.size and writer.old.read(b - 1, b) != b"\n":
+            writer.add(b"\n")  # a last line without its newline: the next row follows
+            self.pos[name] += 1
 
     def counts(self) -> tuple[int, int, int]:
         return self.n["documents"], self.n["chunks"], self.n["sentences"]
 
     def close_files(self) -> None:
-        """Flush and fsync the three JSONL files (before the vectors are written)."""
-        for fh in self.files.values():
-            if not fh.closed:
-                fh.flush()
-                os.fsync(fh.fileno())
-                fh.close()
+        """Flush and fsync the three JSONL files' new bytes (before the vectors)."""
+        for writer in self.files.values():
+            writer.close()
 
     def finish(self) -> dict[str, Any]:
-        """Write the tables into ``rows/``; the manifest's ``rows`` entry."""
+        """Write the tables into ``rows/`` and the files (linked segments or whole);
+        the manifest's ``rows`` entry (:attr:`file_entries`: its ``files`` entry)."""
         self.close_files()
+        gen_name = self.tmp.name.removeprefix(".tmp-")
+        for name, writer in self.files.items():
+            entry = writer.finish(gen_name)
+            if entry is not None:
+                self.file_entries[name] = entry
         for name in ("doc_offsets", "chunk_offsets", "sentence_offsets"):
             self.raw[name].write(_q(self.pos[_FILE_OF[name]]))
         for fh in self.raw.values():

@@ -125,6 +125,8 @@ class StoreRows:
     chunk_ids: Callable[[], Iterable[str]] | None = field(default=None, repr=False)
     #: the manifest's ``vectors`` entry when the vectors are segments (segments.py)
     segments: dict[str, Any] | None = None
+    #: the manifest's ``files`` entry when chunks.jsonl is segments (rowfiles.py)
+    files: dict[str, Any] | None = None
     _keys: np.ndarray | None = field(default=None, repr=False)
 
     def vectors(self) -> Any:
@@ -154,10 +156,15 @@ class StoreRows:
         return self._keys
 
     def _read_chunk_ids(self) -> Iterator[str]:
-        with open(self.folder / "chunks.jsonl", encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    yield json.loads(line)["chunk_id"]
+        from ..rowfiles import open_file
+
+        file = open_file(self.folder, self.files, "chunks.jsonl")
+        rest = b""
+        for first in range(0, file.size, 1 << 22):
+            *lines, rest = (rest + file.read(first, min(file.size, first + (1 << 22)))).split(b"\n")
+            yield from (json.loads(line)["chunk_id"] for line in lines if line.strip())
+        if rest.strip():
+            yield json.loads(rest)["chunk_id"]
 
 
 @dataclass(frozen=True)

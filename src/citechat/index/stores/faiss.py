@@ -296,8 +296,14 @@ class FaissStore:
         cls, gen: Path, entry: dict[str, Any], rows: StoreRows, settings: Settings
     ) -> FaissStore:
         """The store saved in ``gen``; the settings' ``hnsw_ef_search`` and
-        ``ivf_nprobe`` (search-time knobs) override the ones it was built with."""
+        ``ivf_nprobe`` (search-time knobs) override the ones it was built with.  An
+        update's store over segmented vectors is a :class:`~.layered.LayeredStore`."""
         import faiss
+
+        if entry.get("layered") is not None:
+            from .layered import LayeredStore
+
+            return LayeredStore.load(gen, entry, rows, settings)  # type: ignore[return-value]
 
         index = faiss.read_index(str(gen / "faiss.index"))
         type_ = str(entry.get("type", "flat"))
