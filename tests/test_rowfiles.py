@@ -3,7 +3,6 @@ documents.jsonl, chunks.jsonl and sentences.jsonl and writes only the changed do
 lines; what a loaded index reads equals a fresh build's; dead bytes merge them back."""
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +43,8 @@ def _manifest(settings: Settings) -> dict[str, Any]:
     return data
 
 
-def _same_as_fresh(settings: Settings, tmp_path: Path, *, titles: bool = True) -> Index:
-    """The index at ``settings`` reads as a fresh build of its corpus does (``titles``:
-    the chunks' titles too)."""
+def _same_as_fresh(settings: Settings, tmp_path: Path) -> Index:
+    """The index at ``settings`` reads as a fresh build of its corpus does."""
     index = Index.load(settings.index, HashingEmbedder(256), settings)
     clean = Index.build(
         load_corpus(settings.corpus),
@@ -54,8 +52,6 @@ def _same_as_fresh(settings: Settings, tmp_path: Path, *, titles: bool = True) -
         settings.replace(index=tmp_path / f"clean-{len(list(tmp_path.iterdir()))}"),
     )
     chunks = list(clean.chunks)
-    if not titles:
-        chunks = [replace(c, title=index.chunks[i].title) for i, c in enumerate(chunks)]
     assert list(index.chunks) == chunks
     assert [index.chunks[i] for i in range(len(chunks))] == chunks
     assert list(index.sentence_keys) == list(clean.sentence_keys)
@@ -112,9 +108,10 @@ def test_an_update_links_the_old_lines_and_writes_only_the_changed(
     _same_as_fresh(many, tmp_path)
 
 
-def test_a_changed_title_only_writes_its_document_line(tmp_path: Path) -> None:
-    """A document whose text is unchanged but whose line differs (a JSONL corpus's
-    title) keeps its chunks and sentences; only its line is new."""
+def test_a_changed_title_is_a_change(tmp_path: Path) -> None:
+    """A document whose text is unchanged but whose title (a JSONL corpus's) differs
+    is changed: its line and its chunks are new, with the new title, as a fresh build
+    cuts them; its sentences (text only) are as fresh too."""
     corpus = tmp_path / "corpus.jsonl"
     records = [
         {"id": f"r{i}", "title": f"Report {i}", "text": f"Station {i} saw rain on day {i}."}
@@ -126,19 +123,21 @@ def test_a_changed_title_only_writes_its_document_line(tmp_path: Path) -> None:
     records[2]["title"] = "A better title"
     corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
     result = sync_index(settings)
-    assert result.report is not None and result.report.docs_kept == 6
+    assert result.report is not None
+    assert (result.report.docs_kept, result.report.docs_changed) == (5, 1)
     gen = current_generation(settings.index)
     entry = _manifest(settings)["files"]
     new = gen / entry["documents.jsonl"]["segments"][-1]
     assert [json.loads(line)["title"] for line in new.read_bytes().splitlines()] == [
         "A better title"
     ]
-    for name in ("chunks.jsonl", "sentences.jsonl"):  # nothing new: one linked segment
-        assert len(entry[name]["segments"]) == 1
-    # a kept document's chunks are its old rows, titles and all, as before segments
-    # (kept means the same text hash): only the chunks' titles differ from a fresh build
-    index = _same_as_fresh(settings, tmp_path, titles=False)
+    chunks = gen / entry["chunks.jsonl"]["segments"][-1]
+    assert {json.loads(line)["title"] for line in chunks.read_bytes().splitlines()} == {
+        "A better title"
+    }
+    index = _same_as_fresh(settings, tmp_path)  # titles included
     assert index.documents["r2"].title == "A better title"
+    assert {c.title for c in index.chunks if c.doc_id == "r2"} == {"A better title"}
 
 
 def test_dead_lines_merge_the_files(many: Settings, tmp_path: Path) -> None:

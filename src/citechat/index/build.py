@@ -251,9 +251,11 @@ class StreamedBuild:
         self.dim = embedder.dim
         old_hash = old.hashes if old else {}
         if old is not None and catalogue.known is old:  # the spool found each old row
-            hashes = old.rows.hashes
+            # kept: the old line exactly (offset -1).  The same text under a new title
+            # (or sections) is a change: its chunks carry the title, so they are re-cut
+            # (their vectors come back from the old ones where the embedded text is equal)
             entries = catalogue.entries.items()
-            self.kept = {i for i, e in entries if e.old_row >= 0 and hashes[e.old_row] == e.hash}
+            self.kept = {i for i, e in entries if e.old_row >= 0 and e.offset < 0}
             self.changed = {i for i, e in entries if e.old_row >= 0 and i not in self.kept}
         else:
             self.kept = {i for i, e in catalogue.entries.items() if old_hash.get(i) == e.hash}
