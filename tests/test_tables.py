@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from citechat.config import Settings
+from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder
 from citechat.errors import IndexDamagedError
 from citechat.index import Index, current_generation, sync_index
@@ -266,3 +267,48 @@ def test_bm25_top_scores_are_bm25s_own(built: Settings) -> None:
             got = top_scores(bm25.get_scores(q), n)
             assert [s for _, s in got] == pytest.approx([s for _, s in want])
             assert {r for r, _ in got} == {r for r, _ in want} or len(set(scores[0])) < k
+
+
+@pytest.mark.parametrize("faiss_type", ["flat", "hnsw"])
+def test_an_update_checks_the_store_by_its_header(
+    built: Settings, monkeypatch: pytest.MonkeyPatch, faiss_type: str
+) -> None:
+    """An update opens the old generation without reading its FAISS structure (the
+    header holds the count the check needs), still finds a store of the wrong size
+    damaged, and its result reads as a fresh build."""
+    import faiss
+
+    from citechat.index.saved import SavedIndex
+    from citechat.pipeline import Pipeline
+
+    settings = built.replace(faiss_type=faiss_type, index=built.index.parent / faiss_type)
+    sync_index(settings)
+    real_read = faiss.read_index
+
+    def refused(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("faiss.read_index called by the check")
+
+    monkeypatch.setattr(faiss, "read_index", refused)
+    saved = SavedIndex.open(settings.index, EMB, settings)
+    assert saved.peek_store().inconsistency(saved.n_chunks, 256) is None
+    # a header that counts one vector too many: the update's open names the index damaged
+    store = current_generation(settings.index) / "faiss.index"
+    good = store.read_bytes()
+    data = bytearray(good)
+    count = int(np.frombuffer(bytes(data[8:16]), "<i8")[0])
+    data[8:16] = np.array([count + 1], "<i8").tobytes()
+    store.write_bytes(bytes(data))
+    with pytest.raises(IndexDamagedError, match="FAISS index holds"):
+        SavedIndex.open(settings.index, EMB, settings)
+    store.write_bytes(good)
+    monkeypatch.setattr(faiss, "read_index", real_read)
+    (settings.corpus / "new.txt").write_text("Fog\n\nThick fog closed the airport on Friday.\n")
+    result = sync_index(settings)
+    assert result.report is not None and result.report.docs_added == 1
+    fresh = Index.build(
+        load_corpus(settings.corpus), EMB, settings.replace(index=built.index.parent / "f")
+    )
+    index = Index.load(settings.index, EMB, settings)
+    assert list(index.chunks) == list(fresh.chunks)
+    hits = Pipeline.load(settings).retriever.search("fog airport", 3).hits
+    assert any(h.chunk.doc_id == "new.txt" for h in hits)

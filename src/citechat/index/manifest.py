@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..embedding import Embedder
     from .lexical import LexicalIndex
-    from .stores import VectorStore
+    from .stores import StoreCheck
 
 #: 2: every generation is written by the streamed build (build.py), with its lexical part
 #: and store entry; older ones are rebuilt from the corpus
@@ -117,7 +117,7 @@ class GenerationCheck:
         sentences: int,
         vectors: Any,
         sentence_vectors: Any,
-        store: VectorStore,
+        store: StoreCheck,
         lexical: LexicalIndex | None,
     ) -> None:
         """The counts, the vector arrays, the store and the lexical part (None: it is

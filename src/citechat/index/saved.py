@@ -30,7 +30,15 @@ from .lexical import LexicalIndex
 from .manifest import GenerationCheck, check_compatible, damaged
 from .rowfiles import open_file
 from .segments import PREFIX, SegmentedVectors, VectorArray, open_vectors
-from .stores import StoreRows, VectorStore, carries_over, load_store, wanted_store
+from .stores import (
+    StoreCheck,
+    StoreRows,
+    VectorStore,
+    carries_over,
+    load_store,
+    peek_store,
+    wanted_store,
+)
 from .tables import RowTables, chunk_from_row, open_rows
 
 __all__ = ["SavedIndex"]
@@ -81,7 +89,8 @@ class SavedIndex:
     ) -> SavedIndex:
         """Raises as :meth:`Index.load` does.  ``keep_store``: hold the store read for
         the check, for the first :meth:`load_store` (a server that loads this
-        generation reads it once); else it is dropped, as an update reads it late."""
+        generation reads it once); else only what the check needs of it is read (an
+        update reads the store late, if at all)."""
         gen = current_generation(folder)
         manifest = read_manifest(gen)
         check_compatible(manifest, embedder, settings, folder)
@@ -91,7 +100,10 @@ class SavedIndex:
             saved.rows = open_rows(gen, manifest, check)
             saved.vectors = open_vectors(gen, manifest, "vectors")
             saved.sentence_vectors = open_vectors(gen, manifest, "sentence_vectors")
-            store = saved.load_store()
+            # an update reads the store late, if at all: the check reads only what it
+            # needs (a FAISS file's header, not its 657 MB graph at a million chunks)
+            kept = saved.load_store() if keep_store else None
+            store: StoreCheck = kept if kept is not None else saved.peek_store()
             saved.lexical = LexicalIndex.load(gen, manifest.get("lexical"))
         except IndexDamagedError:
             raise
@@ -108,9 +120,8 @@ class SavedIndex:
         )
         # else read again when the update needs it: an HNSW store held from here would
         # sit beside BM25's construction, the peak of a build
-        if keep_store:
-            saved._store = store
-        del store
+        saved._store = kept
+        del store, kept
         return saved
 
     @classmethod
@@ -172,20 +183,28 @@ class SavedIndex:
         """Let go of the store :meth:`open` kept (an update reads it again, late)."""
         self._store = None
 
+    def _store_rows(self) -> StoreRows:
+        return StoreRows(
+            self.gen,
+            self.n_chunks,
+            int(self.manifest.get("dim") or 0),
+            segments=self.manifest.get("vectors"),
+            files=self.manifest.get("files"),
+        )
+
+    def peek_store(self) -> StoreCheck:
+        """What the load-time check needs of the store (:func:`~.stores.peek_store`)."""
+        return peek_store(
+            self.gen, self.store_entry, self._store_rows(), self.settings.replace(store="")
+        )
+
     def load_store(self) -> VectorStore:
         """The generation's own store (the manifest's, whatever the settings name), read
         (again) for an update to extend; the one :meth:`open` kept, the first time."""
         if self._store is not None:
             store, self._store = self._store, None
             return store
-        dim = int(self.manifest.get("dim") or 0)
-        rows = StoreRows(
-            self.gen,
-            self.n_chunks,
-            dim,
-            segments=self.manifest.get("vectors"),
-            files=self.manifest.get("files"),
-        )
+        rows = self._store_rows()
         return load_store(self.gen, self.store_entry, rows, self.settings.replace(store=""))
 
     def document_line(self, doc_id: str) -> bytes:

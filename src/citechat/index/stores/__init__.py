@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LEGACY",
     "RowChange",
+    "StoreCheck",
     "StoreRows",
     "StoreSpec",
     "VectorStore",
@@ -43,6 +44,7 @@ __all__ = [
     "create_store",
     "load_store",
     "parse_store",
+    "peek_store",
     "wanted_store",
 ]
 
@@ -209,6 +211,13 @@ class VectorStore(Protocol):
         ...
 
 
+class StoreCheck(Protocol):
+    """What the load-time check asks of a store (a :class:`VectorStore`, or what a
+    backend's ``peek(gen, entry)`` reads of one without loading it)."""
+
+    def inconsistency(self, chunks: int, dim: int) -> str | None: ...
+
+
 #: store kind -> the module of its backend and its class (imported when first used)
 BACKENDS: dict[str, tuple[str, str]] = {
     "faiss": (".faiss", "FaissStore"),
@@ -261,6 +270,18 @@ def load_store(
     entry = entry or LEGACY
     store: VectorStore = backend(_entry_kind(entry)).load(gen, entry, rows, settings)
     return store
+
+
+def peek_store(
+    gen: Path, entry: dict[str, Any] | None, rows: StoreRows, settings: Settings
+) -> StoreCheck:
+    """Enough of the store of manifest ``entry`` for the load-time check: the backend's
+    ``peek`` where it has one (FAISS reads a file's header, not its graph), else the
+    store itself (:func:`load_store`)."""
+    entry = entry or LEGACY
+    peek = getattr(backend(_entry_kind(entry)), "peek", None)
+    found: StoreCheck | None = peek(gen, entry) if peek is not None else None
+    return found if found is not None else load_store(gen, entry, rows, settings)
 
 
 def empty_result(nq: int) -> tuple[np.ndarray, np.ndarray]:

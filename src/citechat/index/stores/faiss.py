@@ -291,6 +291,27 @@ class FaissStore:
         if self.labels is not None:
             np.save(folder / "faiss_labels.npy", self.labels)
 
+    @staticmethod
+    def peek(gen: Path, entry: dict[str, Any]) -> FaissHeader | None:
+        """The vector count and dimension of the saved ``faiss.index`` from its header,
+        without reading the structure (657 MB of HNSW at a million chunks); None for
+        a layered store (whose load reads no graph)."""
+        if entry.get("layered") is not None:
+            return None
+        with open(gen / "faiss.index", "rb") as fh:
+            head = fh.read(16)
+        if len(head) < 16:
+            raise ValueError(f"faiss.index has {len(head)} bytes, not a FAISS header")
+        # every FAISS index starts: a four-byte type code, d (int32), ntotal (int64)
+        dim = int(np.frombuffer(head, "<i4", 1, 4)[0])
+        count = int(np.frombuffer(head, "<i8", 1, 8)[0])
+        if entry.get("tombstones") is not None and (gen / "faiss_labels.npy").exists():
+            labels = np.load(gen / "faiss_labels.npy", mmap_mode="r")
+            if len(labels) != count:
+                raise ValueError(f"{len(labels)} FAISS labels for {count} vectors")
+            count = int((labels >= 0).sum())
+        return FaissHeader(count, dim)
+
     @classmethod
     def load(
         cls, gen: Path, entry: dict[str, Any], rows: StoreRows, settings: Settings
@@ -316,6 +337,19 @@ class FaissStore:
         elif type_ == "ivf_pq":
             params["nprobe"] = settings.ivf_nprobe
         return cls(index, type_, params, labels)
+
+
+@dataclass(frozen=True, slots=True)
+class FaissHeader:
+    """What a saved FAISS file's header says: enough for the load-time check."""
+
+    count: int
+    dim: int
+
+    def inconsistency(self, chunks: int, dim: int) -> str | None:
+        if self.count != chunks or self.dim != dim:
+            return f"the FAISS index holds {self.count} vectors for {chunks} chunks"
+        return None
 
 
 def _new_index(type_: str, n: int, dim: int, params: FaissParams) -> tuple[Any, dict[str, Any]]:
