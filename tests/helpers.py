@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 from citechat.config import Settings
 from citechat.evaluation import QuestionScore
-from citechat.index import Index
+from citechat.index import Index, current_generation, sync_index
 from citechat.types import Answer
 
 QUESTION = "Who was appointed new director?"
@@ -137,3 +138,32 @@ def pdf_file(objects: list[bytes]) -> bytes:
         xref,
     )
     return bytes(out)
+
+
+def write_station_corpus(folder: Path, n: int) -> None:
+    """``n`` small rain reports (``doc00.txt``…) in ``folder``: the corpus the index
+    segment, row-file and layered-store tests update."""
+    folder.mkdir(exist_ok=True)
+    for i in range(n):
+        text = f"Report {i}\n\n" + " ".join(
+            f"Station {i} measured {j * 7 + i} millimetres of rain on day {j}." for j in range(4)
+        )
+        (folder / f"doc{i:02d}.txt").write_text(text + "\n", encoding="utf-8")
+
+
+def station_index(tmp_path: Path, n: int = 20, **settings: Any) -> Settings:
+    """Settings of an index of ``n`` station reports under ``tmp_path``, built
+    (``hashing-256``; ``settings`` override the rest)."""
+    corpus = tmp_path / "corpus"
+    write_station_corpus(corpus, n)
+    out = Settings(corpus=corpus, index=tmp_path / "index", embedder="hashing-256", **settings)
+    sync_index(out)
+    return out
+
+
+def current_manifest(settings: Settings) -> dict[str, Any]:
+    """The manifest of the index's current generation."""
+    data: dict[str, Any] = json.loads(
+        (current_generation(settings.index) / "manifest.json").read_text()
+    )
+    return data

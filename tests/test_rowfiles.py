@@ -4,7 +4,6 @@ lines; what a loaded index reads equals a fresh build's; dead bytes merge them b
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -14,33 +13,14 @@ from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder
 from citechat.index import Index, current_generation, sync_index
 from citechat.index.rowfiles import LogicalFile
+from helpers import current_manifest, station_index
 
 FILES = ("documents.jsonl", "chunks.jsonl", "sentences.jsonl")
 
 
-def _write_corpus(folder: Path, n: int) -> None:
-    folder.mkdir(exist_ok=True)
-    for i in range(n):
-        text = f"Report {i}\n\n" + " ".join(
-            f"Station {i} measured {j * 7 + i} millimetres of rain on day {j}." for j in range(4)
-        )
-        (folder / f"doc{i:02d}.txt").write_text(text + "\n", encoding="utf-8")
-
-
 @pytest.fixture
 def many(tmp_path: Path) -> Settings:
-    corpus = tmp_path / "corpus"
-    _write_corpus(corpus, 20)
-    settings = Settings(corpus=corpus, index=tmp_path / "index", embedder="hashing-256")
-    sync_index(settings)
-    return settings
-
-
-def _manifest(settings: Settings) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        (current_generation(settings.index) / "manifest.json").read_text()
-    )
-    return data
+    return station_index(tmp_path)
 
 
 def _same_as_fresh(settings: Settings, tmp_path: Path) -> Index:
@@ -88,7 +68,7 @@ def test_an_update_links_the_old_lines_and_writes_only_the_changed(
     result = sync_index(many)
     assert result.action == "updated"
     gen = current_generation(many.index)
-    entry = _manifest(many)["files"]
+    entry = current_manifest(many)["files"]
     for name in FILES:
         assert not (gen / name).exists()
         linked, new = (gen / seg for seg in entry[name]["segments"])
@@ -104,7 +84,7 @@ def test_an_update_links_the_old_lines_and_writes_only_the_changed(
     doc = many.corpus / "doc15.txt"  # chained: the segments of both linked
     doc.write_text(doc.read_text() + "Wind on day 8.\n", encoding="utf-8")
     sync_index(many)
-    assert len(_manifest(many)["files"]["chunks.jsonl"]["segments"]) == 3
+    assert len(current_manifest(many)["files"]["chunks.jsonl"]["segments"]) == 3
     _same_as_fresh(many, tmp_path)
 
 
@@ -126,7 +106,7 @@ def test_a_changed_title_is_a_change(tmp_path: Path) -> None:
     assert result.report is not None
     assert (result.report.docs_kept, result.report.docs_changed) == (5, 1)
     gen = current_generation(settings.index)
-    entry = _manifest(settings)["files"]
+    entry = current_manifest(settings)["files"]
     new = gen / entry["documents.jsonl"]["segments"][-1]
     assert [json.loads(line)["title"] for line in new.read_bytes().splitlines()] == [
         "A better title"
@@ -143,12 +123,12 @@ def test_a_changed_title_is_a_change(tmp_path: Path) -> None:
 def test_dead_lines_merge_the_files(many: Settings, tmp_path: Path) -> None:
     _change(many)
     sync_index(many)
-    assert "files" in _manifest(many)
+    assert "files" in current_manifest(many)
     for i in range(0, 20, 2):  # half the documents removed: most linked bytes are dead
         (many.corpus / f"doc{i:02d}.txt").unlink(missing_ok=True)
     sync_index(many)
     gen = current_generation(many.index)
-    assert "files" not in _manifest(many)
+    assert "files" not in current_manifest(many)
     assert all((gen / name).is_file() for name in FILES)
     _same_as_fresh(many, tmp_path)
 
@@ -158,5 +138,5 @@ def test_optimize_writes_whole_files(many: Settings, tmp_path: Path) -> None:
     sync_index(many)
     sync_index(many, optimize=True)
     gen = current_generation(many.index)
-    assert "files" not in _manifest(many) and not (gen / "segments").exists()
+    assert "files" not in current_manifest(many) and not (gen / "segments").exists()
     _same_as_fresh(many, tmp_path)

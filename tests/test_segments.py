@@ -17,28 +17,12 @@ from citechat.errors import IndexDamagedError
 from citechat.index import Index, current_generation, sync_index
 from citechat.index import segments as seg_module
 from citechat.index.segments import SegmentedVectors
-
-
-def _write_corpus(folder: Path, n: int) -> None:
-    folder.mkdir(exist_ok=True)
-    for i in range(n):
-        text = f"Report {i}\n\n" + " ".join(
-            f"Station {i} measured {j * 7 + i} millimetres of rain on day {j}." for j in range(4)
-        )
-        (folder / f"doc{i:02d}.txt").write_text(text + "\n", encoding="utf-8")
+from helpers import current_manifest, station_index
 
 
 @pytest.fixture
 def many(tmp_path: Path) -> Settings:
-    corpus = tmp_path / "corpus"
-    _write_corpus(corpus, 20)
-    settings = Settings(corpus=corpus, index=tmp_path / "index", embedder="hashing-256")
-    sync_index(settings)
-    return settings
-
-
-def _manifest(settings: Settings) -> dict:  # type: ignore[type-arg]
-    return json.loads((current_generation(settings.index) / "manifest.json").read_text())
+    return station_index(tmp_path)
 
 
 def _clean(settings: Settings, tmp_path: Path) -> Index:
@@ -74,7 +58,7 @@ def test_an_update_links_the_old_vectors_and_writes_only_the_changed_rows(
     old_gen = current_generation(many.index)
     inodes = {}
     for kind in ("vectors", "sentence_vectors"):  # a build: one array each
-        assert (old_gen / f"{kind}.npy").exists() and kind not in _manifest(many)
+        assert (old_gen / f"{kind}.npy").exists() and kind not in current_manifest(many)
         inodes[kind] = (old_gen / f"{kind}.npy").stat().st_ino
     doc = many.corpus / "doc07.txt"
     doc.write_text(doc.read_text() + "One new sentence about hail.\n", encoding="utf-8")
@@ -89,7 +73,7 @@ def test_an_update_links_the_old_vectors_and_writes_only_the_changed_rows(
     clean = _clean(many, tmp_path)
     again = Index.load(many.index, HashingEmbedder(256), many)
     for kind, (lo, hi) in ranges.items():
-        entry = _manifest(many)[kind]
+        entry = current_manifest(many)[kind]
         assert not (gen / f"{kind}.npy").exists()
         linked, new = (gen / name for name in entry["segments"])
         assert linked.stat().st_ino == inodes[kind]  # old rows: a hard link, nothing written
@@ -115,14 +99,14 @@ def test_updates_chain_segments_then_merge_when_rows_die(many: Settings, tmp_pat
         sync_index(many)
     for kind in ("vectors", "sentence_vectors"):
         # the build's array and one segment per update
-        assert len(_manifest(many)[kind]["segments"]) == 3
+        assert len(current_manifest(many)[kind]["segments"]) == 3
     for i in range(0, 20, 2):  # half the documents removed: most linked rows are dead
         (many.corpus / f"doc{i:02d}.txt").unlink()
     result = sync_index(many)
     gen = current_generation(many.index)
     clean = _clean(many, tmp_path)
     for kind in ("vectors", "sentence_vectors"):
-        assert kind not in _manifest(many) and (gen / f"{kind}.npy").exists()
+        assert kind not in current_manifest(many) and (gen / f"{kind}.npy").exists()
         assert np.array_equal(np.asarray(getattr(result.index, kind)), getattr(clean, kind))
     assert not (gen / "segments").exists()
 
@@ -134,7 +118,9 @@ def test_too_many_runs_merge(
     doc = many.corpus / "doc05.txt"
     doc.write_text(doc.read_text() + "A late line.\n", encoding="utf-8")
     sync_index(many)  # runs: old, new, old: three
-    assert "sentence_vectors" not in _manifest(many) and "vectors" not in _manifest(many)
+    assert "sentence_vectors" not in current_manifest(many) and "vectors" not in current_manifest(
+        many
+    )
     index = Index.load(many.index, HashingEmbedder(256), many)
     clean = _clean(many, tmp_path)
     assert np.array_equal(np.asarray(index.sentence_vectors), clean.sentence_vectors)
@@ -145,10 +131,10 @@ def test_a_removed_document_only_is_runs_of_the_old_array(many: Settings) -> Non
     (many.corpus / "doc19.txt").unlink()
     sync_index(many)
     for kind in ("vectors", "sentence_vectors"):  # nothing new written, the old linked
-        entry = _manifest(many)[kind]
+        entry = current_manifest(many)[kind]
         assert len(entry["segments"]) == 1 and entry["runs"][0][0] == 0
     for name in ("documents.jsonl", "chunks.jsonl", "sentences.jsonl"):  # the same for lines
-        entry = _manifest(many)["files"][name]
+        entry = current_manifest(many)["files"][name]
         assert len(entry["segments"]) == 1 and entry["runs"][0][0] == 0
     # each of the five old files linked, nothing new
     assert len(os.listdir(current_generation(many.index) / "segments")) == 5
@@ -159,7 +145,7 @@ def test_a_damaged_segment_is_named(many: Settings) -> None:
     doc.write_text(doc.read_text() + "One new sentence about hail.\n", encoding="utf-8")
     sync_index(many)
     gen = current_generation(many.index)
-    manifest = _manifest(many)
+    manifest = current_manifest(many)
     manifest["sentence_vectors"]["runs"][0][2] = 10**6
     (gen / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexDamagedError, match="outside its segment"):
@@ -170,7 +156,7 @@ def test_optimize_merges_the_segments_without_embedding(many: Settings, tmp_path
     doc = many.corpus / "doc07.txt"
     doc.write_text(doc.read_text() + "One new sentence about hail.\n", encoding="utf-8")
     sync_index(many)
-    assert "vectors" in _manifest(many) and "sentence_vectors" in _manifest(many)
+    assert "vectors" in current_manifest(many) and "sentence_vectors" in current_manifest(many)
     assert sync_index(many).report is None  # current: a plain sync writes nothing
 
     code = main(
@@ -187,7 +173,9 @@ def test_optimize_merges_the_segments_without_embedding(many: Settings, tmp_path
     )
     assert code == 0
     gen = current_generation(many.index)
-    assert "vectors" not in _manifest(many) and "sentence_vectors" not in _manifest(many)
+    assert "vectors" not in current_manifest(many) and "sentence_vectors" not in current_manifest(
+        many
+    )
     assert not (gen / "segments").exists()
     index = Index.load(many.index, HashingEmbedder(256), many)
     clean = _clean(many, tmp_path)

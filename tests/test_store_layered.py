@@ -17,6 +17,7 @@ from citechat.errors import IndexDamagedError
 from citechat.index import Index, current_generation, sync_index
 from citechat.index.stores.layered import LayeredStore
 from citechat.retrieval import Retriever
+from helpers import station_index
 
 QUERIES = (
     "rain on day 2 at station 7",
@@ -26,21 +27,8 @@ QUERIES = (
 )
 
 
-def _write_corpus(folder: Path, n: int) -> None:
-    folder.mkdir(exist_ok=True)
-    for i in range(n):
-        text = f"Report {i}\n\n" + " ".join(
-            f"Station {i} measured {j * 7 + i} millimetres of rain on day {j}." for j in range(4)
-        )
-        (folder / f"doc{i:02d}.txt").write_text(text + "\n", encoding="utf-8")
-
-
 def _settings(tmp_path: Path, **kw: Any) -> Settings:
-    corpus = tmp_path / "corpus"
-    _write_corpus(corpus, 20)
-    settings = Settings(corpus=corpus, index=tmp_path / "index", embedder="hashing-256", **kw)
-    sync_index(settings)
-    return settings
+    return station_index(tmp_path, **kw)
 
 
 def _store_entry(settings: Settings) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .segments import MAX_DEAD_SHARE, MAX_RUNS, SEGMENTS
+from .segments import MAX_DEAD_SHARE, MAX_RUNS, SEGMENTS, run_pieces
 
 __all__ = ["FileWriter", "LogicalFile", "open_file"]
 
@@ -68,16 +68,7 @@ class LogicalFile:
 
     def pieces(self, lo: int, hi: int) -> list[tuple[int, int, int]]:
         """Bytes ``[lo, hi)`` as (segment, first byte, end byte) of its segments."""
-        out = []
-        r = int(np.searchsorted(self.ends, lo, side="right"))
-        while lo < hi and r < len(self.runs):
-            seg, a, _ = (int(x) for x in self.runs[r])
-            start = int(self.starts[r])
-            end = min(hi, int(self.ends[r]))
-            out.append((seg, a + lo - start, a + end - start))
-            lo = end
-            r += 1
-        return out
+        return run_pieces(self.runs, self.starts, self.ends, lo, hi)
 
 
 def open_file(gen: Path, files: dict[str, Any] | None, name: str) -> LogicalFile:

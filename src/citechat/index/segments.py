@@ -50,6 +50,7 @@ __all__ = [
     "VectorArray",
     "open_vectors",
     "read_rows",
+    "run_pieces",
 ]
 
 #: what each kind's segment files are called
@@ -62,6 +63,30 @@ MAX_DEAD_SHARE = 0.25
 MAX_RUNS = 64
 #: rows copied at a time by a merge
 _BLOCK = 8192
+
+
+def run_pieces(
+    runs: np.ndarray, starts: np.ndarray, ends: np.ndarray, lo: int, hi: int
+) -> list[tuple[int, int, int]]:
+    """Logical positions ``[lo, hi)`` of a concatenation of ``runs`` (segment, first,
+    end; ``starts``/``ends`` their logical bounds) as (segment, first, end) pieces of
+    the segments: rows of the vector segments here, bytes of the JSONL segments in
+    rowfiles.py.
+
+    >>> runs = np.array([[0, 10, 15], [1, 0, 5]])
+    >>> run_pieces(runs, np.array([0, 5]), np.array([5, 10]), 3, 7)
+    [(0, 13, 15), (1, 0, 2)]
+    """
+    out = []
+    r = int(np.searchsorted(ends, lo, side="right"))
+    while lo < hi and r < len(runs):
+        seg, a, _ = (int(x) for x in runs[r])
+        start = int(starts[r])
+        end = min(hi, int(ends[r]))
+        out.append((seg, a + lo - start, a + end - start))
+        lo = end
+        r += 1
+    return out
 
 
 class SegmentedVectors:
@@ -129,16 +154,7 @@ class SegmentedVectors:
 
     def pieces(self, lo: int, hi: int) -> list[tuple[int, int, int]]:
         """Rows ``[lo, hi)`` as (segment, first row, end row) of its segments."""
-        out = []
-        r = int(np.searchsorted(self.ends, lo, side="right"))
-        while lo < hi and r < len(self.runs):
-            seg, a, _ = (int(x) for x in self.runs[r])
-            start = int(self.starts[r])
-            end = min(hi, int(self.ends[r]))
-            out.append((seg, a + lo - start, a + end - start))
-            lo = end
-            r += 1
-        return out
+        return run_pieces(self.runs, self.starts, self.ends, lo, hi)
 
     def release(self) -> None:
         """Unmap the pages read so far (see SavedIndex.release)."""
