@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .segments import MAX_DEAD_SHARE, MAX_RUNS, SEGMENTS, run_pieces
+from .segments import SEGMENTS, linked_or_merge, run_pieces
 
 __all__ = ["FileWriter", "LogicalFile", "open_file"]
 
@@ -160,18 +160,14 @@ class FileWriter:
             os.replace(self.new_path, self.tmp / self.name)
             return None
         assert self.old is not None
-        used = sorted({seg for seg, _, _ in runs if seg >= 0})
-        linked = sum(os.stat(self.old.paths[s]).st_size for s in used)
-        live_old = sum(hi - lo for seg, lo, hi in runs if seg >= 0)
-        if self.merge or len(runs) > MAX_RUNS or linked - live_old > MAX_DEAD_SHARE * linked:
+        old = self.old
+        used = linked_or_merge(runs, lambda s: os.stat(old.paths[s]).st_size, self.merge)
+        if used is None:
             self._merge()
             return None
         (self.tmp / SEGMENTS).mkdir(exist_ok=True)
-        names: list[str] = []
-        index: dict[int, int] = {}
-        for s in used:
-            index[s] = len(names)
-            names.append(self._link(s))
+        index = {s: i for i, s in enumerate(used)}
+        names = [self._link(s) for s in used]
         if self.new_bytes:
             index[-1] = len(names)
             names.append(f"{SEGMENTS}/{self.stem}-{gen_name}.jsonl")

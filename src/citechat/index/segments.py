@@ -34,7 +34,7 @@ from __future__ import annotations
 import mmap
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "SegmentWriter",
     "SegmentedVectors",
     "VectorArray",
+    "linked_or_merge",
     "open_vectors",
     "read_rows",
     "run_pieces",
@@ -63,6 +64,27 @@ MAX_DEAD_SHARE = 0.25
 MAX_RUNS = 64
 #: rows copied at a time by a merge
 _BLOCK = 8192
+
+
+def linked_or_merge(
+    runs: Sequence[Sequence[int]], size: Callable[[int], int], force: bool
+) -> list[int] | None:
+    """The old segments (ids >= 0; -1 is the new one) that ``runs`` keep rows of, to
+    link; None when the update writes one file again instead (a merge): forced, more
+    than :data:`MAX_RUNS` runs, or more than :data:`MAX_DEAD_SHARE` of the linked
+    segments' ``size`` (rows here, bytes in rowfiles.py) dead.
+
+    >>> linked_or_merge([(0, 0, 8), (-1, 0, 2)], lambda s: 10, False)
+    [0]
+    >>> linked_or_merge([(0, 0, 5), (-1, 0, 2)], lambda s: 10, False) is None
+    True
+    """
+    used = sorted({seg for seg, _, _ in runs if seg >= 0})
+    linked = sum(size(s) for s in used)
+    live_old = sum(hi - lo for seg, lo, hi in runs if seg >= 0)
+    if force or len(runs) > MAX_RUNS or linked - live_old > MAX_DEAD_SHARE * linked:
+        return None
+    return used
 
 
 def run_pieces(
@@ -284,18 +306,13 @@ class SegmentWriter:
             npy_from_raw(self.raw_path, self.tmp / self.file, "<f4", (self.new_rows, self.dim))
             self.raw_path.unlink()
             return None
-        used = sorted({seg for seg, _, _ in runs if seg >= 0})
-        linked = sum(len(old_segs[s]) for s in used)
-        live_old = sum(hi - lo for seg, lo, hi in runs if seg >= 0)
-        if self.merge or len(runs) > MAX_RUNS or linked - live_old > MAX_DEAD_SHARE * linked:
+        used = linked_or_merge(runs, lambda s: len(old_segs[s]), self.merge)
+        if used is None:
             self._merge(old_segs)
             return None
         (self.tmp / SEGMENTS).mkdir(exist_ok=True)
-        names: list[str] = []
-        index: dict[int, int] = {}
-        for s in used:
-            index[s] = len(names)
-            names.append(self._link(s))
+        index = {s: i for i, s in enumerate(used)}
+        names = [self._link(s) for s in used]
         if self.new_rows:
             index[-1] = len(names)
             names.append(f"{SEGMENTS}/{self.prefix}-{name}.npy")
