@@ -159,3 +159,53 @@ def test_a_who_answer_that_starts_with_she_gets_the_sentence_naming_her() -> Non
     # a sentence that names its own subject needs nothing before it
     _, named = _two_sentences(text.replace("She was", "Ms Shoesmith was"))
     assert nb.antecedent(named, "Who was in charge at the time of the case?") is None
+
+
+def _sentences(*sentences: str) -> tuple[SimpleNamespace, list[Candidate]]:
+    """One body section of these sentences, each as a candidate."""
+    text = " ".join(sentences)
+    spans, at = [], 0
+    for s in sentences:
+        spans.append((at, at + len(s)))
+        at += len(s) + 1
+    chunk = Chunk("f#0", "f", 0, len(text), "", "body", "T", None, tuple(spans))
+    doc = Document("f", text, "T", (Section("body", 0, len(text)),))
+    index = _fake_index([chunk], {"f": doc})
+    cands = [Candidate(Hit(chunk, 1.0, 1), a, b, text[a:b], 1.0, 0.0, 0.0) for a, b in spans]
+    return index, cands
+
+
+def test_a_sentence_that_goes_on_from_the_answer_is_joined_to_it() -> None:
+    index, cands = _sentences(
+        "Ann Baxter said such allegations brought the system into disrepute.",
+        "Something Hemming dismissed as nonsense.",
+        "The weather was cold.",
+    )
+    nb = Neighbours(index)  # type: ignore[arg-type]
+    text = index.documents["f"].text
+    spans = nb.continuation(cands[0], "How did Hemming respond to Ann Baxter's warning?")
+    assert [text[slice(*s)] for s in spans] == ["Something Hemming dismissed as nonsense."]
+    # a continuation that shares no word with the question is not the answer's
+    assert nb.continuation(cands[0], "What did Ann Baxter say about the system?") == []
+    # nor is a plain next sentence, nor anything after the last sentence
+    assert nb.continuation(cands[1], "Was the weather cold when Hemming spoke?") == []
+    assert nb.continuation(cands[2], "Was the weather cold?") == []
+
+
+def test_an_announced_count_of_reasons_brings_its_items() -> None:
+    index, cands = _sentences(
+        "There are two reasons I can think of why the child has not been named.",
+        "One: to avoid prejudicing any future trial.",
+        "Two: to protect the other siblings.",
+        "It is a disgrace.",
+    )
+    nb = Neighbours(index)  # type: ignore[arg-type]
+    text = index.documents["f"].text
+    asked = "What two reasons did JIMB give for the child not being named?"
+    spans = nb.continuation(cands[0], asked)
+    assert [text[slice(*s)] for s in spans] == [
+        "One: to avoid prejudicing any future trial.",
+        "Two: to protect the other siblings.",
+    ]
+    # the count is not what the question asks about: nothing joined
+    assert nb.continuation(cands[0], "Who thinks the child has not been named?") == []

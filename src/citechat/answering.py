@@ -323,6 +323,16 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             )
             if not any(_near_duplicate(extra, c) for c in chosen):
                 chosen.insert(1, extra)
+        # the sentences that go on from the best one ("For example, …", the items a
+        # "There are two reasons …" announces), right after it, in document order
+        at = chosen.index(best) + 1
+        for span in self.neighbours.continuation(best, question):
+            extra = replace(
+                best, start=span[0], end=span[1], text=doc[span[0] : span[1]], short=None
+            )
+            if not any(_near_duplicate(extra, c) for c in chosen):
+                chosen.insert(at, extra)
+                at += 1
         citations = [
             make_citation(self.index, n, c.hit, c.start, c.end) for n, c in enumerate(chosen, 1)
         ]

@@ -13,6 +13,7 @@ from the index's own sentence spans, so it can be quoted and cited like any othe
     nb.reason(candidate, question)      # (start, end) of the reason that follows, or None
     nb.shown(candidate)                 # (start, end) of the code block it introduces
     nb.antecedent(candidate, question)  # (start, end) of the sentence naming its "she"
+    nb.continuation(candidate, question)  # (start, end) of the sentence that goes on
 
 It does not choose the answer sentence (answering.py).
 """
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .reading import Candidate
+from .text import terms
 
 if TYPE_CHECKING:
     from .index import Index
@@ -64,6 +66,27 @@ _PRONOUN_SUBJECT = re.compile(r"^\W*(she|he|they)\b", re.I)
 #: a named person: two capitalised words ("Sharon Shoesmith") or a titled name
 _PERSON = re.compile(rf"\b{_TITLE}\s+[A-Z][\w’'-]+|\b[A-Z][\w’'-]+\s+[A-Z][\w’'-]+")
 _WHO = re.compile(r"^\s*(who|whom|whose)\b", re.I)
+#: a sentence that cannot stand without the one before it and goes on with it: the
+#: example after a definition ("For example, the files in user home directories …"),
+#: the verdict after what it answers ("Something Hemming dismissed as “nonsense.”"),
+#: the step after a need ("In order to install this environment you just need …"),
+#: the items after a count ("There are two reasons …" / "One: …")
+_CONTINUES = re.compile(
+    r"^\W*(for (example|instance)|e\.g\.|such as|namely|specifically|in order to|"
+    r"to do (this|so|that)|something|one\s*:|first(ly)?\s*[:,]|the first (is|was)\b)",
+    re.I,
+)
+#: "There are two reasons …", "three ways", "several things": a count of items the
+#: next sentences list
+_ANNOUNCES = re.compile(
+    r"\b(two|three|four|several|a few|a number of|some)\s+(\w+\s+)?(reasons?|ways?|things?|"
+    r"points?|problems?|issues?|factors?|causes?|steps?|options?|examples?|kinds?|types?)\b",
+    re.I,
+)
+#: how many sentences after an announcing one are joined to it, by its count word
+_ITEMS = {"two": 2, "three": 3}
+#: the most, whatever the count
+MAX_ITEMS = 3
 #: how many sentences back a speaker may be named
 LOOK_BACK = 6
 
@@ -146,6 +169,33 @@ class Neighbours:
         text = self.index.documents[cand.hit.chunk.doc_id].text
         named = _PERSON.search(text[before.start : before.end])
         return (before.start, before.end) if named else None
+
+    def continuation(self, cand: Candidate, question: str) -> list[tuple[int, int]]:
+        """The sentences after ``cand``'s, in the same section, that the answer needs
+        to be whole: the next one when it goes on from it ("For example, …",
+        "Something X dismissed as …", "In order to …") and shares a word with the
+        question; or, after a sentence announcing a count of items the question asks
+        about ("There are two reasons …" for "What two reasons …?"), the next few."""
+        nxt = self._next(cand)
+        if nxt is None:
+            return []
+        text = self.index.documents[cand.hit.chunk.doc_id].text
+        asked = set(terms(question))
+        said = text[nxt.start : nxt.end]
+        if _CONTINUES.search(said) and asked & set(terms(said)):
+            return [(nxt.start, nxt.end)]
+        announced = _ANNOUNCES.search(cand.text)
+        if announced is None or not asked & set(terms(announced.group(0))):
+            return []
+        out = [(nxt.start, nxt.end)]
+        sentences, at = self._around(cand)
+        here = sentences[at]
+        items = _ITEMS.get(announced.group(1).lower(), MAX_ITEMS)
+        for s in sentences[at + 2 : at + 1 + items]:
+            if (s.section, s.commenter) != (here.section, here.commenter):
+                break
+            out.append((s.start, s.end))
+        return out
 
     def reason(self, cand: Candidate, question: str) -> tuple[int, int] | None:
         """For a "why …?" question: the next sentence of the same section when it
