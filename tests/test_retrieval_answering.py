@@ -316,3 +316,39 @@ def test_the_sentence_matching_the_question_best_is_cited_from_a_lower_passage(
     one = ExtractiveAnswerer(pipe.retriever, abstention=None, threshold=0.0, max_sentences=1)
     answer = one.answer(question, replace(reading, candidates=(top, low)))
     assert [c.doc_id for c in answer.citations] == ["logs.txt"]
+
+
+def test_a_part_of_a_two_part_question_also_gets_its_strongest_sentence(tmp_path: Any) -> None:
+    from dataclasses import replace
+
+    from citechat.reading import Part
+    from helpers import pipeline_over
+
+    pipe = pipeline_over(
+        tmp_path,
+        {
+            "a.txt": "Report\n\nThe good practices were omitted from the report, she claimed.\n",
+            "b.txt": "News\n\nShe first heard about her removal on the news.\n",
+            "c.txt": "Web\n\nThe first time I saw that report was on a public website.\n",
+        },
+    )
+    question = "What happened to the good practices, and where did she first see the report?"
+    reading = pipe.read(question, 3)
+    by_doc = {c.hit.chunk.doc_id: c for c in reading.candidates}
+    first = replace(by_doc["a.txt"], score=0.9, cosine=0.6, lexical=0.7, prior=1.0)
+    # the second part's best-ranked sentence (typed, higher prior) matches it less well
+    # on its own words and meaning than the one below it
+    ranked = replace(by_doc["b.txt"], score=0.89, cosine=0.46, lexical=0.71, prior=0.7)
+    strong = replace(by_doc["c.txt"], score=0.86, cosine=0.74, lexical=0.71, prior=1.0)
+    parts = (
+        Part("What happened to the good practices?", (first,)),
+        Part("Where did she first see the report?", (ranked, strong)),
+    )
+    answerer = ExtractiveAnswerer(pipe.retriever, abstention=None, threshold=0.0)
+    answer = answerer.answer(question, replace(reading, candidates=(first,), parts=parts))
+    assert [c.doc_id for c in answer.citations] == ["a.txt", "b.txt", "c.txt"]
+    # one only a little stronger is not added
+    close = replace(strong, cosine=0.5)
+    parts = (parts[0], Part(parts[1].question, (ranked, close)))
+    answer = answerer.answer(question, replace(reading, candidates=(first,), parts=parts))
+    assert [c.doc_id for c in answer.citations] == ["a.txt", "b.txt"]

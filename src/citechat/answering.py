@@ -309,6 +309,13 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             top = part.candidates[0]
             if not any(_near_duplicate(top, c) for c in chosen):
                 chosen.append(replace(top, short=None))
+            # and, as for a one-part question, the part's sentence that matches it best on
+            # its own words and meaning, when clearly better than the part's best-ranked
+            strongest = max(part.candidates[:EVIDENCE_POOL], key=reading.evidence)
+            if reading.evidence(strongest) >= reading.evidence(top) + EVIDENCE_MARGIN and not any(
+                _near_duplicate(strongest, c) for c in chosen
+            ):
+                chosen.append(replace(strongest, short=None))
         # the sentence that names a quote's speaker (or the "she" a "who" answer starts
         # with), the reason that follows a decision, the code block an instruction introduces
         doc = self.index.documents[best.hit.chunk.doc_id].text
