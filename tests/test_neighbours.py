@@ -209,3 +209,38 @@ def test_an_announced_count_of_reasons_brings_its_items() -> None:
     ]
     # the count is not what the question asks about: nothing joined
     assert nb.continuation(cands[0], "Who thinks the child has not been named?") == []
+
+
+def test_a_why_answer_that_is_a_consequence_gets_the_reason_before_it() -> None:
+    index, cands = _sentences(
+        "The inquiry had not reported yet.",
+        "So Ed Balls refused to apologise.",
+        "Partly because the inquiry had not reported, he waited.",
+    )
+    nb = Neighbours(index)  # type: ignore[arg-type]
+    text = index.documents["f"].text
+    span = nb.reason(cands[1], "Why did Ed Balls refuse to apologise?")
+    assert span is not None and text[slice(*span)] == "The inquiry had not reported yet."
+    assert nb.reason(cands[1], "What did Ed Balls refuse?") is None  # not a "why" question
+    # "Partly because …" after a decision is its reason
+    index, cands = _sentences("He waited.", "Partly because the inquiry had not reported.")
+    span = Neighbours(index).reason(cands[0], "Why did he wait?")  # type: ignore[arg-type]
+    assert span is not None and index.documents["f"].text[slice(*span)].startswith("Partly")
+    index, cands = _sentences("The council met.", "So far nothing has changed.")
+    assert Neighbours(index).reason(cands[1], "Why has nothing changed?") is None  # type: ignore[arg-type]
+
+
+def test_which_mp_said_is_a_who_said_question_but_which_officer_did_she_say_is_not() -> None:
+    index, cands = _sentences(
+        "Barry Sheerman, who chairs the committee, spoke to the BBC.",
+        '"She was treated unfairly," he said.',
+    )
+    nb = Neighbours(index)  # type: ignore[arg-type]
+    text = index.documents["f"].text
+    for question in (
+        "Which MP said she was treated unfairly?",
+        "According to whom was she treated unfairly?",
+    ):
+        span = nb.speaker(cands[1], question)
+        assert span is not None and text[slice(*span)].startswith("Barry Sheerman"), question
+    assert nb.speaker(cands[1], "Which officer did he say treated her unfairly?") is None

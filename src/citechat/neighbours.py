@@ -40,6 +40,7 @@ _NAMED_SPEAKER = re.compile(
     rf"\b{_TITLE}\s+{_NAME}"
     rf"|\b{_NAME}(?:,[^,.]{{1,80}},)?\s+(?:has\s+|had\s+|also\s+)?{_VERB}\b"
     rf"|\b{_VERB}\s+{_NAME}"
+    rf"|\baccording to\s+{_NAME}"
 )
 #: a speaker the sentence does not name: "she said", "he told", "said he"
 _PRONOUN_SPEAKER = re.compile(
@@ -47,7 +48,14 @@ _PRONOUN_SPEAKER = re.compile(
     re.I,
 )
 _QUOTE_MARK = re.compile(r"[“”\"‘’]|(?:^|\s)'")
-_WHO_SAID = re.compile(rf"^\s*who\b.*\b(?:say|said|says|{_VERB}|call|called|describe)", re.I)
+#: "Who said …?", "Which MP told …?", "According to whom …?", "Whose words …?"
+_WHO_SAID = re.compile(
+    rf"^\s*who\b.*\b(?:say|said|says|{_VERB}|call|called|describe)"
+    # the wh-phrase is the speaker: "Which MP said …", not "Which officer did she say …"
+    rf"|^\s*which\s+[\w’'-]+(?:\s+[\w’'-]+)?\s+(?:has\s+|had\s+|also\s+)?(?:{_VERB}|called|"
+    r"described)\b|^\s*according to whom\b|^\s*whose (?:words|comment|remark|view)s?\b",
+    re.I,
+)
 _WHY = re.compile(
     r"^\s*(why\b|for what reasons?|what (was|were) the reasons?\b|what reasons? (did|does|do|was|"
     r"were|is|are|had|has)\b|what (made|prompted|led)\b)",
@@ -55,10 +63,19 @@ _WHY = re.compile(
 )
 #: a sentence that gives the reason for the one before it
 _REASON_START = re.compile(
-    r"^\W*(because|this (is|was) because|that (is|was) because|the reason|as a result|since|"
-    r"so that|in order to|this meant|that meant)\b"
+    r"^\W*((partly|largely|mainly|mostly|chiefly|simply|not least|precisely)\s+because|because|"
+    r"(this|that|it) (is|was) (partly |largely |mainly |simply )?because|the reasons? (is|was|were|"
+    r"are|being)\b|the reason|as a result|since|so that|in order to|this meant|that meant|"
+    r"due to|owing to|for (this|that) reason)\b"
     # the speaker of the sentence before goes on to explain: "She said there had been …"
     r"|^\W*(she|he|they)\s+(said|says|added|adds|argued|explained|claimed|insisted)\b",
+    re.I,
+)
+#: a sentence that gives the consequence of the one before it, which holds the reason
+_CONSEQUENCE_START = re.compile(
+    r"^\W*(so(?![-\s]+(far|much|many|long|called|that)\b)|therefore|thus|hence|consequently|"
+    r"as a result|as a consequence|for (this|that) reason|that is why|this is why|that was why|"
+    r"this was why|which is why)\b",
     re.I,
 )
 #: a sentence whose subject is a pronoun: "She was in charge at the time …"
@@ -127,6 +144,15 @@ class Neighbours:
             return None
         here, nxt = sentences[at], sentences[at + 1]
         return nxt if (nxt.section, nxt.commenter) == (here.section, here.commenter) else None
+
+    def _previous(self, cand: Candidate) -> _Sentence | None:
+        """The sentence before ``cand``'s, when it is in the same section (and comment)."""
+        sentences, at = self._around(cand)
+        if at <= 0:
+            return None
+        here, before = sentences[at], sentences[at - 1]
+        same = (before.section, before.commenter) == (here.section, here.commenter)
+        return before if same else None
 
     def speaker(self, cand: Candidate, question: str) -> tuple[int, int] | None:
         """For a "who said …?" question answered by a body sentence that does not name
@@ -199,11 +225,17 @@ class Neighbours:
 
     def reason(self, cand: Candidate, question: str) -> tuple[int, int] | None:
         """For a "why …?" question: the next sentence of the same section when it
-        gives the reason ("Because …", "This was because …")."""
-        nxt = self._next(cand) if _WHY.search(question) else None
-        if nxt is None:
+        gives the reason ("Because …", "This was because …"); or the one before, when
+        this one is its consequence ("So she stayed.", "That is why …")."""
+        if not _WHY.search(question):
             return None
         text = self.index.documents[cand.hit.chunk.doc_id].text
+        if _CONSEQUENCE_START.search(cand.text):
+            before = self._previous(cand)
+            return None if before is None else (before.start, before.end)
+        nxt = self._next(cand)
+        if nxt is None:
+            return None
         return (nxt.start, nxt.end) if _REASON_START.search(text[nxt.start : nxt.end]) else None
 
     def shown(self, cand: Candidate) -> tuple[int, int] | None:
