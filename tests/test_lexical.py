@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bm25ref import bm25s_model, bm25s_scores
 from citechat.config import Settings
 from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder
@@ -33,11 +34,27 @@ def header(chunk: Chunk) -> str:
 
 
 def bm25_results(lex: LexicalIndex, query: str) -> list[tuple[int, float]]:
-    q = [t for t in terms(query) if t in lex.bm25.vocab_dict]
-    if not q:
+    """Rows scoring above 0, best first (ties by row), scores to 5 places."""
+    scores = lex.bm25_scores(terms(query))
+    if scores is None:
         return []
-    rows, scores = lex.bm25.retrieve([q], k=len(lex), show_progress=False)
-    return [(int(r), round(float(s), 5)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
+    ranked = sorted(((-float(s), r) for r, s in enumerate(scores.tolist()) if s > 0))
+    return [(r, round(-s, 5)) for s, r in ranked]
+
+
+def bm25s_results(lex: LexicalIndex, query: str) -> list[tuple[int, float]]:
+    """The same, from bm25s built from scratch over the rows of ``lex``."""
+    scores = bm25s_scores(bm25s_model(lex), terms(query))
+    if scores is None:
+        return []
+    ranked = sorted(((-s, r) for r, s in enumerate(scores) if s > 0))
+    return [(r, round(-s, 5)) for s, r in ranked]
+
+
+def live_terms(lex: LexicalIndex) -> set[str]:
+    """Terms some live row holds (the vocabulary also keeps those of dead rows)."""
+    assert lex.df is not None
+    return {t for t, d in zip(lex.vocab, lex.df.tolist(), strict=True) if d > 0}
 
 
 def text_df(lex: LexicalIndex) -> dict[str, int]:
@@ -68,21 +85,25 @@ def test_terms_of_each_chunk_header_first_and_idf_of_texts_only(fake_settings: S
     # "Nick Bromley" is only ever a comment's header: BM25 finds it, the IDF leaves it out
     assert "bromley" in lex.vocab and "bromley" not in lex.idf
     assert bm25_results(lex, "Bromley")
+    for query in [*QUERIES, "Bromley"]:
+        assert bm25_results(lex, query) == bm25s_results(lex, query)
 
 
 def test_an_empty_lexical_index_has_no_rows_and_no_bm25(tmp_path: Path) -> None:
     empty = LexicalIndex.from_chunks([])
-    assert (len(empty), empty.rows(), empty.bm25, empty.idf) == (0, [], None, {})
+    assert (len(empty), empty.rows(), empty.bm25_scores(["a"]), empty.idf) == (0, [], None, {})
     (tmp_path / "gen").mkdir()
     entry = LexicalBuilder(tmp_path / "ids.raw").finish(tmp_path / "gen")
-    assert entry == empty.describe()
+    assert (entry["chunks"], entry["terms"], entry["segments"]) == (0, 0, [])
     loaded = LexicalIndex.load(tmp_path / "gen", entry)
-    assert loaded is not None and len(loaded) == 0 and loaded.bm25 is None
+    assert loaded is not None and len(loaded) == 0 and loaded.bm25_scores(["a"]) is None
 
 
 def test_a_chunk_without_terms_keeps_its_bm25_row() -> None:
     lex = LexicalIndex.from_terms([([], []), (["snow"], []), ([], ["snow", "bus"])])
-    assert lex.bm25.scores["num_docs"] == 3
+    assert len(lex.bm25_scores(["snow"])) == 3  # type: ignore[arg-type]
+    for query in ("bus", "snow", "snow bus"):
+        assert bm25_results(lex, query) == bm25s_results(lex, query)  # an empty row: length 1
     assert [row for row, _ in bm25_results(lex, "bus")] == [2]
     assert sorted(row for row, _ in bm25_results(lex, "snow")) == [1, 2]
     assert lex.idf.keys() == {"snow", "bus"}  # the header-only "snow" of row 1 is not counted
@@ -123,10 +144,12 @@ def test_an_update_stems_only_new_chunks_and_equals_a_fresh_build(
     assert row_terms(new.lexical) == row_terms(fresh)
     assert new.lexical.head_lengths.tolist() == fresh.head_lengths.tolist()
     assert text_df(new.lexical) == text_df(fresh)
-    assert sorted(new.lexical.vocab) == sorted(fresh.vocab)
-    assert "snow" not in new.lexical.vocab and "court" in new.lexical.vocab
+    assert live_terms(new.lexical) == set(fresh.vocab)
+    assert "snow" not in new.lexical.idf and "court" in new.lexical.idf
+    assert new.lexical.bm25_scores(["snow"]) is None  # dead with weather.txt
     for query in [*QUERIES, "court appeal", "director resigned"]:
         assert bm25_results(new.lexical, query) == bm25_results(fresh, query)
+        assert bm25_results(new.lexical, query) == bm25s_results(fresh, query)
 
 
 def test_a_saved_index_loads_its_lexical_part_without_stemming(
@@ -136,7 +159,7 @@ def test_a_saved_index_loads_its_lexical_part_without_stemming(
     gen = current_generation(fake_settings.index)
     entry = json.loads((gen / "manifest.json").read_text())["lexical"]
     assert entry["tokenizer"] == lexical_module.TOKENIZER and entry["chunks"] > 0
-    assert (gen / "lexical" / "bm25" / "data.csc.index.npy").is_file()
+    assert (gen / "lexical" / entry["segments"][0] / "post_rows.npy").is_file()
     built = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings)
     expected = {q: Retriever(built).bm25_search(q, 10) for q in QUERIES}
     idf = dict(Retriever(built).idf)
@@ -147,7 +170,8 @@ def test_a_saved_index_loads_its_lexical_part_without_stemming(
     index = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings)
     monkeypatch.setattr(lexical_module, "terms", no_stemming)
     retriever = Retriever(index)
-    assert isinstance(index.lexical.bm25.scores["data"], np.memmap)  # mapped, not read
+    postings = index.lexical.segments[0].postings
+    assert postings is not None and isinstance(postings[1], np.memmap)  # mapped, not read
     assert retriever.idf == idf
     monkeypatch.undo()  # the query itself is stemmed, of course
     assert {q: retriever.bm25_search(q, 10) for q in QUERIES} == expected
@@ -192,6 +216,14 @@ def test_lexical_index_refuses_arrays_that_disagree(tmp_path: Path) -> None:
     assert LexicalIndex.load(tmp_path / "gen", entry) is not None
     with pytest.raises(ValueError, match="the manifest says 3 and 3"):
         LexicalIndex.load(tmp_path / "gen", {**entry, "chunks": 3})
-    np.save(tmp_path / "gen" / "lexical" / "token_ids.npy", np.array([0, 1, 2, 9], np.int32))
+    segment = tmp_path / "gen" / "lexical" / entry["segments"][0]
+    rows = np.load(segment / "post_rows.npy")
+    np.save(segment / "post_rows.npy", rows[:-1])
+    with pytest.raises(ValueError, match="postings that disagree"):
+        LexicalIndex.load(tmp_path / "gen", entry)
+    np.save(segment / "post_rows.npy", rows)
+    np.save(segment / "post_indptr.npy", np.array([0, 1, 2, 3, 3, len(rows)], np.int64))
     with pytest.raises(ValueError, match="outside its vocabulary"):
         LexicalIndex.load(tmp_path / "gen", entry)
+    with pytest.raises(ValueError, match="outside its segment"):
+        LexicalIndex.load(tmp_path / "gen", {**entry, "runs": [[0, 0, 3]]})
