@@ -227,3 +227,145 @@ def test_lexical_index_refuses_arrays_that_disagree(tmp_path: Path) -> None:
         LexicalIndex.load(tmp_path / "gen", entry)
     with pytest.raises(ValueError, match="outside its segment"):
         LexicalIndex.load(tmp_path / "gen", {**entry, "runs": [[0, 0, 3]]})
+
+
+# -- segments (issue 17): an update links the old lexical segments and stays exact --------
+
+CHAIN_QUERIES = [
+    *QUERIES,
+    "court appeal ruled",
+    "ferry river river",
+    "director resigned",
+    "station report train",
+    "snow",
+    "council budget vote",
+]
+
+
+def _assert_exact(index: Index) -> None:
+    """Every query scores as bm25s built from scratch over a fresh build's rows (to
+    float tolerance; top 10 identical), and the texts' IDF is a fresh build's."""
+    fresh = LexicalIndex.from_chunks(index.chunks)
+    model = bm25s_model(fresh)
+    lex = index.lexical
+    for query in CHAIN_QUERIES:
+        got, want = lex.bm25_scores(terms(query)), bm25s_scores(model, terms(query))
+        if want is None or not any(want):
+            assert got is None or not got.any()
+            continue
+        assert got is not None and got.tolist() == pytest.approx(want, rel=1e-6, abs=1e-6)
+        assert bm25_results(lex, query)[:10] == bm25s_results(fresh, query)[:10]
+    assert lex.idf == pytest.approx(fresh.idf)
+    assert live_terms(lex) == set(fresh.vocab)
+
+
+def _lexical_entry(settings: Settings) -> tuple[Path, dict[str, object]]:
+    gen = current_generation(settings.index)
+    return gen, json.loads((gen / "manifest.json").read_text())["lexical"]
+
+
+def test_chained_updates_link_the_lexical_segments_and_score_as_a_fresh_build(
+    fake_settings: Settings,
+) -> None:
+    corpus = fake_settings.corpus
+    (corpus / "ferry.txt").write_text("Ferry\n\nA ferry crossed the river.\n")
+    words = ["council", "budget", "vote", "river", "train", "report", "appeal", "school"]
+    for i in range(24):  # enough rows that no step kills a quarter of them (no merge)
+        text = " ".join(words[(i * j) % len(words)] for j in range(3 + i % 5))
+        (corpus / f"filler-{i:02}.txt").write_text(f"Filler {i}\n\nThe {text} again.\n")
+    sync_index(fake_settings)
+    steps = [
+        lambda: (corpus / "weather.txt").unlink(),  # a removal
+        lambda: (corpus / "courts.txt").write_text("Courts\n\nThe court ruled on the appeal.\n"),
+        lambda: (corpus / "ferry.txt").write_text(  # a changed document
+            "Ferry\n\nThe ferry crossed the river twice; the river rose.\n"
+        ),
+        lambda: (corpus / "station.txt").write_text("Station\n\nA train left the station.\n"),
+        lambda: (corpus / "courts.txt").unlink(),
+    ]
+    for step in steps:
+        old_gen, old_entry = _lexical_entry(fake_settings)
+        inodes = {
+            (name, file): (old_gen / "lexical" / name / file).stat().st_ino
+            for name in old_entry["segments"]  # type: ignore[attr-defined]
+            for file in ("token_ids.npy", "post_rows.npy")
+        }
+        step()
+        result = sync_index(fake_settings)
+        assert result.action == "updated"
+        gen, entry = _lexical_entry(fake_settings)
+        assert isinstance(entry["segments"], list)
+        linked = [s for s in entry["segments"] if s in old_entry["segments"]]  # type: ignore[operator]
+        assert linked, "the update rewrote the lexical part"
+        for name in linked:  # hard links of the old generation's files, not copies
+            for file in ("token_ids.npy", "post_rows.npy"):
+                assert (gen / "lexical" / name / file).stat().st_ino == inodes[name, file]
+        _assert_exact(result.index)
+        reloaded = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings)
+        _assert_exact(reloaded)
+
+
+def test_an_update_past_the_dead_share_merges_the_lexical_segments(
+    fake_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import citechat.index.segments as segments_module
+
+    sync_index(fake_settings)
+    (fake_settings.corpus / "weather.txt").unlink()
+    monkeypatch.setattr(segments_module, "MAX_DEAD_SHARE", 0.0)
+    result = sync_index(fake_settings)
+    gen, entry = _lexical_entry(fake_settings)
+    assert entry["segments"] == [f"seg-{gen.name}"] and entry["runs"] == [
+        [0, 0, len(result.index.chunks)]
+    ]
+    _assert_exact(result.index)
+
+
+def _as_written_before_segments(gen: Path) -> None:
+    """Rewrite the generation's lexical part as citechat wrote it before segments: one
+    set of term ids at lexical/ and bm25s's own score matrix."""
+    manifest = json.loads((gen / "manifest.json").read_text())
+    entry = manifest["lexical"]
+    lex = LexicalIndex.load(gen, entry)
+    assert lex is not None
+    rows = lex.rows()
+    ids = np.asarray([t for row in rows for t in row], dtype=np.int32)
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    base = gen / "lexical"
+    heads, text_df = lex.head_lengths.copy(), np.asarray(lex.text_df).copy()
+    model = bm25s_model(lex)
+    for name in entry["segments"]:
+        shutil.rmtree(base / name)
+    (base / "df.npy").unlink()
+    np.save(base / "token_ids.npy", ids)
+    np.save(base / "token_indptr.npy", indptr)
+    np.save(base / "head_lengths.npy", heads)
+    np.save(base / "text_df.npy", text_df)
+    model.save(str(base / "bm25"), show_progress=False)
+    manifest["lexical"] = {k: entry[k] for k in ("tokenizer", "bm25", "chunks", "terms", "tokens")}
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_an_index_written_before_segments_loads_and_its_update_writes_segments(
+    fake_settings: Settings,
+) -> None:
+    sync_index(fake_settings)
+    want = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings)
+    expected = {q: Retriever(want).bm25_search(q, 10) for q in QUERIES}
+    _as_written_before_segments(current_generation(fake_settings.index))
+    legacy = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings)
+    assert legacy.lexical.df is None  # bm25s's matrix scores it
+    got = {q: Retriever(legacy).bm25_search(q, 10) for q in QUERIES}
+    assert got == expected and any(got.values())
+
+    (fake_settings.corpus / "weather.txt").unlink()
+    result = sync_index(fake_settings)
+    gen, entry = _lexical_entry(fake_settings)
+    assert entry["segments"] == [f"seg-{gen.name}"]  # every row, in one segment
+    assert not (gen / "lexical" / "bm25").exists()
+    _assert_exact(result.index)
+    (fake_settings.corpus / "courts.txt").write_text("Courts\n\nThe court ruled.\n")
+    result = sync_index(fake_settings)  # the next one links it
+    _, again = _lexical_entry(fake_settings)
+    assert entry["segments"][0] in again["segments"]  # type: ignore[index,operator]
+    _assert_exact(result.index)
