@@ -369,3 +369,18 @@ def test_an_index_written_before_segments_loads_and_its_update_writes_segments(
     _, again = _lexical_entry(fake_settings)
     assert entry["segments"][0] in again["segments"]  # type: ignore[index,operator]
     _assert_exact(result.index)
+
+
+def test_optimize_merges_the_lexical_segments(fake_settings: Settings) -> None:
+    for i in range(8):
+        (fake_settings.corpus / f"extra-{i}.txt").write_text(f"Extra {i}\n\nA tram ran {i}.\n")
+    sync_index(fake_settings)
+    (fake_settings.corpus / "extra-0.txt").unlink()
+    (fake_settings.corpus / "ferry.txt").write_text("Ferry\n\nA ferry crossed the river.\n")
+    sync_index(fake_settings)
+    _, entry = _lexical_entry(fake_settings)
+    assert len(entry["segments"]) == 2  # type: ignore[arg-type]  # the old one, linked
+    result = sync_index(fake_settings, optimize=True)
+    gen, entry = _lexical_entry(fake_settings)
+    assert entry["segments"] == [f"seg-{gen.name}"]
+    _assert_exact(result.index)
