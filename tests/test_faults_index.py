@@ -50,6 +50,10 @@ def _edit_manifest(gen: Path, **changes: object) -> None:
     (gen / "manifest.json").write_text(json.dumps(manifest))
 
 
+def _lexical_segment(gen: Path, which: int = -1) -> Path:
+    return gen / "lexical" / str(_manifest(gen)["lexical"]["segments"][which])
+
+
 def _point_current(gen: Path, name: str | bytes) -> None:
     pointer = gen.parent / "CURRENT"
     pointer.write_bytes(name if isinstance(name, bytes) else name.encode())
@@ -66,11 +70,19 @@ DAMAGE: dict[str, Callable[[Path], object]] = {
     "sentences truncated": lambda gen: _truncate(gen / "sentences.jsonl", 0.7),
     "vectors truncated": lambda gen: _truncate(gen / "vectors.npy"),
     "sentence vectors missing": lambda gen: (gen / "sentence_vectors.npy").unlink(),
-    "lexical terms truncated": lambda gen: _truncate(gen / "lexical" / "token_ids.npy"),
+    "lexical terms truncated": lambda gen: _truncate(_lexical_segment(gen) / "token_ids.npy"),
     "lexical vocabulary missing": lambda gen: (gen / "lexical" / "vocab.json").unlink(),
     "lexical vocabulary cut": lambda gen: _truncate(gen / "lexical" / "vocab.json", 0.7),
-    "BM25 missing": lambda gen: shutil.rmtree(gen / "lexical" / "bm25"),
-    "BM25 matrix truncated": lambda gen: _truncate(gen / "lexical" / "bm25" / "data.csc.index.npy"),
+    "BM25 postings missing": lambda gen: (_lexical_segment(gen) / "post_rows.npy").unlink(),
+    "BM25 postings truncated": lambda gen: _truncate(_lexical_segment(gen) / "post_tf.npy"),
+    "lexical segment missing": lambda gen: shutil.rmtree(_lexical_segment(gen)),
+    "lexical frequencies missing": lambda gen: (gen / "lexical" / "df.npy").unlink(),
+    "lexical runs outside": lambda gen: _edit_manifest(
+        gen, lexical={**_manifest(gen)["lexical"], "runs": [[0, 0, 10**9]]}
+    ),
+    "lexical segment outside": lambda gen: _edit_manifest(
+        gen, lexical={**_manifest(gen)["lexical"], "segments": ["../../x"]}
+    ),
     "lexical counts wrong": lambda gen: _edit_manifest(
         gen, lexical={**_manifest(gen)["lexical"], "chunks": 1}
     ),
@@ -140,6 +152,14 @@ SEGMENT_DAMAGE: dict[str, Callable[[Path], object]] = {
         files={**_manifest(gen)["files"], "chunks.jsonl": {"segments": ["../x"], "runs": []}},
     ),
     "whole file left instead of segments": lambda gen: _edit_manifest(gen, files={}),
+    # the lexical part as segments (lexical.py): the old one linked, the new one written
+    "linked lexical segment missing": lambda gen: shutil.rmtree(_lexical_segment(gen, 0)),
+    "new lexical postings truncated": lambda gen: _truncate(
+        _lexical_segment(gen) / "post_indptr.npy"
+    ),
+    "linked lexical terms truncated": lambda gen: _truncate(
+        _lexical_segment(gen, 0) / "token_indptr.npy"
+    ),
 }
 MISMATCH: dict[str, Callable[[Path], None]] = {
     "another embedder": lambda gen: _edit_manifest(gen, embedder="some/other-model", dim=384),

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bm25ref import bm25s_model, bm25s_scores
 from citechat.config import Settings
 from citechat.corpus import load_corpus
 from citechat.embedding import HashingEmbedder
@@ -33,11 +34,27 @@ def header(chunk: Chunk) -> str:
 
 
 def bm25_results(lex: LexicalIndex, query: str) -> list[tuple[int, float]]:
-    q = [t for t in terms(query) if t in lex.bm25.vocab_dict]
-    if not q:
+    """Rows scoring above 0, best first (ties by row), scores to 5 places."""
+    scores = lex.bm25_scores(terms(query))
+    if scores is None:
         return []
-    rows, scores = lex.bm25.retrieve([q], k=len(lex), show_progress=False)
-    return [(int(r), round(float(s), 5)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
+    ranked = sorted(((-float(s), r) for r, s in enumerate(scores.tolist()) if s > 0))
+    return [(r, round(-s, 5)) for s, r in ranked]
+
+
+def bm25s_results(lex: LexicalIndex, query: str) -> list[tuple[int, float]]:
+    """The same, from bm25s built from scratch over the rows of ``lex``."""
+    scores = bm25s_scores(bm25s_model(lex), terms(query))
+    if scores is None:
+        return []
+    ranked = sorted(((-s, r) for r, s in enumerate(scores) if s > 0))
+    return [(r, round(-s, 5)) for s, r in ranked]
+
+
+def live_terms(lex: LexicalIndex) -> set[str]:
+    """Terms some live row holds (the vocabulary also keeps those of dead rows)."""
+    assert lex.df is not None
+    return {t for t, d in zip(lex.vocab, lex.df.tolist(), strict=True) if d > 0}
 
 
 def text_df(lex: LexicalIndex) -> dict[str, int]:
@@ -68,21 +85,25 @@ def test_terms_of_each_chunk_header_first_and_idf_of_texts_only(fake_settings: S
     # "Nick Bromley" is only ever a comment's header: BM25 finds it, the IDF leaves it out
     assert "bromley" in lex.vocab and "bromley" not in lex.idf
     assert bm25_results(lex, "Bromley")
+    for query in [*QUERIES, "Bromley"]:
+        assert bm25_results(lex, query) == bm25s_results(lex, query)
 
 
 def test_an_empty_lexical_index_has_no_rows_and_no_bm25(tmp_path: Path) -> None:
     empty = LexicalIndex.from_chunks([])
-    assert (len(empty), empty.rows(), empty.bm25, empty.idf) == (0, [], None, {})
+    assert (len(empty), empty.rows(), empty.bm25_scores(["a"]), empty.idf) == (0, [], None, {})
     (tmp_path / "gen").mkdir()
     entry = LexicalBuilder(tmp_path / "ids.raw").finish(tmp_path / "gen")
-    assert entry == empty.describe()
+    assert (entry["chunks"], entry["terms"], entry["segments"]) == (0, 0, [])
     loaded = LexicalIndex.load(tmp_path / "gen", entry)
-    assert loaded is not None and len(loaded) == 0 and loaded.bm25 is None
+    assert loaded is not None and len(loaded) == 0 and loaded.bm25_scores(["a"]) is None
 
 
 def test_a_chunk_without_terms_keeps_its_bm25_row() -> None:
     lex = LexicalIndex.from_terms([([], []), (["snow"], []), ([], ["snow", "bus"])])
-    assert lex.bm25.scores["num_docs"] == 3
+    assert len(lex.bm25_scores(["snow"])) == 3  # type: ignore[arg-type]
+    for query in ("bus", "snow", "snow bus"):
+        assert bm25_results(lex, query) == bm25s_results(lex, query)  # an empty row: length 1
     assert [row for row, _ in bm25_results(lex, "bus")] == [2]
     assert sorted(row for row, _ in bm25_results(lex, "snow")) == [1, 2]
     assert lex.idf.keys() == {"snow", "bus"}  # the header-only "snow" of row 1 is not counted
@@ -123,10 +144,12 @@ def test_an_update_stems_only_new_chunks_and_equals_a_fresh_build(
     assert row_terms(new.lexical) == row_terms(fresh)
     assert new.lexical.head_lengths.tolist() == fresh.head_lengths.tolist()
     assert text_df(new.lexical) == text_df(fresh)
-    assert sorted(new.lexical.vocab) == sorted(fresh.vocab)
-    assert "snow" not in new.lexical.vocab and "court" in new.lexical.vocab
+    assert live_terms(new.lexical) == set(fresh.vocab)
+    assert "snow" not in new.lexical.idf and "court" in new.lexical.idf
+    assert new.lexical.bm25_scores(["snow"]) is None  # dead with weather.txt
     for query in [*QUERIES, "court appeal", "director resigned"]:
         assert bm25_results(new.lexical, query) == bm25_results(fresh, query)
+        assert bm25_results(new.lexical, query) == bm25s_results(fresh, query)
 
 
 def test_a_saved_index_loads_its_lexical_part_without_stemming(
@@ -136,7 +159,7 @@ def test_a_saved_index_loads_its_lexical_part_without_stemming(
     gen = current_generation(fake_settings.index)
     entry = json.loads((gen / "manifest.json").read_text())["lexical"]
     assert entry["tokenizer"] == lexical_module.TOKENIZER and entry["chunks"] > 0
-    assert (gen / "lexical" / "bm25" / "data.csc.index.npy").is_file()
+    assert (gen / "lexical" / entry["segments"][0] / "post_rows.npy").is_file()
     built = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings)
     expected = {q: Retriever(built).bm25_search(q, 10) for q in QUERIES}
     idf = dict(Retriever(built).idf)
@@ -147,7 +170,8 @@ def test_a_saved_index_loads_its_lexical_part_without_stemming(
     index = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings)
     monkeypatch.setattr(lexical_module, "terms", no_stemming)
     retriever = Retriever(index)
-    assert isinstance(index.lexical.bm25.scores["data"], np.memmap)  # mapped, not read
+    postings = index.lexical.segments[0].postings
+    assert postings is not None and isinstance(postings[1], np.memmap)  # mapped, not read
     assert retriever.idf == idf
     monkeypatch.undo()  # the query itself is stemmed, of course
     assert {q: retriever.bm25_search(q, 10) for q in QUERIES} == expected
@@ -192,6 +216,171 @@ def test_lexical_index_refuses_arrays_that_disagree(tmp_path: Path) -> None:
     assert LexicalIndex.load(tmp_path / "gen", entry) is not None
     with pytest.raises(ValueError, match="the manifest says 3 and 3"):
         LexicalIndex.load(tmp_path / "gen", {**entry, "chunks": 3})
-    np.save(tmp_path / "gen" / "lexical" / "token_ids.npy", np.array([0, 1, 2, 9], np.int32))
+    segment = tmp_path / "gen" / "lexical" / entry["segments"][0]
+    rows = np.load(segment / "post_rows.npy")
+    np.save(segment / "post_rows.npy", rows[:-1])
+    with pytest.raises(ValueError, match="postings that disagree"):
+        LexicalIndex.load(tmp_path / "gen", entry)
+    np.save(segment / "post_rows.npy", rows)
+    np.save(segment / "post_indptr.npy", np.array([0, 1, 2, 3, 3, len(rows)], np.int64))
     with pytest.raises(ValueError, match="outside its vocabulary"):
         LexicalIndex.load(tmp_path / "gen", entry)
+    with pytest.raises(ValueError, match="outside its segment"):
+        LexicalIndex.load(tmp_path / "gen", {**entry, "runs": [[0, 0, 3]]})
+
+
+# -- segments (issue 17): an update links the old lexical segments and stays exact --------
+
+CHAIN_QUERIES = [
+    *QUERIES,
+    "court appeal ruled",
+    "ferry river river",
+    "director resigned",
+    "station report train",
+    "snow",
+    "council budget vote",
+]
+
+
+def _assert_exact(index: Index) -> None:
+    """Every query scores as bm25s built from scratch over a fresh build's rows (to
+    float tolerance; top 10 identical), and the texts' IDF is a fresh build's."""
+    fresh = LexicalIndex.from_chunks(index.chunks)
+    model = bm25s_model(fresh)
+    lex = index.lexical
+    for query in CHAIN_QUERIES:
+        got, want = lex.bm25_scores(terms(query)), bm25s_scores(model, terms(query))
+        if want is None or not any(want):
+            assert got is None or not got.any()
+            continue
+        assert got is not None and got.tolist() == pytest.approx(want, rel=1e-6, abs=1e-6)
+        assert bm25_results(lex, query)[:10] == bm25s_results(fresh, query)[:10]
+    assert lex.idf == pytest.approx(fresh.idf)
+    assert live_terms(lex) == set(fresh.vocab)
+
+
+def _lexical_entry(settings: Settings) -> tuple[Path, dict[str, object]]:
+    gen = current_generation(settings.index)
+    return gen, json.loads((gen / "manifest.json").read_text())["lexical"]
+
+
+def test_chained_updates_link_the_lexical_segments_and_score_as_a_fresh_build(
+    fake_settings: Settings,
+) -> None:
+    corpus = fake_settings.corpus
+    (corpus / "ferry.txt").write_text("Ferry\n\nA ferry crossed the river.\n")
+    words = ["council", "budget", "vote", "river", "train", "report", "appeal", "school"]
+    for i in range(24):  # enough rows that no step kills a quarter of them (no merge)
+        text = " ".join(words[(i * j) % len(words)] for j in range(3 + i % 5))
+        (corpus / f"filler-{i:02}.txt").write_text(f"Filler {i}\n\nThe {text} again.\n")
+    sync_index(fake_settings)
+    steps = [
+        lambda: (corpus / "weather.txt").unlink(),  # a removal
+        lambda: (corpus / "courts.txt").write_text("Courts\n\nThe court ruled on the appeal.\n"),
+        lambda: (corpus / "ferry.txt").write_text(  # a changed document
+            "Ferry\n\nThe ferry crossed the river twice; the river rose.\n"
+        ),
+        lambda: (corpus / "station.txt").write_text("Station\n\nA train left the station.\n"),
+        lambda: (corpus / "courts.txt").unlink(),
+    ]
+    for step in steps:
+        old_gen, old_entry = _lexical_entry(fake_settings)
+        inodes = {
+            (name, file): (old_gen / "lexical" / name / file).stat().st_ino
+            for name in old_entry["segments"]  # type: ignore[attr-defined]
+            for file in ("token_ids.npy", "post_rows.npy")
+        }
+        step()
+        result = sync_index(fake_settings)
+        assert result.action == "updated"
+        gen, entry = _lexical_entry(fake_settings)
+        assert isinstance(entry["segments"], list)
+        linked = [s for s in entry["segments"] if s in old_entry["segments"]]  # type: ignore[operator]
+        assert linked, "the update rewrote the lexical part"
+        for name in linked:  # hard links of the old generation's files, not copies
+            for file in ("token_ids.npy", "post_rows.npy"):
+                assert (gen / "lexical" / name / file).stat().st_ino == inodes[name, file]
+        _assert_exact(result.index)
+        reloaded = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings)
+        _assert_exact(reloaded)
+
+
+def test_an_update_past_the_dead_share_merges_the_lexical_segments(
+    fake_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import citechat.index.segments as segments_module
+
+    sync_index(fake_settings)
+    (fake_settings.corpus / "weather.txt").unlink()
+    monkeypatch.setattr(segments_module, "MAX_DEAD_SHARE", 0.0)
+    result = sync_index(fake_settings)
+    gen, entry = _lexical_entry(fake_settings)
+    assert entry["segments"] == [f"seg-{gen.name}"] and entry["runs"] == [
+        [0, 0, len(result.index.chunks)]
+    ]
+    _assert_exact(result.index)
+
+
+def _as_written_before_segments(gen: Path) -> None:
+    """Rewrite the generation's lexical part as citechat wrote it before segments: one
+    set of term ids at lexical/ and bm25s's own score matrix."""
+    manifest = json.loads((gen / "manifest.json").read_text())
+    entry = manifest["lexical"]
+    lex = LexicalIndex.load(gen, entry)
+    assert lex is not None
+    rows = lex.rows()
+    ids = np.asarray([t for row in rows for t in row], dtype=np.int32)
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    base = gen / "lexical"
+    heads, text_df = lex.head_lengths.copy(), np.asarray(lex.text_df).copy()
+    model = bm25s_model(lex)
+    for name in entry["segments"]:
+        shutil.rmtree(base / name)
+    (base / "df.npy").unlink()
+    np.save(base / "token_ids.npy", ids)
+    np.save(base / "token_indptr.npy", indptr)
+    np.save(base / "head_lengths.npy", heads)
+    np.save(base / "text_df.npy", text_df)
+    model.save(str(base / "bm25"), show_progress=False)
+    manifest["lexical"] = {k: entry[k] for k in ("tokenizer", "bm25", "chunks", "terms", "tokens")}
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_an_index_written_before_segments_loads_and_its_update_writes_segments(
+    fake_settings: Settings,
+) -> None:
+    sync_index(fake_settings)
+    want = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings)
+    expected = {q: Retriever(want).bm25_search(q, 10) for q in QUERIES}
+    _as_written_before_segments(current_generation(fake_settings.index))
+    legacy = Index.load(fake_settings.index, HashingEmbedder(256), fake_settings)
+    assert legacy.lexical.df is None  # bm25s's matrix scores it
+    got = {q: Retriever(legacy).bm25_search(q, 10) for q in QUERIES}
+    assert got == expected and any(got.values())
+
+    (fake_settings.corpus / "weather.txt").unlink()
+    result = sync_index(fake_settings)
+    gen, entry = _lexical_entry(fake_settings)
+    assert entry["segments"] == [f"seg-{gen.name}"]  # every row, in one segment
+    assert not (gen / "lexical" / "bm25").exists()
+    _assert_exact(result.index)
+    (fake_settings.corpus / "courts.txt").write_text("Courts\n\nThe court ruled.\n")
+    result = sync_index(fake_settings)  # the next one links it
+    _, again = _lexical_entry(fake_settings)
+    assert entry["segments"][0] in again["segments"]  # type: ignore[index,operator]
+    _assert_exact(result.index)
+
+
+def test_optimize_merges_the_lexical_segments(fake_settings: Settings) -> None:
+    for i in range(8):
+        (fake_settings.corpus / f"extra-{i}.txt").write_text(f"Extra {i}\n\nA tram ran {i}.\n")
+    sync_index(fake_settings)
+    (fake_settings.corpus / "extra-0.txt").unlink()
+    (fake_settings.corpus / "ferry.txt").write_text("Ferry\n\nA ferry crossed the river.\n")
+    sync_index(fake_settings)
+    _, entry = _lexical_entry(fake_settings)
+    assert len(entry["segments"]) == 2  # type: ignore[arg-type]  # the old one, linked
+    result = sync_index(fake_settings, optimize=True)
+    gen, entry = _lexical_entry(fake_settings)
+    assert entry["segments"] == [f"seg-{gen.name}"]
+    _assert_exact(result.index)

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: FAISS dense + BM25 (bm25s), fused by a convex combination of
+"""Hybrid retrieval: FAISS dense + BM25 (index/lexical.py), fused by a convex combination of
 normalised scores (reciprocal rank fusion, :func:`rrf_fuse`, is kept for comparison).
 
 ``Retriever.search(query, k)`` -> ranked :class:`Hit` list.  Modes: "hybrid"
@@ -131,17 +131,15 @@ class Retriever:
         self._reranker: Any = None
         self._lock = threading.Lock()
         lexical = index.lexical
-        self._bm25 = lexical.bm25 if mode != "dense" else None
+        self._lexical = lexical if mode != "dense" else None
         #: inverse document frequency of each term over chunk texts (answer scoring)
         self.idf = lexical.idf
 
     def bm25_search(self, query: str, n: int) -> list[tuple[int, float]]:
-        if self._bm25 is None:
+        if self._lexical is None:
             return []
-        q = [t for t in terms(query) if t in self._bm25.vocab_dict]
-        if not q:
-            return []
-        return top_scores(self._bm25.get_scores(q), n)
+        scores = self._lexical.bm25_scores(terms(query))
+        return [] if scores is None else top_scores(scores, n)
 
     def search(self, query: str, k: int = 5) -> Retrieval:
         if k < 1:

@@ -10,7 +10,8 @@ One module per part::
     lazy.py         read-only views that read documents and chunks from the files on demand
     manifest.py     the manifest, and the one check every reader runs
     generations.py  generation folders, CURRENT, the writer lock, new_generation
-    lexical.py      stemmed terms, BM25 and IDF, saved with the generation
+    lexical.py      stemmed terms, BM25 and IDF, saved with the generation as segments
+    lexsegments.py  one lexical segment: term ids, postings, BM25 scored over live rows
     stores/         vector stores behind one protocol: FAISS flat or HNSW, Milvus
     sync.py         sync_index: build, update or rebuild to match the corpus
 

@@ -275,8 +275,10 @@ class StreamedBuild:
     def run(self) -> UpdateReport:
         """Write every part and the manifest into ``tmp`` (not yet committed)."""
         tmp = self.tmp
-        self.lexical = LexicalBuilder(tmp / ".token_ids.raw")
         old = self.old
+        self.lexical = LexicalBuilder(
+            tmp / ".token_ids.raw", old.lexical if old else None, merge=self.merge
+        )
         old_gen = old.gen if old else None
         self.rows = RowWriter(tmp, old.rows if old else None, old_gen, merge=self.merge)
         self.vector_rows = SegmentWriter(
@@ -448,7 +450,7 @@ class StreamedBuild:
         self.sentence_vector_rows.keep(s_lo, s_hi)
         self.chunks += c_hi - c_lo
         self.sentences += s_hi - s_lo
-        self.lexical.add_rows(old.lexical, c_lo, c_hi)
+        self.lexical.keep(c_lo, c_hi)
 
     def _copy_kept(self, doc_id: str) -> list[Chunk]:
         """A kept document's rows, copied as they are (lines and vectors) when the old

@@ -1,24 +1,28 @@
-"""The lexical index: every chunk's stemmed terms, BM25 over them and the terms' IDF.
+"""The lexical part: every chunk's stemmed terms, BM25 over them and the terms' IDF.
 
 Written with the generation (by :class:`LexicalBuilder`, as build.py streams the
-chunks), so loading an index reads it (BM25's matrix memory-mapped) instead of
-stemming the whole corpus again; an update stems only the new chunks::
+chunks), so loading an index stems nothing; an update stems only the new chunks and
+writes only their segment (lexsegments.py), the old generation's linked::
 
-    gen-.../lexical/vocab.json           ["term", ...]            (id = position)
-    gen-.../lexical/token_ids.npy        int32, all chunks' term ids, header terms first
-    gen-.../lexical/token_indptr.npy     int64, chunk i's ids are [indptr[i], indptr[i+1])
-    gen-.../lexical/head_lengths.npy     int32, how many of chunk i's ids are header terms
-    gen-.../lexical/text_df.npy          int32, chunks whose text holds each term
-    gen-.../lexical/bm25/                bm25s's own files (scores as a CSC matrix)
+    gen-.../lexical/vocab.json      ["term", ...]  (id = position; an update appends)
+    gen-.../lexical/df.npy          int32, live chunks holding each term (BM25's df)
+    gen-.../lexical/text_df.npy     int32, live chunks whose text holds each term
+    gen-.../lexical/seg-<gen>/      a segment: term ids and postings (lexsegments.py)
+
+The manifest's ``lexical`` entry names the segments and the runs of their rows that
+make the generation's rows, as the vector segments' do (segments.py); a row no run
+names is dead.  BM25's statistics (row count, document frequencies, mean length)
+are over the live rows, so its scores equal a fresh build's; an update computes the
+frequencies from the old ones, less the dead rows', plus the new ones'.  When the
+dead rows pass :data:`~.segments.MAX_DEAD_SHARE` of the linked segments, or the runs
+:data:`~.segments.MAX_RUNS`, the update writes one segment again (a merge).
 
 BM25 sees a chunk's header (title, commenter) and text, as the embedder does; the
 IDF that the answerer weighs words by counts only the texts.  The manifest records
 the tokenizer (:data:`TOKENIZER`) and BM25 parameters: an index written with others
-is re-tokenised in memory at load, and the next update writes the new form.
-
-:class:`LexicalBuilder` writes term ids to disk as chunks arrive and builds BM25
-from that file, so it holds the vocabulary and per-chunk counts, not every chunk's
-ids; :class:`LexicalIndex` is what readers load (or compute from chunks in memory).
+is re-tokenised in memory at load, and the next update writes the new form.  An
+index written before segments (one set of term ids and bm25s's score matrix) loads
+and scores with bm25s; its next update writes one segment of all its rows.
 
 It does not rank or fuse (retrieval.py does).
 """
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +40,14 @@ import numpy as np
 from ..text import TOKENIZER, terms
 from ..types import Chunk
 from .generations import npy_from_raw, npy_header_length
+from .lexsegments import Segment, SegmentScorer, build_segment, link_segment
+from .segments import linked_or_merge, run_pieces
 
 BM25_K1 = 0.9
 BM25_B = 0.4
-#: the one term BM25 gets for a chunk without any, so that its row exists
+#: the one term bm25s got for a chunk without any (an index written before segments)
 EMPTY = "\u2205"
-_FILES = ("vocab.json", "token_ids.npy", "token_indptr.npy", "head_lengths.npy", "text_df.npy")
+_LEGACY_FILES = ("token_ids.npy", "token_indptr.npy", "head_lengths.npy", "text_df.npy")
 
 
 def _header(chunk: Chunk) -> str:
@@ -49,26 +55,35 @@ def _header(chunk: Chunk) -> str:
 
 
 class LexicalIndex:
-    """Term ids of each chunk (CSR: ``token_ids[indptr[i]:indptr[i+1]]``, the first
-    ``head_lengths[i]`` from its header), the document frequency of each term in chunk
-    texts, and a BM25 model over header + text terms (built on first use unless loaded).
-    """
+    """The generation's rows (runs over ``segments``), each a chunk's term ids (the
+    header's first), the live rows' document frequencies (``df``: header or text,
+    BM25's; ``text_df``: texts, the answerer's IDF) and BM25 over them."""
 
     def __init__(
         self,
         vocab: Sequence[str],
-        token_ids: np.ndarray,
-        indptr: np.ndarray,
-        head_lengths: np.ndarray,
-        text_df: np.ndarray | None = None,
-        bm25: Any = None,
+        segments: Sequence[Segment],
+        runs: np.ndarray,
+        df: np.ndarray | None,
+        text_df: np.ndarray,
+        *,
+        folder: Path | None = None,
+        legacy_bm25: Any = None,
     ) -> None:
         self.vocab = list(vocab)
-        self.token_ids = token_ids
-        self.indptr = indptr
-        self.head_lengths = head_lengths
-        self.text_df = _text_df(self) if text_df is None else text_df
-        self._bm25 = bm25
+        self.segments = list(segments)
+        self.runs = np.asarray(runs, dtype=np.int64).reshape(-1, 3)
+        lengths = self.runs[:, 2] - self.runs[:, 1]
+        self.ends = np.cumsum(lengths)
+        self.starts = self.ends - lengths
+        #: None for an index written before segments (never computed; its update merges)
+        self.df = df
+        self.text_df = text_df
+        #: the ``lexical/`` folder it was loaded from (None: in memory), to link from
+        self.folder = folder
+        self._legacy = legacy_bm25
+        self._scorer: SegmentScorer | None = None
+        self._ids: dict[str, int] | None = None
         self._idf: dict[str, float] | None = None
 
     # -- building -----------------------------------------------------------------------
@@ -80,7 +95,7 @@ class LexicalIndex:
 
     @classmethod
     def from_terms(cls, rows: Sequence[tuple[list[str], list[str]]]) -> LexicalIndex:
-        """From (header terms, text terms) per chunk."""
+        """From (header terms, text terms) per chunk, in memory."""
         ids: dict[str, int] = {}
         flat: list[int] = []
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
@@ -90,36 +105,70 @@ class LexicalIndex:
             flat.extend(ids.setdefault(t, len(ids)) for t in text)
             heads[i] = len(head)
             indptr[i + 1] = len(flat)
-        return cls(list(ids), np.asarray(flat, dtype=np.int32), indptr, heads)
+        token_ids = np.asarray(flat, dtype=np.int32)
+        segment, df, text_df = build_segment(
+            "seg-memory", lambda a, b: token_ids[a:b], indptr, heads, len(ids), token_ids
+        )
+        runs = np.array([[0, 0, len(rows)]]) if rows else np.zeros((0, 3))
+        return cls(list(ids), [segment], runs, df.astype(np.int32), text_df.astype(np.int32))
 
     # -- what queries use -------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self.indptr) - 1
+        return int(self.ends[-1]) if len(self.ends) else 0
+
+    def pieces(self, lo: int, hi: int) -> list[tuple[int, int, int]]:
+        """Rows ``[lo, hi)`` as (segment, first row, end row) of its segments."""
+        return run_pieces(self.runs, self.starts, self.ends, lo, hi)
 
     def rows(self) -> list[list[int]]:
         """Each chunk's term ids (header then text)."""
-        if not len(self):
-            return []
-        return [part.tolist() for part in np.split(self.token_ids, self.indptr[1:-1])]
+        out: list[list[int]] = []
+        for seg, a, b in self.runs.tolist():
+            segment = self.segments[seg]
+            ids = np.asarray(segment.token_ids)
+            indptr = np.asarray(segment.indptr)
+            out.extend(ids[indptr[i] : indptr[i + 1]].tolist() for i in range(a, b))
+        return out
 
     @property
-    def bm25(self) -> Any:
-        """A bm25s model over header + text terms (None for an empty corpus)."""
-        if self._bm25 is None and len(self):
-            self._bm25 = self._build_bm25()
-        return self._bm25
+    def head_lengths(self) -> np.ndarray:
+        """How many of each chunk's term ids are its header's."""
+        parts = [np.asarray(self.segments[s].head_lengths[a:b]) for s, a, b in self.runs.tolist()]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
 
-    def _build_bm25(self) -> Any:
-        ids = self.token_ids
-        return _build_bm25(self.vocab, _Rows(lambda a, b: np.asarray(ids[a:b]), self.indptr))
+    @property
+    def tokens(self) -> int:
+        """Term ids of the live rows."""
+        return sum(
+            int(self.segments[s].indptr[b]) - int(self.segments[s].indptr[a])
+            for s, a, b in self.runs.tolist()
+        )
+
+    def bm25_scores(self, query_terms: Sequence[str]) -> np.ndarray | None:
+        """Each chunk's BM25 score for the stemmed ``query_terms`` (a repeated term
+        counts again, as in bm25s); None when no term is one of a live chunk."""
+        if self._legacy is not None:
+            q = [t for t in query_terms if t in self._legacy.vocab_dict]
+            return np.asarray(self._legacy.get_scores(q)) if q else None
+        if self.df is None or not len(self):
+            return None
+        if self._ids is None:
+            self._ids = {t: i for i, t in enumerate(self.vocab)}
+        ids = [self._ids.get(t, -1) for t in query_terms]
+        ids = [i for i in ids if i >= 0 and self.df[i] > 0]
+        if not ids:
+            return None
+        if self._scorer is None:
+            self._scorer = SegmentScorer(self.segments, self.runs, self.df, BM25_K1, BM25_B)
+        return self._scorer.scores(ids)
 
     @property
     def idf(self) -> dict[str, float]:
-        """Inverse document frequency over chunk texts of each term that some text holds."""
+        """Inverse document frequency over live chunk texts of each term some holds."""
         if self._idf is None:
             n = max(1, len(self))
-            df = self.text_df.astype(np.float64)
+            df = np.asarray(self.text_df, dtype=np.float64)
             values = np.log(1 + (n - df + 0.5) / (df + 0.5))
             self._idf = {
                 t: float(v)
@@ -128,21 +177,16 @@ class LexicalIndex:
             }
         return self._idf
 
-    # -- persistence --------------------------------------------------------------------
+    def release(self) -> None:
+        """Unmap the pages of its segments read so far (see SavedIndex.release)."""
+        for segment in self.segments:
+            segment.release()
 
-    def describe(self) -> dict[str, Any]:
-        """The manifest's ``lexical`` entry."""
-        return {
-            "tokenizer": TOKENIZER,
-            "bm25": {"k1": BM25_K1, "b": BM25_B},
-            "chunks": len(self),
-            "terms": len(self.vocab),
-            "tokens": len(self.token_ids),
-        }
+    # -- persistence --------------------------------------------------------------------
 
     @classmethod
     def load(cls, folder: Path, entry: dict[str, Any] | None) -> LexicalIndex | None:
-        """The saved lexical index of generation ``folder``; None when the manifest
+        """The saved lexical part of generation ``folder``; None when the manifest
         ``entry`` is missing (an index from before it was saved) or names another
         tokenizer or BM25 parameters (re-tokenise).  Damaged files raise."""
         if not entry or entry.get("tokenizer") != TOKENIZER:
@@ -151,14 +195,28 @@ class LexicalIndex:
             return None
         base = folder / "lexical"
         vocab = json.loads((base / "vocab.json").read_text())
-        ids, indptr, heads, df = (np.load(base / name, mmap_mode="r") for name in _FILES[1:])
-        bm25 = None
-        if (base / "bm25").is_dir():
-            import bm25s
+        if "segments" in entry:
+            names, runs = entry.get("segments"), np.asarray(entry.get("runs"), dtype=np.int64)
+            runs = runs.reshape(-1, 3) if runs.size == 0 else runs
+            if not isinstance(names, list) or runs.ndim != 2 or runs.shape[1:] != (3,):
+                raise ValueError(f"the manifest's lexical segments are {str(names)[:80]!r}")
+            segments = [Segment.load(base, str(name)) for name in names]
+            df = np.load(base / "df.npy", mmap_mode="r")
+            text_df = np.load(base / "text_df.npy", mmap_mode="r")
+            lexical = cls(vocab, segments, runs, df, text_df, folder=base)
+        else:  # written before segments: one set of term ids, bm25s's matrix
+            ids, indptr, heads, text_df = (
+                np.load(base / name, mmap_mode="r") for name in _LEGACY_FILES
+            )
+            bm25 = None
+            if (base / "bm25").is_dir():
+                import bm25s
 
-            logging.getLogger("bm25s").setLevel(logging.WARNING)
-            bm25 = bm25s.BM25.load(str(base / "bm25"), mmap=True, show_progress=False)
-        lexical = cls(vocab, ids, indptr, heads, df, bm25=bm25)
+                logging.getLogger("bm25s").setLevel(logging.WARNING)
+                bm25 = bm25s.BM25.load(str(base / "bm25"), mmap=True, show_progress=False)
+            segment = Segment("", ids, indptr, heads)
+            runs = np.array([[0, 0, segment.rows]] if segment.rows else [], np.int64)
+            lexical = cls(vocab, [segment], runs, None, text_df, folder=base, legacy_bm25=bm25)
         why = lexical.inconsistency(entry)
         if why:
             raise ValueError(why)
@@ -166,48 +224,66 @@ class LexicalIndex:
 
     def inconsistency(self, entry: dict[str, Any]) -> str | None:
         """Why these arrays disagree with each other or with the manifest ``entry``."""
+        for s, a, b in self.runs.tolist():
+            if not (0 <= s < len(self.segments) and 0 <= a <= b <= self.segments[s].rows):
+                return f"lexical run {[s, a, b]} is outside its segment"
         n = len(self)
         if entry.get("chunks") != n or entry.get("terms") != len(self.vocab):
             return (
                 f"lexical index has {n} chunks and {len(self.vocab)} terms, the manifest "
                 f"says {entry.get('chunks')} and {entry.get('terms')}"
             )
-        if entry.get("tokens") != len(self.token_ids) or self.indptr[-1] != len(self.token_ids):
-            return (
-                f"lexical index has {len(self.token_ids)} term ids, expected {entry.get('tokens')}"
-            )
-        if len(self.head_lengths) != n or len(self.text_df) != len(self.vocab):
+        for segment in self.segments:
+            why = segment.inconsistency(len(self.vocab))
+            if why:
+                return why
+        if entry.get("tokens") != self.tokens:
+            return f"lexical index has {self.tokens} term ids, expected {entry.get('tokens')}"
+        if len(self.text_df) != len(self.vocab) or (
+            self.df is not None and len(self.df) != len(self.vocab)
+        ):
             return "lexical index arrays have different lengths"
-        if len(self.token_ids) and int(self.token_ids.max()) >= len(self.vocab):
-            return "lexical index refers to a term outside its vocabulary"
-        if n and self._bm25 is None:
-            return "lexical index has no BM25 model"
-        if self._bm25 is not None and int(self._bm25.scores.get("num_docs", -1)) != n:
-            return f"BM25 model has {self._bm25.scores.get('num_docs')} chunks, expected {n}"
+        if self.df is None:  # written before segments: bm25s's matrix
+            ids = self.segments[0].token_ids if self.segments else np.zeros(0)
+            if len(ids) and int(ids.max()) >= len(self.vocab):
+                return "lexical index refers to a term outside its vocabulary"
+            if n and self._legacy is None:
+                return "lexical index has no BM25 model"
+            if self._legacy is not None and int(self._legacy.scores.get("num_docs", -1)) != n:
+                return f"BM25 model has {self._legacy.scores.get('num_docs')} chunks, expected {n}"
         return None
 
 
 class LexicalBuilder:
     """The lexical part of a generation, written chunk by chunk.
 
-    Term ids go to ``spool`` (a raw int32 file) as rows arrive; :meth:`finish`
-    turns it into ``lexical/`` with BM25 built by reading it back in blocks.  Rows
-    come stemmed (:meth:`add_chunks`) or copied from another index's lexical
-    part (:meth:`add_rows`, a kept document: not stemmed again).  What it holds
-    grows with the vocabulary and by 12 bytes a chunk (offsets, header lengths).
+    New rows come stemmed (:meth:`add_chunks`); their term ids go to ``spool`` (a
+    raw int32 file) as they arrive, in the vocabulary of ``old`` (the old
+    generation's lexical part) extended.  Kept rows of ``old`` are runs of its
+    segments (:meth:`keep`: nothing copied).  :meth:`finish` writes ``lexical/``:
+    the old segments linked and one segment of the new rows, or one segment of
+    every live row (a merge).  What it holds grows with the vocabulary and by 8
+    bytes a new chunk.
     """
 
-    def __init__(self, spool: Path) -> None:
+    def __init__(
+        self, spool: Path, old: LexicalIndex | None = None, *, merge: bool = False
+    ) -> None:
         self.spool = spool
+        self.old = old
+        self.merge = merge
         self._fh = open(spool, "wb")  # noqa: SIM115 - closed by finish()
-        self.vocab: dict[str, int] = {}
+        self.vocab: dict[str, int] = {t: i for i, t in enumerate(old.vocab)} if old else {}
         self._lengths = np.zeros(1024, dtype=np.int64)
         self._heads = np.zeros(1024, dtype=np.int32)
-        self._df = np.zeros(1024, dtype=np.int32)
-        self.rows = 0
-        self.tokens = 0
-        #: per source index: its term id -> ours (-1: not seen yet)
-        self._maps: dict[int, np.ndarray] = {}
+        self.new_rows = 0
+        self.new_tokens = 0
+        #: (segment of ``old``, first, end) in row order; segment -1: the new rows
+        self.runs: list[list[int]] = []
+
+    @property
+    def rows(self) -> int:
+        return sum(hi - lo for _, lo, hi in self.runs)
 
     def add_chunks(self, chunks: Sequence[Chunk]) -> None:
         """Stem ``chunks`` (header and text) and append their rows."""
@@ -215,6 +291,8 @@ class LexicalBuilder:
 
     def add_terms(self, rows: Sequence[tuple[list[str], list[str]]]) -> None:
         """Append rows of (header terms, text terms)."""
+        if not rows:
+            return
         ids: list[int] = []
         lengths, heads = [], []
         for head, text in rows:
@@ -222,122 +300,184 @@ class LexicalBuilder:
             ids.extend(self.vocab.setdefault(t, len(self.vocab)) for t in text)
             lengths.append(len(head) + len(text))
             heads.append(len(head))
-        self._append(np.asarray(ids, dtype=np.int32), np.asarray(lengths), np.asarray(heads))
+        n = len(rows)
+        self._lengths = _grown(self._lengths, self.new_rows + n)
+        self._heads = _grown(self._heads, self.new_rows + n)
+        self._lengths[self.new_rows : self.new_rows + n] = lengths
+        self._heads[self.new_rows : self.new_rows + n] = heads
+        self._fh.write(np.asarray(ids, dtype="<i4").tobytes())
+        self._run(-1, self.new_rows, self.new_rows + n)
+        self.new_rows += n
+        self.new_tokens += len(ids)
 
-    def add_rows(self, source: LexicalIndex, lo: int, hi: int) -> None:
-        """Append rows ``lo:hi`` of ``source`` as they are, in this vocabulary."""
-        if hi <= lo:
-            return
-        mapping = self._maps.get(id(source))
-        if mapping is None:
-            mapping = self._maps[id(source)] = np.full(len(source.vocab), -1, dtype=np.int32)
-        ids = np.asarray(source.token_ids[source.indptr[lo] : source.indptr[hi]])
-        unseen = np.unique(ids[mapping[ids] < 0])
-        for old in unseen.tolist():
-            mapping[old] = self.vocab.setdefault(source.vocab[old], len(self.vocab))
-        self._append(
-            mapping[ids],
-            np.diff(np.asarray(source.indptr[lo : hi + 1])),
-            np.asarray(source.head_lengths[lo:hi]),
-        )
+    def keep(self, lo: int, hi: int) -> None:
+        """Rows ``[lo, hi)`` of ``old``, kept as they are."""
+        assert self.old is not None
+        for seg, a, b in self.old.pieces(lo, hi):
+            self._run(seg, a, b)
 
-    def _append(self, ids: np.ndarray, lengths: np.ndarray, heads: np.ndarray) -> None:
-        n = len(lengths)
-        self._lengths = _grown(self._lengths, self.rows + n)
-        self._heads = _grown(self._heads, self.rows + n)
-        self._df = _grown(self._df, len(self.vocab))
-        self._lengths[self.rows : self.rows + n] = lengths
-        self._heads[self.rows : self.rows + n] = heads
-        if len(ids):
-            # document frequency over texts: each (row, term) of a text counts once
-            row = np.repeat(np.arange(n, dtype=np.int64), lengths)
-            offset = np.arange(len(ids), dtype=np.int64) - np.repeat(_indptr(lengths)[:-1], lengths)
-            text = offset >= np.repeat(heads.astype(np.int64), lengths)
-            width = max(1, len(self.vocab))
-            pairs = np.unique(row[text] * width + ids[text])
-            np.add.at(self._df, pairs % width, 1)
-            self._fh.write(np.ascontiguousarray(ids, dtype="<i4").tobytes())
-        self.rows += n
-        self.tokens += len(ids)
+    def _run(self, seg: int, lo: int, hi: int) -> None:
+        last = self.runs[-1] if self.runs else None
+        if last is not None and last[0] == seg and last[2] == lo:
+            last[2] = hi
+        elif hi > lo:
+            self.runs.append([seg, lo, hi])
 
     def finish(self, folder: Path) -> dict[str, Any]:
-        """Write ``folder/lexical/`` and return its manifest entry; the spool is removed."""
+        """Write ``folder/lexical/`` and return its manifest entry; the spool is removed.
+        The new segment is named after ``folder`` (the generation)."""
         self._fh.close()
         out = folder / "lexical"
         out.mkdir()
-        vocab = list(self.vocab)
-        (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
-        npy_from_raw(self.spool, out / "token_ids.npy", np.dtype("<i4"), (self.tokens,))
-        self.spool.unlink()
-        indptr = _indptr(self._lengths[: self.rows])
-        np.save(out / "token_indptr.npy", indptr)
-        np.save(out / "head_lengths.npy", self._heads[: self.rows])
-        np.save(out / "text_df.npy", self._df[: len(vocab)])
-        if self.rows:
-            ids_file = out / "token_ids.npy"
-            header = npy_header_length(ids_file)
-
-            def read(a: int, b: int) -> np.ndarray:
-                return np.fromfile(ids_file, dtype="<i4", count=b - a, offset=header + 4 * a)
-
-            model = _build_bm25(vocab, _Rows(read, indptr))
-            model.save(str(out / "bm25"), show_progress=False)
+        terms_n = len(self.vocab)
+        name = "seg-" + folder.name.removeprefix(".tmp-")
+        old = self.old
+        kept = any(seg >= 0 for seg, _, _ in self.runs)
+        linkable = (
+            kept
+            and old is not None
+            and old.folder is not None
+            and old.df is not None
+            and all(s.postings is not None for s in old.segments)
+        )
+        used = None
+        if linkable:
+            assert old is not None
+            used = linked_or_merge(self.runs, lambda s: old.segments[s].rows, self.merge)
+        new_indptr = _indptr(self._lengths[: self.new_rows])
+        new_heads = self._heads[: self.new_rows]
+        if kept and used is None:  # one segment of every live row
+            raw, indptr, heads = self._merged(folder, terms_n, new_indptr)
+            runs = [[0, 0, len(heads)]]
+            df, text_df = _write_segment(out / name, raw, indptr, heads, terms_n)
+            segments = [name]
+        else:
+            assert used is not None or not kept
+            segments, index = [], {}
+            for s in used or []:
+                assert old is not None and old.folder is not None
+                index[s] = len(segments)
+                segments.append(old.segments[s].name)
+                link_segment(old.folder / old.segments[s].name, out / old.segments[s].name)
+            df = np.zeros(terms_n, dtype=np.int64)
+            text_df = np.zeros(terms_n, dtype=np.int64)
+            if self.new_rows:
+                index[-1] = len(segments)
+                segments.append(name)
+                df, text_df = _write_segment(out / name, self.spool, new_indptr, new_heads, terms_n)
+            runs = [[index[s], a, b] for s, a, b in self.runs]
+            if kept:
+                assert old is not None and old.df is not None
+                old_df, old_text = self._frequencies_left(terms_n)
+                df, text_df = df + old_df, text_df + old_text
+        self.spool.unlink(missing_ok=True)
+        (out / "vocab.json").write_text(json.dumps(list(self.vocab), ensure_ascii=False))
+        np.save(out / "df.npy", df.astype(np.int32))
+        np.save(out / "text_df.npy", text_df.astype(np.int32))
+        tokens = self._live_tokens(new_indptr)
         return {
             "tokenizer": TOKENIZER,
-            "bm25": {"k1": BM25_K1, "b": BM25_B},
+            "bm25": _params(),
             "chunks": self.rows,
-            "terms": len(vocab),
-            "tokens": self.tokens,
+            "terms": terms_n,
+            "tokens": tokens,
+            "segments": segments,
+            "runs": runs,
         }
+
+    def _live_tokens(self, new_indptr: np.ndarray) -> int:
+        total = 0
+        for s, a, b in self.runs:
+            if s < 0:
+                total += int(new_indptr[b] - new_indptr[a])
+            else:
+                assert self.old is not None
+                indptr = self.old.segments[s].indptr
+                total += int(indptr[b]) - int(indptr[a])
+        return total
+
+    def _frequencies_left(self, terms_n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The old generation's document frequencies, less its rows now dead."""
+        old = self.old
+        assert old is not None and old.df is not None
+        df = np.zeros(terms_n, dtype=np.int64)
+        text_df = np.zeros(terms_n, dtype=np.int64)
+        df[: len(old.df)] = old.df
+        text_df[: len(old.text_df)] = old.text_df
+        for s, segment in enumerate(old.segments):
+            live = np.zeros(segment.rows, dtype=bool)
+            for seg, a, b in old.runs.tolist():
+                if seg == s:
+                    live[a:b] = True
+            for seg, a, b in self.runs:
+                if seg == s:
+                    live[a:b] = False
+            d, t = segment.frequencies(np.flatnonzero(live), terms_n)
+            df -= d
+            text_df -= t
+        return df, text_df
+
+    def _merged(
+        self, folder: Path, terms_n: int, new_indptr: np.ndarray
+    ) -> tuple[Path, np.ndarray, np.ndarray]:
+        """Every live row's term ids, in row order, into one raw file; its offsets
+        and header lengths."""
+        old = self.old
+        assert old is not None
+        raw = folder / ".lexical.merged.raw"
+        lengths, heads = [], []
+        header = 0
+        with open(raw, "wb") as fh:
+            for s, a, b in self.runs:
+                if s < 0:
+                    lo, hi = int(new_indptr[a]), int(new_indptr[b])
+                    ids = np.fromfile(
+                        self.spool, dtype="<i4", count=hi - lo, offset=header + 4 * lo
+                    )
+                    lengths.append(np.diff(new_indptr[a : b + 1]))
+                    heads.append(self._heads[a:b])
+                else:
+                    segment = old.segments[s]
+                    for x in range(a, b, 1 << 16):  # in blocks: a merge reads every row
+                        y = min(b, x + (1 << 16))
+                        fh.write(
+                            np.ascontiguousarray(segment.terms_of(x, y, terms_n), "<i4").tobytes()
+                        )
+                    lengths.append(np.diff(np.asarray(segment.indptr[a : b + 1])))
+                    heads.append(np.asarray(segment.head_lengths[a:b]))
+                    continue
+                fh.write(np.ascontiguousarray(ids, "<i4").tobytes())
+        indptr = _indptr(np.concatenate(lengths)) if lengths else np.zeros(1, np.int64)
+        head_lengths = np.concatenate(heads).astype(np.int32) if heads else np.zeros(0, np.int32)
+        return raw, indptr, head_lengths
 
     def abandon(self) -> None:
         self._fh.close()
         self.spool.unlink(missing_ok=True)
 
 
-class _Rows(Sequence[list[int]]):
-    """Each chunk's term ids, read in blocks of about :data:`_BLOCK` ids as bm25s
-    iterates (it goes over the corpus three times), never all at once; a row
-    without terms gets ``empty``, or bm25s would drop it and shift the rows."""
-
-    def __init__(self, read: Callable[[int, int], np.ndarray], indptr: np.ndarray) -> None:
-        self.read = read
-        self.indptr = np.asarray(indptr)
-        self.empty = [-1]
-
-    def __len__(self) -> int:
-        return len(self.indptr) - 1
-
-    def __getitem__(self, i: int) -> list[int]:  # type: ignore[override]
-        row = self.read(int(self.indptr[i]), int(self.indptr[i + 1])).tolist()
-        return row or self.empty
-
-    def __iter__(self) -> Iterator[list[int]]:
-        n = len(self)
-        first = 0
-        while first < n:
-            last = int(np.searchsorted(self.indptr, self.indptr[first] + _BLOCK, side="right"))
-            last = min(n, max(first + 1, last - 1))
-            lo = int(self.indptr[first])
-            block = self.read(lo, int(self.indptr[last])).tolist()
-            for i in range(first, last):
-                row = block[int(self.indptr[i]) - lo : int(self.indptr[i + 1]) - lo]
-                yield row or self.empty
-            first = last
+def _params() -> dict[str, float]:
+    return {"k1": BM25_K1, "b": BM25_B}
 
 
-_BLOCK = 1 << 20
+def _write_segment(
+    path: Path, raw: Path, indptr: np.ndarray, heads: np.ndarray, terms_n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Segment folder ``path`` of the term ids in ``raw`` (removed); what its rows add
+    to the document frequencies."""
+    path.mkdir()
+    ids_file = path / "token_ids.npy"
+    npy_from_raw(raw, ids_file, np.dtype("<i4"), (int(indptr[-1]),))
+    raw.unlink(missing_ok=True)
+    header = npy_header_length(ids_file)
 
+    def read(a: int, b: int) -> np.ndarray:
+        return np.fromfile(ids_file, dtype="<i4", count=b - a, offset=header + 4 * a)
 
-def _build_bm25(vocab_list: Sequence[str], rows: _Rows) -> Any:
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    vocab = {t: i for i, t in enumerate(vocab_list)}
-    rows.empty = [vocab.setdefault(EMPTY, len(vocab))]
-    model = bm25s.BM25(k1=BM25_K1, b=BM25_B)
-    model.index(bm25s.tokenization.Tokenized(ids=rows, vocab=vocab), show_progress=False)
-    return model
+    ids = np.load(ids_file, mmap_mode="r")
+    segment, df, text_df = build_segment(path.name, read, indptr, heads, terms_n, ids)
+    segment.save(path.parent, ids=False)
+    return df, text_df
 
 
 def _grown(array: np.ndarray, size: int) -> np.ndarray:
@@ -359,19 +499,3 @@ def _chunk_terms(chunks: Sequence[Chunk]) -> list[tuple[list[str], list[str]]]:
 
 def _indptr(lengths: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-
-
-def _text_df(lexical: LexicalIndex) -> np.ndarray:
-    """How many chunks' texts hold each term (header terms do not count)."""
-    n = len(lexical)
-    lengths = np.diff(lexical.indptr)
-    if not n or not len(lexical.token_ids):
-        return np.zeros(len(lexical.vocab), dtype=np.int32)
-    row = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    offset = np.arange(len(lexical.token_ids), dtype=np.int64) - np.repeat(
-        lexical.indptr[:-1], lengths
-    )
-    text = offset >= np.repeat(lexical.head_lengths.astype(np.int64), lengths)
-    pairs = np.unique(row[text] * len(lexical.vocab) + lexical.token_ids[text])
-    df = np.bincount(pairs % len(lexical.vocab), minlength=len(lexical.vocab))
-    return df.astype(np.int32)

@@ -265,7 +265,7 @@ class SavedIndex:
             else:
                 arrays.append(vectors)
         if self.lexical is not None:
-            arrays.append(self.lexical.token_ids)
+            self.lexical.release()
         for mapped in arrays:
             mm = getattr(mapped, "_mmap", None)  # numpy.memmap keeps its mmap object here
             if isinstance(mm, mmap.mmap):
