@@ -159,6 +159,10 @@ def test_features_are_absolute_and_named(fake_settings: Settings) -> None:
     assert on["term_cov"] > off["term_cov"]
     assert off["unknown"] > on["unknown"]
     assert all(0.0 <= on[k] <= 1.0 for k in ("typed", "entity_cov", "term_cov", "unknown"))
+    # "near but not in": the asked relation's words in the best sentences, or not
+    assert on["pred_cov5"] > off["pred_cov5"]
+    assert on["rare_missing"] == 0.0  # "appoint" (or rarer) is in its best sentence
+    assert 0.0 <= on["typed_best"] <= on["typed"]
 
 
 def test_features_do_not_depend_on_the_retrieval_mode(fake_settings: Settings) -> None:
@@ -191,16 +195,25 @@ def test_threshold_setting_overrides_the_calibrated_one(fake_settings: Settings)
     assert ans.abstention is not None and ans.abstention.threshold == 0.9
 
 
-def test_a_model_fitted_before_the_reader_feature_gives_it_no_weight(tmp_path: Path) -> None:
+@pytest.mark.parametrize("first_missing", ["reader_cosine", "pred_cov5"])
+def test_a_model_fitted_before_later_features_gives_them_no_weight(
+    tmp_path: Path, first_missing: str
+) -> None:
     m = model(evidence=3.0, dense=1.0, intercept=-1.0, threshold=0.4)
     data = m.to_json()
-    old = {**data, "features": list(FEATURES[:-1]), "coef": list(m.coef[:-1])}
-    assert FEATURES[-1] == "reader_cosine"
+    n = FEATURES.index(first_missing)
+    old = {**data, "features": list(FEATURES[:n]), "coef": list(m.coef[:n])}
     (tmp_path / "old.json").write_text(json.dumps(old), encoding="utf-8")
     loaded = AbstentionModel.load(tmp_path / "old.json")
-    assert loaded == m and loaded.coef[-1] == 0.0
-    feats = {"evidence": 0.2, "dense": 0.3, "reader_cosine": 0.9}
-    assert loaded.p_answerable(feats) == m.p_answerable({**feats, "reader_cosine": 0.0})
+    assert loaded == m and loaded.coef[n:] == (0.0,) * (len(FEATURES) - n)
+    feats = {"evidence": 0.2, "dense": 0.3, "reader_cosine": 0.9, "pred_cov5": 0.1}
+    later = dict.fromkeys(FEATURES[n:], 0.0)
+    assert loaded.p_answerable(feats) == m.p_answerable({**feats, **later})
+    # names and coefficients that disagree in number are not padded
+    bad = {**data, "features": list(FEATURES[:n]), "coef": list(m.coef)}
+    (tmp_path / "bad.json").write_text(json.dumps(bad), encoding="utf-8")
+    with pytest.raises(ConfigError, match="re-run"):
+        AbstentionModel.load(tmp_path / "bad.json")
 
 
 def test_the_packaged_model_gives_the_reader_feature_no_weight() -> None:

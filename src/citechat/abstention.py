@@ -33,6 +33,10 @@ FEATURES = (
     "unknown",  # IDF-weighted share of the question's terms found in no chunk
     "dense",  # cosine of the top chunk (0 when the mode has no dense search)
     "reader_cosine",  # a dense reader's best cosine over what it read (0 without one)
+    # "near but not in" (issue 15): what the best sentences leave out of the question
+    "pred_cov5",  # IDF-weighted share of the question's predicates in the top-5 sentences
+    "rare_missing",  # 1 when the question's rarest term is in none of the top-5 sentences
+    "typed_best",  # answer-type support of the best sentence itself
 )
 
 
@@ -103,9 +107,15 @@ class AbstentionModel:
     def from_json(cls, data: Mapping[str, object]) -> AbstentionModel:
         names = data.get("features")
         coefs = data.get("coef")
-        if names == list(FEATURES[:-1]) and isinstance(coefs, list):
-            # a model fitted before the reader feature: it gives that feature no weight
-            data = {**data, "features": list(FEATURES), "coef": [*coefs, 0.0]}
+        if (
+            isinstance(names, list)
+            and isinstance(coefs, list)
+            and 0 < len(names) == len(coefs) < len(FEATURES)
+            and names == list(FEATURES[: len(names)])
+        ):
+            # a model fitted before the later features: it gives them no weight
+            pad = [0.0] * (len(FEATURES) - len(names))
+            data = {**data, "features": list(FEATURES), "coef": [*coefs, *pad]}
         elif names != list(FEATURES):
             raise ConfigError(
                 f"abstention model features {names} do not match this version's {list(FEATURES)};"
