@@ -17,7 +17,11 @@ them; a chunk left empty is dropped), and the question's features are computed
 again, as citechat computes them, over what is left.  That row is labelled
 unanswerable; the question as it is, answerable.  Questions without gold (the
 set's own unanswerables) give one row as they are.  ``--no-removal`` writes the
-questions as they are only (for tuning sets).
+questions as they are only (for tuning sets).  ``--off-topic`` asks a corpus the
+questions written for another one (labelled unanswerable): the removed twins share
+every question-side feature with their originals (the share of the question's terms
+that no chunk holds, say), so without such rows the fit may learn that an unknown
+word means "answerable".
 
 ``fit`` fits the logistic model (scikit-learn, standardisation folded into the
 coefficients as in calibrate_abstention.py) on the rows, grouped by article or
@@ -125,7 +129,8 @@ def record(reading: Reading, ans: Any, **extra: Any) -> dict[str, Any]:
 
 
 def features(args: argparse.Namespace) -> None:
-    settings = Settings(corpus=args.corpus, index=args.index)
+    # CITECHAT_* variables apply (the embedder, say), then the corpus and index given
+    settings = dataclasses.replace(Settings.load(), corpus=args.corpus, index=args.index)
     pipe = Pipeline.load(settings, sync=args.sync)
     rows = read_questions(args.questions, None, args.split)
     if args.exclude:
@@ -140,14 +145,14 @@ def features(args: argparse.Namespace) -> None:
     with open(args.out, "w", encoding="utf-8") as out:
         for row in tqdm(rows, desc=source, unit="q"):
             q = row["question"]
-            label = label_of(row)
+            label = 0 if args.off_topic else label_of(row)
             group = str(row.get("title") or (row.get("gold_docs") or [row["id"]])[0])
             base = {"source": source, "id": row["id"], "group": group}
             reading = pipe.read(q, args.k)
             out.write(json.dumps(record(reading, ans, **base, kind="as is", y=label)) + "\n")
             answers = [a for a in row.get("answers") or [] if a]
             spans = gold_spans(row, texts)
-            if args.no_removal or not label or not (answers or spans):
+            if args.no_removal or args.off_topic or not label or not (answers or spans):
                 continue
             retrieval = pipe.retriever.search(q, depth)
             if retrieval.query_vector is None:
@@ -203,7 +208,14 @@ def train(
 def fit(args: argparse.Namespace) -> None:
     from sklearn.model_selection import GroupKFold
 
-    rows = [r for r in load_rows(args.rows) if not (args.as_is_only and r["kind"] != "as is")]
+    every = [r for r in load_rows(args.rows) if not (args.as_is_only and r["kind"] != "as is")]
+
+    def left_out(r: dict[str, Any]) -> bool:
+        # SQuAD v2.0's own unanswerables (written against one paragraph, adversarial)
+        # can be left out: the model then learns "the gold sentence is gone" alone
+        return r["source"] in args.no_unanswerable and r["kind"] == "as is" and r["y"] == 0
+
+    rows = [r for r in every if not left_out(r)]
     X, y = matrix(rows), np.array([r["y"] for r in rows])
     sources = sorted({r["source"] for r in rows})
     # each source the same total weight, each label within a source the same
@@ -220,10 +232,13 @@ def fit(args: argparse.Namespace) -> None:
     # sources fare on articles the model did not see
     groups = [f"{r['source']}:{r['group']}" for r in rows]
     oof = [dict(r) for r in rows]
-    for tr, te in GroupKFold(n_splits=5).split(X, y, groups):
+    folds = min(5, len(set(groups)))
+    for tr, te in GroupKFold(n_splits=folds).split(X, y, groups):
         c, b = train(X[tr], y[tr], w[tr], used, args.C)
         for i in te:
             oof[i]["_z"] = float(X[i] @ c + b)
+    # the rows left out of the fit are scored by the model fitted on all the rest
+    oof += [{**r, "_z": float(matrix([r])[0] @ coef + intercept)} for r in every if left_out(r)]
     for s in sources:
         n0 = sum(1 for r in rows if r["source"] == s and r["y"] == 0)
         n1 = sum(1 for r in rows if r["source"] == s and r["y"] == 1)
@@ -239,7 +254,9 @@ def fit(args: argparse.Namespace) -> None:
     )
     tune = {p.stem: load_rows([p]) for p in args.tune}
     cv = {
-        f"{s} (5-fold, as is)": [r for r in oof if r["source"] == s and r["kind"] == "as is"]
+        f"{s} (5-fold, as is; left-out rows unseen)": [
+            r for r in oof if r["source"] == s and r["kind"] == "as is"
+        ]
         for s in args.cv
     }
     print("threshold gate | " + " | ".join([*tune, *cv]))
@@ -288,6 +305,11 @@ def main() -> None:
     f.add_argument("--exclude", type=Path, action="append", default=[], help="drop its titles")
     f.add_argument("--source", default=None, help="name of this set in the rows")
     f.add_argument("--no-removal", action="store_true", help="the questions as they are only")
+    f.add_argument(
+        "--off-topic",
+        action="store_true",
+        help="questions written for another corpus: every one unanswerable here, as it is",
+    )
     f.add_argument("--sync", action="store_true", help="sync the index with the corpus first")
     f.add_argument("-k", type=int, default=5)
     f.add_argument("--out", type=Path, required=True)
@@ -301,6 +323,12 @@ def main() -> None:
     g.add_argument("--drop", nargs="*", default=["reader_cosine"], help="features left out")
     g.add_argument("--weight", type=json.loads, default={}, help='{"source": weight}')
     g.add_argument("--cv", nargs="*", default=["squad"], help="sources to print 5-fold rates of")
+    g.add_argument(
+        "--no-unanswerable",
+        nargs="*",
+        default=[],
+        help="sources whose own unanswerable questions are left out of the fit",
+    )
     g.add_argument("--as-is-only", action="store_true", help="leave the removed rows out")
     g.add_argument("-C", type=float, default=1.0)
     g.add_argument("--note", default="")

@@ -163,6 +163,7 @@ def test_features_are_absolute_and_named(fake_settings: Settings) -> None:
     assert on["pred_cov5"] > off["pred_cov5"]
     assert on["rare_missing"] == 0.0  # "appoint" (or rarer) is in its best sentence
     assert 0.0 <= on["typed_best"] <= on["typed"]
+    assert off["unknown_cos"] == pytest.approx(off["unknown"] * off["cosine"])
 
 
 def test_features_do_not_depend_on_the_retrieval_mode(fake_settings: Settings) -> None:

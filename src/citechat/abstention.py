@@ -37,6 +37,8 @@ FEATURES = (
     "pred_cov5",  # IDF-weighted share of the question's predicates in the top-5 sentences
     "rare_missing",  # 1 when the question's rarest term is in none of the top-5 sentences
     "typed_best",  # answer-type support of the best sentence itself
+    # words the documents never use weigh differently on topic (a paraphrase) and off it
+    "unknown_cos",  # unknown * cosine
 )
 
 

@@ -358,6 +358,7 @@ class SentenceScorer:
             "pred_cov5": share(asked.predicates, top5) if cands else 0.0,
             "rare_missing": 1.0 if rarest is not None and rarest not in top5 else 0.0,
             "typed_best": best.typed if best else 0.0,
+            "unknown_cos": unknown * max((c.cosine for c in cands), default=0.0),
         }
 
     def _chunk_cosine(self, hit: Hit, asked: _Asked) -> float:
