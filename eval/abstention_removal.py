@@ -5,6 +5,7 @@
         --out /tmp/rows-docs.jsonl
     python eval/abstention_removal.py fit /tmp/rows-*.jsonl --tune /tmp/feats-tune.jsonl \
         --out src/citechat/abstention.json
+    python eval/abstention_removal.py score /tmp/feats-heldout.jsonl --model A.json --model B.json
 
 The seed corpus's unanswerables are near misses: the documents talk about the
 question's subject, its names and most of its words, but hold no sentence that
@@ -216,6 +217,13 @@ def fit(args: argparse.Namespace) -> None:
         return r["source"] in args.no_unanswerable and r["kind"] == "as is" and r["y"] == 0
 
     rows = [r for r in every if not left_out(r)]
+    # or weighed as a source of their own ("squad:unanswerable" in --weight)
+    rows = [
+        {**r, "source": f"{r['source']}:unanswerable"}
+        if r["source"] in args.own_source and r["kind"] == "as is" and r["y"] == 0
+        else r
+        for r in rows
+    ]
     X, y = matrix(rows), np.array([r["y"] for r in rows])
     sources = sorted({r["source"] for r in rows})
     # each source the same total weight, each label within a source the same
@@ -293,6 +301,19 @@ def rates_oof(model: AbstentionModel, rows: Sequence[dict[str, Any]]) -> tuple[i
     return du, nu, da, na
 
 
+def score(args: argparse.Namespace) -> None:
+    """Each model's ROC AUC of p(answerable) and its decline rates on the rows."""
+    from sklearn.metrics import roc_auc_score
+
+    rows = load_rows(args.rows)
+    y = [r["y"] for r in rows]
+    for path in args.model:
+        m = AbstentionModel.load(path)
+        du, nu, da, na = rates(m, rows)
+        auc = roc_auc_score(y, [m.p_answerable(r) for r in rows])
+        print(f"{path}: AUC {auc:.3f}, declined {du}/{nu} unanswerable, {da}/{na} answerable")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -329,12 +350,21 @@ def main() -> None:
         default=[],
         help="sources whose own unanswerable questions are left out of the fit",
     )
+    g.add_argument(
+        "--own-source",
+        nargs="*",
+        default=[],
+        help="sources whose own unanswerables are weighed as a source of their own",
+    )
     g.add_argument("--as-is-only", action="store_true", help="leave the removed rows out")
     g.add_argument("-C", type=float, default=1.0)
     g.add_argument("--note", default="")
     g.add_argument("--out", type=Path)
+    h = sub.add_parser("score", help="AUC and decline rates of model files on feature rows")
+    h.add_argument("rows", type=Path, nargs="+")
+    h.add_argument("--model", type=Path, action="append", required=True)
     args = ap.parse_args()
-    features(args) if args.cmd == "features" else fit(args)
+    {"features": features, "fit": fit, "score": score}[args.cmd](args)
 
 
 if __name__ == "__main__":

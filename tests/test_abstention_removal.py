@@ -52,7 +52,11 @@ def test_removed_takes_out_the_gold_sentences_and_keeps_the_rest(
 
 
 def test_features_and_fit_end_to_end(
-    script: ModuleType, fake_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    script: ModuleType,
+    fake_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     Pipeline.load(fake_settings)  # builds the index
     monkeypatch.setenv("CITECHAT_EMBEDDER", fake_settings.embedder)
@@ -87,3 +91,8 @@ def test_features_and_fit_end_to_end(
     script.main()
     m = AbstentionModel.load(model)
     assert m.threshold == 0.2 and m.coef[FEATURES.index("reader_cosine")] == 0.0
+    monkeypatch.setattr(
+        sys, "argv", ["abstention_removal.py", "score", str(out), "--model", str(model)]
+    )
+    script.main()
+    assert "AUC" in capsys.readouterr().out
