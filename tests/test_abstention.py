@@ -220,3 +220,29 @@ def test_a_model_fitted_before_later_features_gives_them_no_weight(
 def test_the_packaged_model_gives_the_reader_feature_no_weight() -> None:
     m = AbstentionModel.load()
     assert m.coef[FEATURES.index("reader_cosine")] == 0.0  # reader off: decisions as before
+
+
+def test_an_abstention_model_file_set_in_the_settings_decides(
+    fake_settings: Settings, tmp_path: Path
+) -> None:
+    from citechat.answerers import make_answerer
+
+    pipe = Pipeline.load(fake_settings)
+    never = tmp_path / "never.json"  # p(answerable) about 1 whatever the features
+    AbstentionModel((0.0,) * len(FEATURES), 30.0, 0.5, "test").save(never)
+    env = {"CITECHAT_ABSTENTION_MODEL": str(never)}
+    settings = Settings.load(env=env)
+    assert settings.abstention_model == never
+    ans = make_answerer("extractive", pipe.retriever, settings)
+    assert isinstance(ans, ExtractiveAnswerer) and ans.abstention == AbstentionModel.load(never)
+    q = "Which zebra composed the Qwerty symphony?"
+    assert not ans.answer(q, ans.read(q, pipe.retriever.search(q, 3))).abstained
+    # one fitted on another embedder's cosines is refused, naming the setting
+    other = tmp_path / "other.json"
+    m = AbstentionModel((0.0,) * len(FEATURES), 0.0, 0.5, "test", embedder="another-model")
+    m.save(other)
+    with pytest.raises(ConfigError, match="fitted for embedder 'another-model'") as err:
+        make_answerer("extractive", pipe.retriever, Settings(abstention_model=other))
+    assert err.value.setting == "abstention_model"
+    # unset: the packaged model (none for the hashing embedder: the evidence threshold)
+    assert ExtractiveAnswerer(pipe.retriever).abstention is None

@@ -15,7 +15,8 @@ predates them and gives them weight 0.  A model fitted with them on near misses 
 by removal (``eval/abstention_removal.py``, ``eval/abstention/removal-2026-12-03.json``)
 separates the news tuning questions better (AUC 0.60 -> 0.80 on the 72 seed
 questions) but SQuAD v2.0's held-out articles worse (0.645 -> 0.575), so it is not
-the packaged one (README, "Near misses made by removal").
+the packaged one; the ``abstention_model`` setting (:func:`configured`) lets a
+corpus use it or another fitted file (README, "Near misses made by removal").
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from .errors import ConfigError
 
@@ -157,3 +159,20 @@ class AbstentionModel:
             where = path or "the packaged abstention.json"
             raise ConfigError(f"cannot read abstention model {where}: {exc}") from exc
         return cls.from_json(data)
+
+
+def configured(path: Path | None, embedder: str) -> AbstentionModel | Literal["packaged"]:
+    """The abstention model a ``abstention_model`` setting names ("packaged" when it
+    names none): one fitted on a corpus's own questions (``eval/abstention_removal.py
+    fit``) may decide there.  A model fitted on another embedder's cosines is refused.
+    """
+    if path is None:
+        return "packaged"
+    model = AbstentionModel.load(path)
+    if model.embedder and model.embedder != embedder:
+        raise ConfigError(
+            f"abstention model {path} was fitted for embedder {model.embedder!r}, not "
+            f"{embedder!r}; fit one for this embedder or unset abstention_model",
+            "abstention_model",
+        )
+    return model
