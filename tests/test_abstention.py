@@ -159,6 +159,11 @@ def test_features_are_absolute_and_named(fake_settings: Settings) -> None:
     assert on["term_cov"] > off["term_cov"]
     assert off["unknown"] > on["unknown"]
     assert all(0.0 <= on[k] <= 1.0 for k in ("typed", "entity_cov", "term_cov", "unknown"))
+    # "near but not in": the asked relation's words in the best sentences, or not
+    assert on["pred_cov5"] > off["pred_cov5"]
+    assert on["rare_missing"] == 0.0  # "appoint" (or rarer) is in its best sentence
+    assert 0.0 <= on["typed_best"] <= on["typed"]
+    assert off["unknown_cos"] == pytest.approx(off["unknown"] * off["cosine"])
 
 
 def test_features_do_not_depend_on_the_retrieval_mode(fake_settings: Settings) -> None:
@@ -191,18 +196,53 @@ def test_threshold_setting_overrides_the_calibrated_one(fake_settings: Settings)
     assert ans.abstention is not None and ans.abstention.threshold == 0.9
 
 
-def test_a_model_fitted_before_the_reader_feature_gives_it_no_weight(tmp_path: Path) -> None:
+@pytest.mark.parametrize("first_missing", ["reader_cosine", "pred_cov5"])
+def test_a_model_fitted_before_later_features_gives_them_no_weight(
+    tmp_path: Path, first_missing: str
+) -> None:
     m = model(evidence=3.0, dense=1.0, intercept=-1.0, threshold=0.4)
     data = m.to_json()
-    old = {**data, "features": list(FEATURES[:-1]), "coef": list(m.coef[:-1])}
-    assert FEATURES[-1] == "reader_cosine"
+    n = FEATURES.index(first_missing)
+    old = {**data, "features": list(FEATURES[:n]), "coef": list(m.coef[:n])}
     (tmp_path / "old.json").write_text(json.dumps(old), encoding="utf-8")
     loaded = AbstentionModel.load(tmp_path / "old.json")
-    assert loaded == m and loaded.coef[-1] == 0.0
-    feats = {"evidence": 0.2, "dense": 0.3, "reader_cosine": 0.9}
-    assert loaded.p_answerable(feats) == m.p_answerable({**feats, "reader_cosine": 0.0})
+    assert loaded == m and loaded.coef[n:] == (0.0,) * (len(FEATURES) - n)
+    feats = {"evidence": 0.2, "dense": 0.3, "reader_cosine": 0.9, "pred_cov5": 0.1}
+    later = dict.fromkeys(FEATURES[n:], 0.0)
+    assert loaded.p_answerable(feats) == m.p_answerable({**feats, **later})
+    # names and coefficients that disagree in number are not padded
+    bad = {**data, "features": list(FEATURES[:n]), "coef": list(m.coef)}
+    (tmp_path / "bad.json").write_text(json.dumps(bad), encoding="utf-8")
+    with pytest.raises(ConfigError, match="re-run"):
+        AbstentionModel.load(tmp_path / "bad.json")
 
 
 def test_the_packaged_model_gives_the_reader_feature_no_weight() -> None:
     m = AbstentionModel.load()
     assert m.coef[FEATURES.index("reader_cosine")] == 0.0  # reader off: decisions as before
+
+
+def test_an_abstention_model_file_set_in_the_settings_decides(
+    fake_settings: Settings, tmp_path: Path
+) -> None:
+    from citechat.answerers import make_answerer
+
+    pipe = Pipeline.load(fake_settings)
+    never = tmp_path / "never.json"  # p(answerable) about 1 whatever the features
+    AbstentionModel((0.0,) * len(FEATURES), 30.0, 0.5, "test").save(never)
+    env = {"CITECHAT_ABSTENTION_MODEL": str(never)}
+    settings = Settings.load(env=env)
+    assert settings.abstention_model == never
+    ans = make_answerer("extractive", pipe.retriever, settings)
+    assert isinstance(ans, ExtractiveAnswerer) and ans.abstention == AbstentionModel.load(never)
+    q = "Which zebra composed the Qwerty symphony?"
+    assert not ans.answer(q, ans.read(q, pipe.retriever.search(q, 3))).abstained
+    # one fitted on another embedder's cosines is refused, naming the setting
+    other = tmp_path / "other.json"
+    m = AbstentionModel((0.0,) * len(FEATURES), 0.0, 0.5, "test", embedder="another-model")
+    m.save(other)
+    with pytest.raises(ConfigError, match="fitted for embedder 'another-model'") as err:
+        make_answerer("extractive", pipe.retriever, Settings(abstention_model=other))
+    assert err.value.setting == "abstention_model"
+    # unset: the packaged model (none for the hashing embedder: the evidence threshold)
+    assert ExtractiveAnswerer(pipe.retriever).abstention is None

@@ -39,6 +39,7 @@ BAD: list[tuple[str, Any, str]] = [
     ("abstain_threshold", -0.1, "between 0 and 1"),
     ("abstain_threshold", 1.5, "between 0 and 1"),
     ("abstain_threshold", math.nan, "between 0 and 1"),
+    ("abstention_model", 5, "a path or unset"),
     ("answerer", " ", "a non-empty name"),
     ("reader", "", "a non-empty name"),
     ("reader_decline", 0, "above 0 and at most 1"),

@@ -8,6 +8,15 @@ on SQuAD v2.0 dev (questions written by others, half of them unanswerable) and
 shipped as package data (``abstention.json``), so the runtime needs only a dot
 product.  The features are computed once per question in answering.py
 (``Reading.features``, from the candidate sentences the answerer reads too).
+
+The last four features (``pred_cov5``, ``rare_missing``, ``typed_best``,
+``unknown_cos``) were added for on-topic near misses (issue 15); the packaged model
+predates them and gives them weight 0.  A model fitted with them on near misses made
+by removal (``eval/abstention_removal.py``, ``eval/abstention/removal-2026-12-03.json``)
+separates the news tuning questions better (AUC 0.60 -> 0.80 on the 72 seed
+questions) but SQuAD v2.0's held-out articles worse (0.645 -> 0.575), so it is not
+the packaged one; the ``abstention_model`` setting (:func:`configured`) lets a
+corpus use it or another fitted file (README, "Near misses made by removal").
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from .errors import ConfigError
 
@@ -33,6 +43,12 @@ FEATURES = (
     "unknown",  # IDF-weighted share of the question's terms found in no chunk
     "dense",  # cosine of the top chunk (0 when the mode has no dense search)
     "reader_cosine",  # a dense reader's best cosine over what it read (0 without one)
+    # "near but not in" (issue 15): what the best sentences leave out of the question
+    "pred_cov5",  # IDF-weighted share of the question's predicates in the top-5 sentences
+    "rare_missing",  # 1 when the question's rarest term is in none of the top-5 sentences
+    "typed_best",  # answer-type support of the best sentence itself
+    # words the documents never use weigh differently on topic (a paraphrase) and off it
+    "unknown_cos",  # unknown * cosine
 )
 
 
@@ -103,9 +119,15 @@ class AbstentionModel:
     def from_json(cls, data: Mapping[str, object]) -> AbstentionModel:
         names = data.get("features")
         coefs = data.get("coef")
-        if names == list(FEATURES[:-1]) and isinstance(coefs, list):
-            # a model fitted before the reader feature: it gives that feature no weight
-            data = {**data, "features": list(FEATURES), "coef": [*coefs, 0.0]}
+        if (
+            isinstance(names, list)
+            and isinstance(coefs, list)
+            and 0 < len(names) == len(coefs) < len(FEATURES)
+            and names == list(FEATURES[: len(names)])
+        ):
+            # a model fitted before the later features: it gives them no weight
+            pad = [0.0] * (len(FEATURES) - len(names))
+            data = {**data, "features": list(FEATURES), "coef": [*coefs, *pad]}
         elif names != list(FEATURES):
             raise ConfigError(
                 f"abstention model features {names} do not match this version's {list(FEATURES)};"
@@ -137,3 +159,20 @@ class AbstentionModel:
             where = path or "the packaged abstention.json"
             raise ConfigError(f"cannot read abstention model {where}: {exc}") from exc
         return cls.from_json(data)
+
+
+def configured(path: Path | None, embedder: str) -> AbstentionModel | Literal["packaged"]:
+    """The abstention model a ``abstention_model`` setting names ("packaged" when it
+    names none): one fitted on a corpus's own questions (``eval/abstention_removal.py
+    fit``) may decide there.  A model fitted on another embedder's cosines is refused.
+    """
+    if path is None:
+        return "packaged"
+    model = AbstentionModel.load(path)
+    if model.embedder and model.embedder != embedder:
+        raise ConfigError(
+            f"abstention model {path} was fitted for embedder {model.embedder!r}, not "
+            f"{embedder!r}; fit one for this embedder or unset abstention_model",
+            "abstention_model",
+        )
+    return model

@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .abstention import configured as configured_abstention
 from .answering import Answerer, ExtractiveAnswerer
 from .config import Settings
 from .errors import ConfigError
@@ -95,6 +96,7 @@ def _extractive(argument: str, retriever: Retriever, settings: Settings) -> Answ
         raise unknown(f"extractive:{argument}")
     return ExtractiveAnswerer(
         retriever,
+        abstention=configured_abstention(settings.abstention_model, retriever.index.embedder.name),
         abstain_threshold=settings.abstain_threshold,
         reader_decline=settings.reader_decline,
     )

@@ -53,6 +53,9 @@ class Settings:
     verifier: str | None = None
     #: decline when the abstention model's p(answerable) is below this (None: as calibrated)
     abstain_threshold: float | None = None
+    #: an abstention model file (eval/abstention_removal.py fit) to decide declines
+    #: in place of the packaged one (None: the packaged one)
+    abstention_model: Path | None = None
     answerer: str = "extractive"
     #: citechat's own answer model (rereading.py): "off", "bundled" (the package's,
     #: once one ships) or a folder holding a trained reader.  Off by default: no
@@ -97,6 +100,11 @@ class Settings:
                 object.__setattr__(self, name, Path(value))
             elif not isinstance(value, Path):
                 raise _bad(name, "a path", value)
+        if self.abstention_model is not None:
+            if isinstance(self.abstention_model, str):
+                object.__setattr__(self, "abstention_model", Path(self.abstention_model))
+            elif not isinstance(self.abstention_model, Path):
+                raise _bad("abstention_model", "a path or unset", self.abstention_model)
         for name in ("embedder", "answerer", "host", "reader"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 
+from .abstention import configured as configured_abstention
 from .answering import DECLINE, Answerer, ExtractiveAnswerer, History, history_query, make_citation
 from .citations import (
     MARKER,
@@ -161,6 +162,9 @@ class GenerativeAnswerer(Answerer, ABC):
         self.settings = settings
         self.fallback = ExtractiveAnswerer(
             retriever,
+            abstention=configured_abstention(
+                settings.abstention_model, retriever.index.embedder.name
+            ),
             abstain_threshold=settings.abstain_threshold,
             reader_decline=settings.reader_decline,
         )

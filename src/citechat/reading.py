@@ -337,6 +337,11 @@ class SentenceScorer:
         # a question term that no chunk holds at all (a name the documents never mention)
         unknown = sum(t not in idf for t in asked.terms) / len(asked.terms) if asked.terms else 0.0
         best = cands[0] if cands else None
+        # what the five best sentences hold of the question's own words: an on-topic
+        # near miss has the names but not the asked relation ("examined", "before")
+        top5: frozenset[str] = frozenset().union(*(term_set(c.text) for c in cands[:5]))
+        known = [t for t in asked.terms if t in idf]
+        rarest = max(known, key=lambda t: (idf[t], t)) if known else None
         return {
             "evidence": best.evidence(*self.weights[:2]) if best else 0.0,
             "cosine": max((c.cosine for c in cands), default=0.0),
@@ -350,6 +355,10 @@ class SentenceScorer:
             "reader_cosine": max(
                 (c.reader_cosine for c in cands if c.reader_cosine is not None), default=0.0
             ),
+            "pred_cov5": share(asked.predicates, top5) if cands else 0.0,
+            "rare_missing": 1.0 if rarest is not None and rarest not in top5 else 0.0,
+            "typed_best": best.typed if best else 0.0,
+            "unknown_cos": unknown * max((c.cosine for c in cands), default=0.0),
         }
 
     def _chunk_cosine(self, hit: Hit, asked: _Asked) -> float:
