@@ -310,7 +310,10 @@ class ExtractiveAnswerer(SentenceScorer, Answerer):
             if not any(_near_duplicate(top, c) for c in chosen):
                 chosen.append(replace(top, short=None))
             # and, as for a one-part question, the part's sentence that matches it best on
-            # its own words and meaning, when clearly better than the part's best-ranked
+            # its own words and meaning, when clearly better than the part's best-ranked;
+            # not when a reader ranked the part (p_unanswerable set): its order stands
+            if part.p_unanswerable is not None:
+                continue
             strongest = max(part.candidates[:EVIDENCE_POOL], key=reading.evidence)
             if reading.evidence(strongest) >= reading.evidence(top) + EVIDENCE_MARGIN and not any(
                 _near_duplicate(strongest, c) for c in chosen
